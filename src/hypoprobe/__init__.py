@@ -1,0 +1,63 @@
+"""hypoprobe: turn a hunch about slowness into a measured verdict.
+
+State a hypothesis, probe the suspect code path, let every request of every worker stream
+low-overhead histograms into Prometheus and OpenTelemetry, and judge: does the code path's
+share of the endpoint's latency, in aggregate, match the one slow request that started
+the investigation?
+
+Example::
+
+    import hypoprobe
+
+    hypoprobe.hypothesis(
+        "PERF-123",
+        claim="the subscriber count query dominates GET /campaigns",
+        endpoint="GET /campaigns",
+        min_share=0.5,
+        observed=hypoprobe.Observation(probe_seconds=1.2, endpoint_seconds=1.5),
+    )
+
+    @hypoprobe.probe("PERF-123")
+    def count_subscribers(account_id): ...
+
+    def campaigns_view(request):
+        with hypoprobe.endpoint("GET /campaigns"):
+            ...
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
+from . import _runtime
+from ._collect import snapshot
+from ._config import Config, configure
+from ._hypothesis import Hypothesis, Observation, hypothesis
+from ._probe import probe
+from ._scope import endpoint
+from .errors import ConfigurationError, HypoprobeError, SnapshotError
+from .snapshot import Snapshot
+
+try:
+    __version__ = _version("hypoprobe")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "Config",
+    "ConfigurationError",
+    "Hypothesis",
+    "HypoprobeError",
+    "Observation",
+    "Snapshot",
+    "SnapshotError",
+    "__version__",
+    "configure",
+    "endpoint",
+    "hypothesis",
+    "probe",
+    "snapshot",
+]
+
+_runtime.install()

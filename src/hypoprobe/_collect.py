@@ -1,0 +1,132 @@
+"""Collection: read every shard and freeze it into a :class:`~hypoprobe.snapshot.Snapshot`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from . import _faults, _plan
+from . import _metrics as m
+from ._hypothesis import REGISTRY, Hypothesis
+from ._storage import STORAGE, Series
+from .snapshot import (
+    EndpointData,
+    ExceptionCount,
+    Histogram,
+    HypothesisInfo,
+    Moments,
+    ProbeData,
+    RequestData,
+    Snapshot,
+)
+
+__all__ = ["snapshot"]
+
+
+def _info(h: Hypothesis) -> HypothesisInfo:
+    return HypothesisInfo(
+        id=h.id,
+        claim=h.claim,
+        endpoints=h.endpoints,
+        min_share=h.min_share,
+        observed_probe_seconds=h.observed.probe_seconds if h.observed else None,
+        observed_endpoint_seconds=h.observed.endpoint_seconds if h.observed else None,
+        slow_threshold=h.slow_threshold,
+        owner=h.owner,
+        ticket=h.ticket,
+        expires=h.expires.isoformat() if h.expires else None,
+        expired=h.is_expired(),
+    )
+
+
+def _histogram(series: Series, ints: list[int]) -> Histogram:
+    layout = series.layout
+    assert layout is not None
+    off = series.int_offset
+    counts = tuple(ints[off : off + layout.buckets])
+    return Histogram(layout.natural_bounds, counts, ints[off + layout.sum_slot] / layout.divisor)
+
+
+def expire_stale() -> None:
+    """Stop probes of hypotheses whose expiry has passed (checked at every collection)."""
+    for hyp in REGISTRY.all():
+        if hyp.is_expired():
+            for site in _plan.SITES_BY_HYPOTHESIS.get(hyp.id, ()):
+                if site.deadline != -1:
+                    site.deadline = -1
+                    _plan.invalidate()
+            REGISTRY.warn_expired(hyp)
+
+
+def snapshot() -> Snapshot:
+    """Freeze everything this process (or, in multi-process mode, this host) recorded.
+
+    The result is plain, immutable data with a stable, versioned JSON form: the input of
+    ``hypoprobe report`` and ``hypoprobe compare``.
+
+    Example::
+
+        snap = hypoprobe.snapshot()
+        for mo in snap.moments:
+            print(mo.hypothesis, mo.endpoint, mo.probe_seconds / mo.endpoint_seconds)
+        open("snapshot.json", "w").write(snap.to_json())
+    """
+    expire_stale()
+    series = STORAGE.all_series()
+    ints, floats = STORAGE.totals()
+    endpoints: list[EndpointData] = []
+    probes: list[ProbeData] = []
+    moments: list[Moments] = []
+    exceptions: list[ExceptionCount] = []
+    per_request: dict[tuple[str, ...], dict[str, Histogram]] = {}
+    for s in series:
+        if s.metric == m.ENDPOINT_DURATION.name:
+            endpoints.append(EndpointData(s.labels[0], _histogram(s, ints)))
+        elif s.metric == m.PROBE_DURATION.name:
+            probes.append(ProbeData(*s.labels, _histogram(s, ints)))  # type: ignore[call-arg]
+        elif s.metric == m.REQUEST_PROBE.name:
+            part = "probe_seconds_slow" if s.labels[3] == "true" else "probe_seconds_fast"
+            per_request.setdefault(s.labels[:3], {})[part] = _histogram(s, ints)
+        elif s.metric == m.REQUEST_SHARE.name:
+            per_request.setdefault(s.labels, {})["share"] = _histogram(s, ints)
+        elif s.metric == m.REQUEST_CALLS.name:
+            per_request.setdefault(s.labels, {})["calls"] = _histogram(s, ints)
+        elif s.metric == m.MOMENTS_SERIES:
+            io, fo = s.int_offset, s.float_offset
+            moments.append(
+                Moments(
+                    s.labels[0],
+                    s.labels[1],
+                    s.labels[2] == "true",
+                    requests=ints[io],
+                    requests_with_probe=ints[io + 1],
+                    probe_seconds=ints[io + 2] / 1e9,
+                    endpoint_seconds=ints[io + 3] / 1e9,
+                    probe_seconds_squared=floats[fo],
+                    endpoint_seconds_squared=floats[fo + 1],
+                    probe_endpoint_seconds_squared=floats[fo + 2],
+                )
+            )
+        elif s.metric == m.PROBE_EXCEPTIONS.name:
+            exceptions.append(ExceptionCount(*s.labels, count=ints[s.int_offset]))  # type: ignore[call-arg]
+    requests = [
+        RequestData(*key, **parts)  # type: ignore[arg-type, misc]
+        for key, parts in per_request.items()
+        if len(parts) == 4
+    ]
+    registered = {h.id for h in REGISTRY.all()}
+    unregistered = sorted({site.hypothesis_id for site in _plan.all_sites()} - registered)
+    return Snapshot(
+        created_at=time.time(),
+        source=f"process {os.getpid()} on {socket.gethostname()}",
+        hypotheses=tuple(_info(h) for h in REGISTRY.all()),
+        endpoints=tuple(endpoints),
+        probes=tuple(probes),
+        requests=tuple(requests),
+        moments=tuple(moments),
+        exceptions=tuple(exceptions),
+        unregistered=tuple(unregistered),
+        internal_errors=_faults.snapshot(),
+        series_overflow=dict(STORAGE.dropped),
+    )

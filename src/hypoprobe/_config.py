@@ -1,0 +1,160 @@
+"""One configuration object: constructor argument > environment variable > default."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prometheus_client.registry import REGISTRY as _DEFAULT_REGISTRY
+from prometheus_client.registry import CollectorRegistry
+
+from .errors import ConfigurationError
+
+__all__ = ["Config", "configure"]
+
+_log = logging.getLogger("hypoprobe")
+
+_BUCKETS_PER_OCTAVE = (1, 2, 4, 8, 16)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """hypoprobe's settings. Read it with ``hypoprobe.configure()``; change it the same way.
+
+    ============================  ==============================  =========================
+    field                         environment variable            default
+    ============================  ==============================  =========================
+    ``enabled``                   ``HYPOPROBE_DISABLED=1``        ``True``
+    ``max_series``                ``HYPOPROBE_MAX_SERIES``        ``2000``
+    ``buckets_per_octave``        ``HYPOPROBE_BUCKETS_PER_OCTAVE`` ``1``
+    ``registry``                  (none)                          ``prometheus_client.REGISTRY``
+    ``clock``                     (none)                          ``time.perf_counter_ns``
+    ============================  ==============================  =========================
+
+    Example::
+
+        config = hypoprobe.configure(enabled=False)  # probes pass straight through
+        assert config.enabled is False
+    """
+
+    #: When False, probes and endpoint scopes call straight through and record nothing.
+    enabled: bool = True
+    #: Cap on distinct labelled series; more are collapsed into an overflow series.
+    max_series: int = 2000
+    #: Resolution of the classic Prometheus histogram buckets for durations (1 = one bucket
+    #: per doubling, 1.02 us .. 73 min, 33 buckets). Internally the resolution is always 16.
+    buckets_per_octave: int = 1
+    #: The prometheus_client registry the collector is registered on (None: none).
+    registry: CollectorRegistry | None = _DEFAULT_REGISTRY
+    #: Monotonic nanosecond clock; swap only in tests.
+    clock: Callable[[], int] = time.perf_counter_ns
+
+
+_ENV_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {}
+
+
+def _env_bool_disabled(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return False
+    if value in ("0", "false", "no", "off", ""):
+        return True
+    raise ValueError("use 1 or 0")
+
+
+def _env_int(raw: str) -> int:
+    return int(raw.strip())
+
+
+_ENV_PARSERS = {
+    "HYPOPROBE_DISABLED": ("enabled", _env_bool_disabled),
+    "HYPOPROBE_MAX_SERIES": ("max_series", _env_int),
+    "HYPOPROBE_BUCKETS_PER_OCTAVE": ("buckets_per_octave", _env_int),
+}
+
+
+def validate(fields: Mapping[str, object]) -> dict[str, object]:
+    """Check field values; raise ConfigurationError naming the field and the fix."""
+    names = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(fields) - names)
+    if unknown:
+        raise ConfigurationError(
+            f"configure() got unknown setting(s) {', '.join(unknown)}; "
+            f"known settings: {', '.join(sorted(names))}"
+        )
+    out = dict(fields)
+    if "enabled" in out and not isinstance(out["enabled"], bool):
+        raise ConfigurationError(f"enabled must be True or False, got {out['enabled']!r}")
+    if "max_series" in out:
+        value = out["max_series"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 10:
+            raise ConfigurationError(f"max_series must be an integer >= 10, got {value!r}")
+    if "buckets_per_octave" in out and out["buckets_per_octave"] not in _BUCKETS_PER_OCTAVE:
+        raise ConfigurationError(
+            f"buckets_per_octave must be one of {_BUCKETS_PER_OCTAVE}, "
+            f"got {out['buckets_per_octave']!r}"
+        )
+    if "registry" in out and out["registry"] is not None:
+        if not isinstance(out["registry"], CollectorRegistry):
+            raise ConfigurationError("registry must be a prometheus_client CollectorRegistry")
+    if "clock" in out and not callable(out["clock"]):
+        raise ConfigurationError("clock must be a callable returning integer nanoseconds")
+    return out
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> Config:
+    """Defaults overridden by environment variables; a bad value warns and falls back."""
+    env = os.environ if environ is None else environ
+    fields: dict[str, object] = {}
+    for var, (name, parse) in _ENV_PARSERS.items():
+        if var not in env:
+            continue
+        try:
+            fields.update(validate({name: parse(env[var])}))
+        except (ValueError, ConfigurationError) as exc:
+            default = getattr(Config(), name)
+            _log.warning(
+                "hypoprobe: ignoring %s=%r (%s); using the default %r", var, env[var], exc, default
+            )
+    return Config(**fields)  # type: ignore[arg-type]
+
+
+class _Holder:
+    """The current Config and who to tell when it changes (kept off the hot path)."""
+
+    def __init__(self) -> None:
+        self.config = from_environment()
+        self.listeners: list[Callable[[Config, Config], None]] = []
+
+    def replace(self, **fields: object) -> Config:
+        changes = validate(fields)
+        old = self.config
+        new = dataclasses.replace(old, **changes)  # type: ignore[arg-type]
+        self.config = new
+        for listener in self.listeners:
+            listener(old, new)
+        return new
+
+
+HOLDER = _Holder()
+
+
+def configure(**settings: object) -> Config:
+    """Change settings at run time and return the resulting :class:`Config`.
+
+    Arguments given here win over environment variables, which win over defaults.
+    Unknown names and bad values raise :class:`hypoprobe.ConfigurationError`.
+
+    Example::
+
+        hypoprobe.configure(enabled=False)          # a kill switch, at run time
+        hypoprobe.configure(enabled=True, max_series=5000)
+        current = hypoprobe.configure()             # no arguments: read the settings
+    """
+    if not settings:
+        return HOLDER.config
+    return HOLDER.replace(**settings)

@@ -1,0 +1,43 @@
+"""Faults inside hypoprobe: counted, logged once per kind, never raised into the app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+__all__: list[str] = []
+
+_log = logging.getLogger("hypoprobe")
+_lock = threading.Lock()
+COUNTS: dict[str, int] = {}
+
+
+def record(kind: str) -> None:
+    """Count a fault of ``kind``; log it (with the traceback, if any) the first time only.
+
+    Call it from an ``except`` block or anywhere; it never raises.
+    """
+    try:
+        with _lock:
+            n = COUNTS.get(kind, 0) + 1
+            COUNTS[kind] = n
+        if n == 1:
+            _log.warning(
+                "hypoprobe: internal fault %r (counted in hypoprobe_internal_errors_total, "
+                "logged once); the application is unaffected",
+                kind,
+                exc_info=True,
+            )
+    except Exception:  # noqa: S110 - the last line of defence must not raise
+        pass
+
+
+def snapshot() -> dict[str, int]:
+    with _lock:
+        return dict(COUNTS)
+
+
+def reset_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
+    COUNTS.clear()

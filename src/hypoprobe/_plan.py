@@ -1,0 +1,250 @@
+"""Resolution, done once and off the hot path: probe sites, endpoint indices, scope plans.
+
+A *site* is one (hypothesis, probe name) pair; every decorator or context manager with the
+same pair shares it. An endpoint name gets a small integer index when first seen; a site
+keeps, per endpoint index, the offset of its per-call series, so a probe call finds its
+series with one list index. A *plan* is, per endpoint, everything its scope's end needs:
+the hypotheses that name the endpoint, their probes, and every series offset.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from . import _metrics as m
+from ._hypothesis import REGISTRY, Hypothesis
+from ._storage import STORAGE, TLS
+
+__all__: list[str] = []
+
+_lock = threading.RLock()
+
+#: Never expires (as a monotonic-clock nanosecond deadline).
+NEVER = 1 << 62
+
+
+class Site:
+    """One (hypothesis, probe name) pair, shared by every decorator and ``with`` using it."""
+
+    __slots__ = ("by_endpoint", "deadline", "exceptions", "hypothesis_id", "name", "__weakref__")
+
+    def __init__(self, hypothesis_id: str, name: str) -> None:
+        self.hypothesis_id = hypothesis_id
+        self.name = name
+        #: Offset of the per-call duration series, by endpoint index (0 is outside scopes).
+        self.by_endpoint: list[int | None] = []
+        #: Clock value at which the hypothesis expires; probes then pass straight through.
+        self.deadline = NEVER
+        #: Offset of the exception counter, by exception class name (bounded).
+        self.exceptions: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    site: Site
+    pos: int
+    request_offsets: tuple[int, int]  # (not slow, slow)
+    share_offset: int
+    calls_offset: int
+
+
+@dataclass(frozen=True)
+class HypothesisPlan:
+    hypothesis: Hypothesis
+    slow_ns: int
+    sites: tuple[SitePlan, ...]
+    int_moments: tuple[int, int]  # (not slow, slow)
+    float_moments: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one endpoint's scope needs: accumulator positions and series offsets."""
+
+    endpoint_index: int
+    endpoint_offset: int
+    pos: dict[Site, int]
+    width: int
+    hypotheses: tuple[HypothesisPlan, ...]
+
+
+_endpoint_index: dict[str, int] = {m.NO_ENDPOINT: 0}
+ENDPOINT_NAMES: list[str] = [m.NO_ENDPOINT]
+_sites: dict[tuple[str, str], Site] = {}
+SITES_BY_HYPOTHESIS: dict[str, list[Site]] = {}
+#: Plans by endpoint index; None means "build on next use" (after any registration).
+PLANS: list[Plan | None] = [None]
+
+
+def endpoint_index(name: str) -> int:
+    """Index of an endpoint name, allocated on first sight."""
+    found = _endpoint_index.get(name)
+    if found is not None:
+        return found
+    with _lock:
+        found = _endpoint_index.get(name)
+        if found is None:
+            found = len(ENDPOINT_NAMES)
+            ENDPOINT_NAMES.append(name)
+            PLANS.append(None)
+            _endpoint_index[name] = found
+        return found
+
+
+def _deadline(hyp: Hypothesis | None, clock_now: int) -> int:
+    if hyp is None or hyp.expires is None:
+        return NEVER
+    remaining = hyp.expires.timestamp() - time.time()
+    return clock_now + max(0, int(remaining * 1e9))
+
+
+def site(hypothesis_id: str, name: str) -> Site:
+    """The site for (hypothesis, name), created on first use with its out-of-scope series."""
+    key = (hypothesis_id, name)
+    found = _sites.get(key)
+    if found is not None:
+        return found
+    with _lock:
+        found = _sites.get(key)
+        if found is None:
+            from ._config import HOLDER
+
+            found = Site(hypothesis_id, name)
+            found.deadline = _deadline(REGISTRY.get(hypothesis_id), HOLDER.config.clock())
+            call_series(found, 0)
+            _sites[key] = found
+            SITES_BY_HYPOTHESIS.setdefault(hypothesis_id, []).append(found)
+            invalidate()
+        return found
+
+
+def all_sites() -> list[Site]:
+    with _lock:
+        return list(_sites.values())
+
+
+def call_series(s: Site, eidx: int) -> int:
+    """Offset of the site's per-call series for an endpoint index, allocated on first use."""
+    with _lock:
+        if len(s.by_endpoint) <= eidx:
+            s.by_endpoint.extend([None] * (eidx + 1 - len(s.by_endpoint)))
+        offset = s.by_endpoint[eidx]
+        if offset is None:
+            labels = (s.hypothesis_id, s.name, ENDPOINT_NAMES[eidx])
+            series = STORAGE.series(m.PROBE_DURATION.name, labels, m.PROBE_DURATION.layout)
+            offset = series.int_offset
+            s.by_endpoint[eidx] = offset
+        return offset
+
+
+def count_exception(s: Site, exc_type: type[BaseException], limit: int) -> None:
+    """Count an exception that passed through the site, by class (``other`` past ``limit``)."""
+    module = exc_type.__module__
+    cls = exc_type.__qualname__ if module == "builtins" else f"{module}.{exc_type.__qualname__}"
+    offset = s.exceptions.get(cls)
+    if offset is None:
+        with _lock:
+            offset = s.exceptions.get(cls)
+            if offset is None:
+                if len(s.exceptions) >= limit:
+                    cls = "other"
+                labels = (s.hypothesis_id, s.name, cls)
+                offset = STORAGE.series(m.PROBE_EXCEPTIONS.name, labels, ints=1).int_offset
+                s.exceptions.setdefault(cls, offset)
+    ints = getattr(TLS, "ints", None)
+    if ints is None or len(ints) <= offset:
+        ints, _ = STORAGE.shard()
+    ints[offset] += 1
+
+
+def _hypothesis_plan(hyp: Hypothesis, endpoint: str, first_pos: int) -> HypothesisPlan:
+    sites = []
+    for i, s in enumerate(SITES_BY_HYPOTHESIS.get(hyp.id, ())):
+        base = (hyp.id, s.name, endpoint)
+        req = tuple(
+            STORAGE.series(m.REQUEST_PROBE.name, (*base, slow), m.REQUEST_PROBE.layout).int_offset
+            for slow in ("false", "true")
+        )
+        share = STORAGE.series(m.REQUEST_SHARE.name, base, m.REQUEST_SHARE.layout)
+        calls = STORAGE.series(m.REQUEST_CALLS.name, base, m.REQUEST_CALLS.layout)
+        sites.append(
+            SitePlan(s, first_pos + 2 * i, (req[0], req[1]), share.int_offset, calls.int_offset)
+        )
+    moments = [
+        STORAGE.series(
+            m.MOMENTS_SERIES,
+            (hyp.id, endpoint, slow),
+            ints=len(m.INT_MOMENTS),
+            floats=len(m.FLOAT_MOMENTS),
+        )
+        for slow in ("false", "true")
+    ]
+    slow_ns = NEVER if hyp.slow_threshold is None else int(hyp.slow_threshold * 1e9)
+    return HypothesisPlan(
+        hyp,
+        slow_ns,
+        tuple(sites),
+        (moments[0].int_offset, moments[1].int_offset),
+        (moments[0].float_offset, moments[1].float_offset),
+    )
+
+
+def plan(eidx: int) -> Plan:
+    """The plan for an endpoint index, built on first use after any change."""
+    with _lock:
+        found = PLANS[eidx]
+        if found is not None:
+            return found
+        endpoint = ENDPOINT_NAMES[eidx]
+        endpoint_series = STORAGE.series(
+            m.ENDPOINT_DURATION.name, (endpoint,), m.ENDPOINT_DURATION.layout
+        )
+        hyps: list[HypothesisPlan] = []
+        pos: dict[Site, int] = {}
+        width = 0
+        for hyp in REGISTRY.all():
+            if endpoint not in hyp.endpoints or hyp.is_expired():
+                continue
+            hp = _hypothesis_plan(hyp, endpoint, width)
+            for sp in hp.sites:
+                pos[sp.site] = sp.pos
+            width += 2 * len(hp.sites)
+            hyps.append(hp)
+        made = Plan(eidx, endpoint_series.int_offset, pos, width, tuple(hyps))
+        PLANS[eidx] = made
+        return made
+
+
+def invalidate() -> None:
+    """Forget every plan: the next scope of each endpoint rebuilds its own."""
+    with _lock:
+        for i in range(len(PLANS)):
+            PLANS[i] = None
+
+
+def on_registered(hyp: Hypothesis) -> None:
+    """A hypothesis was registered: arm its sites' expiry and rebuild plans."""
+    from ._config import HOLDER
+
+    now = HOLDER.config.clock()
+    with _lock:
+        for s in SITES_BY_HYPOTHESIS.get(hyp.id, ()):
+            s.deadline = _deadline(hyp, now)
+        invalidate()
+
+
+def reset() -> None:
+    """Forget sites, endpoints and plans (tests only; live wrappers keep stale sites)."""
+    with _lock:
+        _endpoint_index.clear()
+        _endpoint_index[m.NO_ENDPOINT] = 0
+        del ENDPOINT_NAMES[1:]
+        del PLANS[:]
+        PLANS.append(None)
+        _sites.clear()
+        SITES_BY_HYPOTHESIS.clear()
+
+
+REGISTRY.add_listener(on_registered)

@@ -1,0 +1,362 @@
+"""The probe: a decorator or context manager that times a code path. The hot path.
+
+A probed call reads the clock twice, finds its bucket with one ``bisect`` in C, adds to two
+integers in the calling thread's shard and, inside an endpoint scope, to two slots of the
+request's accumulator. The series was resolved when the probe was created; nothing here
+takes a lock, allocates per call, or looks up labels. Anything unexpected (a new thread, a
+new endpoint, a fault) drops to ``_record_slow``, which fixes it up or counts the fault.
+The wrapped code's return values and exceptions are never touched.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import time
+from bisect import bisect_left
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from . import _buckets, _faults, _plan
+from ._hypothesis import REGISTRY, validate_id
+from ._scope import CURRENT
+from ._storage import STORAGE, TLS
+from .errors import ConfigurationError
+
+__all__ = ["probe"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Hot-path switches, rebound by ``configure()``.
+ENABLED = True
+CLOCK: Callable[[], int] = time.perf_counter_ns
+
+_BOUNDS = _buckets.DURATION.bounds
+_SUM = _buckets.DURATION.sum_slot
+_MAX_NAME = 200
+_MAX_EXCEPTION_CLASSES = 20
+
+
+def _record(site: _plan.Site, dt: int) -> None:
+    """Record one call of ``dt`` ns. Raises (before changing anything) when a slow path is due."""
+    if dt < 0:
+        raise ValueError("clock went backwards")
+    scope = CURRENT.get()
+    off = site.by_endpoint[0 if scope is None else scope.eidx]
+    ints = TLS.ints
+    ints[off + bisect_left(_BOUNDS, dt)] += 1  # type: ignore[operator]
+    ints[off + _SUM] += dt  # type: ignore[operator]
+    if scope is not None:
+        pos = scope.pos.get(site)
+        if pos is not None:
+            acc = scope.acc
+            acc[pos] += dt
+            acc[pos + 1] += 1
+
+
+def _record_slow(site: _plan.Site, dt: int) -> None:
+    """Make the fast path possible (series, shard), then record; count what cannot be."""
+    try:
+        if dt < 0:
+            _faults.record("clock_backwards")
+            return
+        scope = CURRENT.get()
+        _plan.call_series(site, 0 if scope is None else scope.eidx)
+        STORAGE.shard()
+        _record(site, dt)
+    except Exception:
+        _faults.record("probe_record")
+
+
+def _record_call(site: _plan.Site, dt: int) -> None:
+    try:
+        _record(site, dt)
+    except Exception:
+        _record_slow(site, dt)
+
+
+def _record_exception(site: _plan.Site, exc: BaseException, dt: int) -> None:
+    """Record a call that raised: its duration, and its exception class (bounded)."""
+    _record_call(site, dt)
+    try:
+        _plan.count_exception(site, type(exc), _MAX_EXCEPTION_CLASSES)
+    except Exception:
+        _faults.record("probe_exception_count")
+
+
+def _expire(site: _plan.Site) -> None:
+    """The hypothesis has expired: pass straight through from now on, and say so once."""
+    site.deadline = -1
+    hyp = REGISTRY.get(site.hypothesis_id)
+    if hyp is not None:
+        REGISTRY.warn_expired(hyp)
+    _plan.invalidate()
+
+
+def _wrap_function(fn: Callable[..., Any], site: _plan.Site) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def probed(*args: Any, **kwargs: Any) -> Any:
+        if not ENABLED:
+            return fn(*args, **kwargs)
+        t0 = CLOCK()
+        if t0 >= site.deadline:
+            _expire(site)
+            return fn(*args, **kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            _record_exception(site, exc, CLOCK() - t0)
+            raise
+        dt = CLOCK() - t0
+        try:
+            _record(site, dt)
+        except Exception:
+            _record_slow(site, dt)
+        return result
+
+    return probed
+
+
+def _wrap_coroutine_function(fn: Callable[..., Awaitable[Any]], site: _plan.Site) -> Any:
+    @functools.wraps(fn)
+    async def probed(*args: Any, **kwargs: Any) -> Any:
+        if not ENABLED:
+            return await fn(*args, **kwargs)
+        t0 = CLOCK()
+        if t0 >= site.deadline:
+            _expire(site)
+            return await fn(*args, **kwargs)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            _record_exception(site, exc, CLOCK() - t0)
+            raise
+        _record_call(site, CLOCK() - t0)
+        return result
+
+    return probed
+
+
+def _wrap_generator_function(fn: Callable[..., Generator[Any, Any, Any]], site: _plan.Site) -> Any:
+    # A generator's cost to a request is the time spent *inside* it, producing values, not
+    # the time its consumer spends between them: sum the time of every resumption and
+    # record it once, as one call, when the generator finishes (exhausted, closed or raised).
+    @functools.wraps(fn)
+    def probed(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        gen = fn(*args, **kwargs)
+        if not ENABLED or CLOCK() >= site.deadline:
+            return (yield from gen)
+        spent = 0
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        try:
+            while True:
+                t0 = CLOCK()
+                try:
+                    if to_throw is not None:
+                        exc, to_throw = to_throw, None
+                        value = gen.throw(exc)
+                    else:
+                        value = gen.send(to_send)
+                except StopIteration as stop:
+                    spent += CLOCK() - t0
+                    return stop.value
+                except BaseException as exc:
+                    spent += CLOCK() - t0
+                    _record_exception(site, exc, 0)
+                    raise
+                spent += CLOCK() - t0
+                try:
+                    to_send = yield value
+                except GeneratorExit:
+                    t0 = CLOCK()
+                    gen.close()
+                    spent += CLOCK() - t0
+                    raise
+                except BaseException as exc:
+                    to_throw = exc
+        finally:
+            _record_call(site, spent)
+
+    return probed
+
+
+def _wrap_async_generator_function(
+    fn: Callable[..., AsyncGenerator[Any, Any]], site: _plan.Site
+) -> Any:
+    # Same rule as for generators: the time spent inside the generator, recorded once.
+    @functools.wraps(fn)
+    async def probed(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        agen = fn(*args, **kwargs)
+        recording = ENABLED and CLOCK() < site.deadline
+        spent = 0
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        try:
+            while True:
+                t0 = CLOCK()
+                try:
+                    if to_throw is not None:
+                        exc, to_throw = to_throw, None
+                        value = await agen.athrow(exc)
+                    else:
+                        value = await agen.asend(to_send)
+                except StopAsyncIteration:
+                    spent += CLOCK() - t0
+                    return
+                except BaseException as exc:
+                    spent += CLOCK() - t0
+                    if recording:
+                        _record_exception(site, exc, 0)
+                    raise
+                spent += CLOCK() - t0
+                try:
+                    to_send = yield value
+                except GeneratorExit:
+                    await agen.aclose()
+                    raise
+                except BaseException as exc:
+                    to_throw = exc
+        finally:
+            if recording:
+                _record_call(site, spent)
+
+    return probed
+
+
+def _validate_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
+        raise ConfigurationError(
+            f"probe name {name!r} must be a non-empty string of at most {_MAX_NAME} characters"
+        )
+    return name
+
+
+class probe:  # noqa: N801 - used like a function: ``@hypoprobe.probe("PERF-1")``
+    """Time a code path as evidence for (or against) a hypothesis.
+
+    As a decorator it is transparent: same return values, exception objects, signature,
+    ``__name__``, ``__doc__`` and ``__wrapped__``; an ``async def`` stays a coroutine
+    function and its *awaited* duration is measured; methods, classmethods and
+    staticmethods work. On a generator function it measures the time spent inside the
+    generator (all its resumptions, not the consumer's time between them), as one call.
+    ``name`` defaults to the function's ``__qualname__`` (for ``with``: the enclosing
+    function's). The hypothesis may be registered later, or in another module.
+
+    Example::
+
+        @hypoprobe.probe("PERF-123")
+        def count_subscribers(account_id): ...
+
+        with hypoprobe.probe("PERF-123", name="campaigns.count_query"):
+            cursor.execute(COUNT_SQL)
+
+        async with hypoprobe.probe("PERF-123", name="campaigns.fetch"):
+            await client.get(url)
+    """
+
+    __slots__ = ("_site", "_starts", "hypothesis_id", "name")
+
+    def __init__(self, hypothesis_id: str, name: str | None = None, **unknown: object) -> None:
+        if unknown:
+            raise ConfigurationError(
+                f"probe() got unknown keyword(s) {', '.join(sorted(unknown))}; "
+                "it takes a hypothesis id and an optional name"
+            )
+        self.hypothesis_id = validate_id(hypothesis_id)
+        self.name = None if name is None else _validate_name(name)
+        self._site: _plan.Site | None = (
+            None if name is None else _plan.site(hypothesis_id, self.name)  # type: ignore[arg-type]
+        )
+        self._starts: list[int] = []
+
+    # -- decorator ---------------------------------------------------------------------
+
+    @overload
+    def __call__(self, fn: F) -> F: ...
+    @overload
+    def __call__(self, fn: classmethod[Any, Any, Any]) -> classmethod[Any, Any, Any]: ...
+    @overload
+    def __call__(self, fn: staticmethod[Any, Any]) -> staticmethod[Any, Any]: ...
+
+    def __call__(self, fn: Any) -> Any:
+        if isinstance(fn, classmethod):
+            return classmethod(self(fn.__func__))
+        if isinstance(fn, staticmethod):
+            return staticmethod(self(fn.__func__))
+        if inspect.isclass(fn) or not callable(fn):
+            raise ConfigurationError(
+                f"@probe decorates functions and methods, not {type(fn).__name__} {fn!r}"
+            )
+        name = self.name
+        if name is None:
+            name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        site = _plan.site(self.hypothesis_id, name)
+        if inspect.isasyncgenfunction(fn):
+            return _wrap_async_generator_function(fn, site)
+        if inspect.iscoroutinefunction(fn):
+            return _wrap_coroutine_function(fn, site)
+        if inspect.isgeneratorfunction(fn):
+            return _wrap_generator_function(fn, site)
+        return _wrap_function(fn, site)
+
+    # -- context manager ---------------------------------------------------------------
+
+    def __enter__(self) -> probe:
+        self._enter()
+        return self
+
+    def _enter(self) -> None:
+        # The start times form a stack, so one probe object may be re-entered (nested);
+        # for concurrent use from many threads or tasks create one per use: it is cheap.
+        if not ENABLED:
+            self._starts.append(-1)
+            return
+        try:
+            site = self._site
+            if site is None:  # named after the function holding the ``with`` statement
+                code = sys._getframe(2).f_code
+                site = self._site = _plan.site(
+                    self.hypothesis_id, getattr(code, "co_qualname", code.co_name)
+                )
+            t0 = CLOCK()
+            if t0 >= site.deadline:
+                _expire(site)
+                t0 = -1
+            self._starts.append(t0)
+        except Exception:
+            _faults.record("probe_enter")
+            self._starts.append(-1)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            t0 = self._starts.pop()
+            site = self._site
+            if t0 < 0 or site is None:
+                return
+            if exc is not None:
+                _record_exception(site, exc, CLOCK() - t0)
+            else:
+                _record_call(site, CLOCK() - t0)
+        except Exception:
+            _faults.record("probe_exit")
+
+    async def __aenter__(self) -> probe:
+        self._enter()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+

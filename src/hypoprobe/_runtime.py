@@ -1,0 +1,32 @@
+"""Wiring: apply configuration changes to the hot-path modules and the Prometheus registry."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from . import _faults, _probe, _scope
+from ._config import HOLDER, Config
+from ._storage import STORAGE
+from .prometheus import COLLECTOR
+
+__all__: list[str] = []
+
+
+def _apply(old: Config | None, new: Config) -> None:
+    _probe.ENABLED = _scope.ENABLED = new.enabled
+    _probe.CLOCK = _scope.CLOCK = new.clock
+    STORAGE.max_series = new.max_series
+    if old is None or old.registry is not new.registry:
+        if old is not None and old.registry is not None:
+            with contextlib.suppress(KeyError):
+                old.registry.unregister(COLLECTOR)
+        if new.registry is not None:
+            new.registry.register(COLLECTOR)
+
+
+def install() -> None:
+    _apply(None, HOLDER.config)
+    HOLDER.listeners.append(_apply)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_faults.reset_after_fork)

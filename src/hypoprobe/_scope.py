@@ -1,0 +1,207 @@
+"""Endpoint scopes: the per-request accumulator, and what a request records when it ends.
+
+The current scope lives in a ContextVar, so each thread and each asyncio task sees its own
+request. Probes add their time and calls into the scope's accumulator (a flat list, two
+slots per relevant probe); at the scope's end the request's endpoint time, and for every
+hypothesis that names the endpoint its probe time, share, calls and moments, are recorded
+into the calling thread's shard.
+
+Nested scopes: only the outermost scope of a context is a request. An inner
+``endpoint(...)`` records nothing and probe time keeps flowing to the outer request.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from . import _buckets, _faults, _plan
+from ._hypothesis import validate_endpoint
+from ._storage import STORAGE, TLS
+
+__all__ = ["endpoint"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Hot-path switches, rebound by ``configure()``.
+ENABLED = True
+CLOCK: Callable[[], int] = time.perf_counter_ns
+
+
+class Scope:
+    """One request in flight: which endpoint, when it began, and what probes added."""
+
+    __slots__ = ("acc", "eidx", "plan", "pos", "start")
+
+    def __init__(self, plan: _plan.Plan, start: int) -> None:
+        self.plan = plan
+        self.eidx = plan.endpoint_index
+        self.pos = plan.pos
+        self.start = start
+        self.acc = [0] * plan.width
+
+
+CURRENT: ContextVar[Scope | None] = ContextVar("hypoprobe_scope", default=None)
+
+_DURATION_BOUNDS = _buckets.DURATION.bounds
+_DURATION_SUM = _buckets.DURATION.sum_slot
+_SHARE_BOUNDS = _buckets.SHARE.bounds
+_SHARE_SUM = _buckets.SHARE.sum_slot
+_CALLS_BOUNDS = _buckets.CALLS.bounds
+_CALLS_SUM = _buckets.CALLS.sum_slot
+_PPB = 1_000_000_000
+
+
+def _finish(scope: Scope, elapsed: int) -> None:
+    """Record one finished request: endpoint time, then every hypothesis' per-request data."""
+    try:
+        ints = TLS.ints
+        floats = TLS.floats
+        short = len(ints) < STORAGE.int_slots or len(floats) < STORAGE.float_slots
+    except AttributeError:
+        short = True
+    if short:  # a new thread, or series created since this thread's shard was sized
+        ints, floats = STORAGE.shard()
+    plan = scope.plan
+    off = plan.endpoint_offset
+    ints[off + bisect_left(_DURATION_BOUNDS, elapsed)] += 1
+    ints[off + _DURATION_SUM] += elapsed
+    acc = scope.acc
+    e_seconds = elapsed / _PPB
+    for hp in plan.hypotheses:
+        slow = 1 if elapsed > hp.slow_ns else 0
+        total = 0
+        calls_total = 0
+        for sp in hp.sites:
+            p = acc[sp.pos]
+            calls = acc[sp.pos + 1]
+            total += p
+            calls_total += calls
+            off = sp.request_offsets[slow]
+            ints[off + bisect_left(_DURATION_BOUNDS, p)] += 1
+            ints[off + _DURATION_SUM] += p
+            share = p * _PPB // elapsed if elapsed > 0 else 0
+            off = sp.share_offset
+            ints[off + bisect_left(_SHARE_BOUNDS, share)] += 1
+            ints[off + _SHARE_SUM] += share
+            off = sp.calls_offset
+            ints[off + bisect_left(_CALLS_BOUNDS, calls)] += 1
+            ints[off + _CALLS_SUM] += calls
+        off = hp.int_moments[slow]
+        ints[off] += 1
+        ints[off + 1] += calls_total > 0
+        ints[off + 2] += total
+        ints[off + 3] += elapsed
+        off = hp.float_moments[slow]
+        p_seconds = total / _PPB
+        floats[off] += p_seconds * p_seconds
+        floats[off + 1] += e_seconds * e_seconds
+        floats[off + 2] += p_seconds * e_seconds
+
+
+class endpoint:  # noqa: N801 - used like a function: ``with hypoprobe.endpoint(...)``
+    """Open an endpoint scope: one request or job whose latency is the share's denominator.
+
+    Use it as a context manager (``with`` / ``async with``) or as a decorator on a sync or
+    async function. Probe time inside the scope is attributed to this request, per thread
+    and per asyncio task. Only the outermost scope counts; nested ones are ignored.
+
+    Example::
+
+        with hypoprobe.endpoint("GET /campaigns"):
+            render_campaigns()
+
+        @hypoprobe.endpoint("job send_newsletter")
+        def send_newsletter(batch): ...
+    """
+
+    __slots__ = ("_eidx", "_scope", "_token", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = validate_endpoint(name)
+        self._eidx = _plan.endpoint_index(name)
+        self._scope: Scope | None = None
+        self._token: Token[Scope | None] | None = None
+
+    @classmethod
+    def _fresh(cls, name: str, eidx: int) -> endpoint:
+        """A new, already validated scope for one call of a decorated function."""
+        made = cls.__new__(cls)
+        made.name = name
+        made._eidx = eidx
+        made._scope = None
+        made._token = None
+        return made
+
+    def __enter__(self) -> endpoint:
+        if not ENABLED or CURRENT.get() is not None:
+            return self
+        try:
+            plan = _plan.PLANS[self._eidx] or _plan.plan(self._eidx)
+            scope = Scope(plan, CLOCK())
+            self._token = CURRENT.set(scope)
+            self._scope = scope
+        except Exception:  # never let instrumentation break the request
+            _faults.record("scope_enter")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        scope = self._scope
+        if scope is None:
+            return
+        end = CLOCK()
+        self._scope = None
+        try:
+            CURRENT.reset(self._token)  # type: ignore[arg-type]
+        except Exception:  # exited in another context than entered
+            CURRENT.set(None)
+            _faults.record("scope_context")
+        try:
+            elapsed = end - scope.start
+            if elapsed < 0:
+                _faults.record("clock_backwards")
+                return
+            _finish(scope, elapsed)
+        except Exception:
+            _faults.record("scope_exit")
+
+    async def __aenter__(self) -> endpoint:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, fn: F) -> F:
+        name, eidx = self.name, self._eidx
+        fresh = endpoint._fresh
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_scoped(*args: Any, **kwargs: Any) -> Any:
+                async with fresh(name, eidx):
+                    return await cast(Callable[..., Awaitable[Any]], fn)(*args, **kwargs)
+
+            return cast(F, async_scoped)
+
+        @functools.wraps(fn)
+        def scoped(*args: Any, **kwargs: Any) -> Any:
+            with fresh(name, eidx):
+                return fn(*args, **kwargs)
+
+        return cast(F, scoped)

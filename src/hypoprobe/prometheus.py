@@ -1,0 +1,216 @@
+"""Prometheus exposition: a prometheus_client Collector that reads the storage at scrape time.
+
+It is registered on ``prometheus_client.REGISTRY`` when hypoprobe is imported (move it with
+``hypoprobe.configure(registry=...)``), so any existing ``/metrics`` endpoint — the
+prometheus_client WSGI/ASGI apps, ``start_http_server``, django-prometheus — shows
+hypoprobe's metrics with no further code. Metric names are documented in ``docs/metrics.md``.
+
+Classic histogram buckets are a subset of the internal buckets (``buckets_per_octave``),
+so every exposed cumulative count is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from . import _buckets
+from . import _metrics as m
+from ._collect import snapshot as take_snapshot
+from ._config import HOLDER
+from .snapshot import Histogram, Snapshot
+
+__all__ = ["HypoprobeCollector", "families"]
+
+
+def _exposed_bounds(layout: _buckets.BucketLayout, buckets_per_octave: int) -> set[float]:
+    if layout is _buckets.DURATION:
+        indices: Iterable[int] = _buckets.duration_exposed(buckets_per_octave)
+    else:
+        indices = layout.default_exposed
+    return {layout.natural_bounds[i] for i in indices}
+
+
+def _buckets_of(hist: Histogram, exposed: set[float] | None) -> list[tuple[str, float]]:
+    if exposed is not None:
+        hist = hist.restrict(b for b in hist.bounds if b in exposed)
+    cum = hist.cumulative()
+    out = [(floatToGoString(b), float(c)) for b, c in zip(hist.bounds, cum, strict=False)]
+    out.append(("+Inf", float(cum[-1])))
+    return out
+
+
+def _histogram_family(
+    family: m.Family, rows: Iterable[tuple[tuple[str, ...], Histogram]], bpo: int
+) -> HistogramMetricFamily:
+    metric = HistogramMetricFamily(family.name, family.help, labels=family.labels)
+    assert family.layout is not None
+    exposed = _exposed_bounds(family.layout, bpo)
+    for labels, hist in rows:
+        own = exposed if hist.bounds == family.layout.natural_bounds else None
+        metric.add_metric(list(labels), _buckets_of(hist, own), hist.sum)
+    return metric
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
+    """The metric families for a snapshot (used by the collector and by the CLI)."""
+    bpo = buckets_per_octave
+    yield _histogram_family(
+        m.ENDPOINT_DURATION, (((e.endpoint,), e.duration) for e in snap.endpoints), bpo
+    )
+    yield _histogram_family(
+        m.PROBE_DURATION,
+        (((p.hypothesis, p.probe, p.endpoint), p.duration) for p in snap.probes),
+        bpo,
+    )
+    yield _histogram_family(
+        m.REQUEST_PROBE,
+        (
+            ((r.hypothesis, r.probe, r.endpoint, slow), hist)
+            for r in snap.requests
+            for slow, hist in (("false", r.probe_seconds_fast), ("true", r.probe_seconds_slow))
+        ),
+        bpo,
+    )
+    yield _histogram_family(
+        m.REQUEST_SHARE, (((r.hypothesis, r.probe, r.endpoint), r.share) for r in snap.requests), bpo
+    )
+    yield _histogram_family(
+        m.REQUEST_CALLS, (((r.hypothesis, r.probe, r.endpoint), r.calls) for r in snap.requests), bpo
+    )
+
+    info = GaugeMetricFamily(m.HYPOTHESIS_INFO.name, m.HYPOTHESIS_INFO.help, labels=m.HYPOTHESIS_INFO.labels)
+    expired = GaugeMetricFamily(
+        m.HYPOTHESIS_EXPIRED.name, m.HYPOTHESIS_EXPIRED.help, labels=m.HYPOTHESIS_EXPIRED.labels
+    )
+    for h in snap.hypotheses:
+        for endpoint in h.endpoints:
+            info.add_metric(
+                [
+                    h.id,
+                    endpoint,
+                    h.claim,
+                    _fmt(h.min_share),
+                    _fmt(h.observed_share),
+                    _fmt(h.slow_threshold),
+                    h.owner or "",
+                    h.ticket or "",
+                    (h.expires or "")[:10],
+                ],
+                1.0,
+            )
+        expired.add_metric([h.id], 1.0 if h.expired else 0.0)
+    yield info
+    yield expired
+    unknown = GaugeMetricFamily(
+        m.UNKNOWN_HYPOTHESIS.name, m.UNKNOWN_HYPOTHESIS.help, labels=m.UNKNOWN_HYPOTHESIS.labels
+    )
+    for hid in snap.unregistered:
+        unknown.add_metric([hid], 1.0)
+    yield unknown
+
+    moment_families = [
+        CounterMetricFamily(f.name, f.help, labels=f.labels)
+        for f in (*m.INT_MOMENTS, *m.FLOAT_MOMENTS)
+    ]
+    for mo in snap.moments:
+        labels = [mo.hypothesis, mo.endpoint, "true" if mo.slow else "false"]
+        values = (
+            mo.requests,
+            mo.requests_with_probe,
+            mo.probe_seconds,
+            mo.endpoint_seconds,
+            mo.probe_seconds_squared,
+            mo.endpoint_seconds_squared,
+            mo.probe_endpoint_seconds_squared,
+        )
+        for fam, value in zip(moment_families, values, strict=True):
+            fam.add_metric(labels, float(value))
+    yield from moment_families
+
+    exc = CounterMetricFamily(
+        m.PROBE_EXCEPTIONS.name, m.PROBE_EXCEPTIONS.help, labels=m.PROBE_EXCEPTIONS.labels
+    )
+    for x in snap.exceptions:
+        exc.add_metric([x.hypothesis, x.probe, x.exception], float(x.count))
+    yield exc
+    errors = CounterMetricFamily(
+        m.INTERNAL_ERRORS.name, m.INTERNAL_ERRORS.help, labels=m.INTERNAL_ERRORS.labels
+    )
+    for kind, n in sorted(snap.internal_errors.items()):
+        errors.add_metric([kind], float(n))
+    yield errors
+    dropped = CounterMetricFamily(
+        m.SERIES_DROPPED.name, m.SERIES_DROPPED.help, labels=m.SERIES_DROPPED.labels
+    )
+    for metric, n in sorted(snap.series_overflow.items()):
+        dropped.add_metric([metric], float(n))
+    yield dropped
+    yield _clamped(snap)
+
+
+def _clamped(snap: Snapshot) -> CounterMetricFamily:
+    fam = CounterMetricFamily(m.CLAMPED.name, m.CLAMPED.help, labels=m.CLAMPED.labels)
+    totals: dict[tuple[str, str], int] = {}
+
+    def add(metric: str, hist: Histogram, low: bool) -> None:
+        if low:
+            totals[(metric, "low")] = totals.get((metric, "low"), 0) + hist.counts[0]
+        totals[(metric, "high")] = totals.get((metric, "high"), 0) + hist.counts[-1]
+
+    for e in snap.endpoints:
+        add(m.ENDPOINT_DURATION.name, e.duration, True)
+    for p in snap.probes:
+        add(m.PROBE_DURATION.name, p.duration, True)
+    for r in snap.requests:
+        add(m.REQUEST_SHARE.name, r.share, False)
+        add(m.REQUEST_CALLS.name, r.calls, False)
+    for (metric, side), n in sorted(totals.items()):
+        fam.add_metric([metric, side], float(n))
+    return fam
+
+
+class HypoprobeCollector(Collector):
+    """Reads hypoprobe's storage at scrape time; never touches the recording path.
+
+    Registered on the default registry automatically. To expose hypoprobe on a registry
+    of your own instead::
+
+        registry = prometheus_client.CollectorRegistry()
+        hypoprobe.configure(registry=registry)
+        prometheus_client.start_http_server(9100, registry=registry)
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        yield from families(take_snapshot(), HOLDER.config.buckets_per_octave)
+
+    def describe(self) -> Iterator[Metric]:
+        # Names only, so registering does not run a collection.
+        for fam in (*m.HISTOGRAMS,):
+            yield HistogramMetricFamily(fam.name, fam.help, labels=fam.labels)
+        for fam in (m.HYPOTHESIS_INFO, m.HYPOTHESIS_EXPIRED, m.UNKNOWN_HYPOTHESIS):
+            yield GaugeMetricFamily(fam.name, fam.help, labels=fam.labels)
+        for fam in (
+            *m.INT_MOMENTS,
+            *m.FLOAT_MOMENTS,
+            m.PROBE_EXCEPTIONS,
+            m.INTERNAL_ERRORS,
+            m.SERIES_DROPPED,
+            m.CLAMPED,
+        ):
+            yield CounterMetricFamily(fam.name, fam.help, labels=fam.labels)
+
+
+COLLECTOR = HypoprobeCollector()

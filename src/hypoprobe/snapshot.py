@@ -1,0 +1,572 @@
+"""The frozen snapshot model: everything recorded, as plain data. Schema version 1.
+
+Every source hypoprobe reads — this process, a scraped ``/metrics``, a Prometheus server,
+snapshot files — produces a :class:`Snapshot`; reports and comparisons read only this.
+The JSON form (``Snapshot.to_json`` / ``Snapshot.from_json``) is documented in
+``docs/snapshot.md``; its ``schema`` key names the version, and readers reject versions
+they do not know.
+
+Histograms keep *per-bucket* counts at inclusive upper bounds (the last bucket is above
+the last bound). Merging histograms with different bounds keeps the bounds both have —
+cumulative counts at a shared bound are exact — so data from any mix of sources merges
+without interpolation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
+
+from . import _buckets
+from .errors import SnapshotError
+
+__all__ = [
+    "SCHEMA",
+    "EndpointData",
+    "ExceptionCount",
+    "Histogram",
+    "HypothesisInfo",
+    "Moments",
+    "ProbeData",
+    "RequestData",
+    "Snapshot",
+]
+
+#: The ``schema`` value of JSON documents this version writes and reads.
+SCHEMA = "hypoprobe.snapshot/1"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts per bucket at inclusive upper ``bounds`` (natural units), plus the exact sum.
+
+    Example::
+
+        h = Histogram(bounds=(0.1, 1.0), counts=(3, 1, 0), sum=0.9)
+        assert h.count == 4 and h.cumulative() == [3, 4, 4]
+    """
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    sum: float
+
+    def __post_init__(self) -> None:
+        if len(self.counts) != len(self.bounds) + 1:
+            raise SnapshotError(
+                f"a histogram with {len(self.bounds)} bounds needs {len(self.bounds) + 1} "
+                f"counts, got {len(self.counts)}"
+            )
+
+    @classmethod
+    def empty(cls, bounds: Iterable[float]) -> Histogram:
+        b = tuple(bounds)
+        return cls(b, (0,) * (len(b) + 1), 0.0)
+
+    @classmethod
+    def from_cumulative(
+        cls, bounds: Iterable[float], cumulative: Iterable[float], total_sum: float
+    ) -> Histogram:
+        """Build from Prometheus-style cumulative counts (the last one is ``+Inf``)."""
+        b = tuple(bounds)
+        cum = [round(c) for c in cumulative]
+        counts = [cum[0]] + [max(0, cum[i] - cum[i - 1]) for i in range(1, len(cum))]
+        return cls(b, tuple(counts), float(total_sum))
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def mean(self) -> float | None:
+        n = self.count
+        return self.sum / n if n else None
+
+    def cumulative(self) -> list[int]:
+        out, running = [], 0
+        for c in self.counts:
+            running += c
+            out.append(running)
+        return out
+
+    def restrict(self, bounds: Iterable[float]) -> Histogram:
+        """The same data at a subset of this histogram's bounds (exact)."""
+        keep = set(bounds)
+        new_bounds, new_counts, pending = [], [], 0
+        for b, c in zip(self.bounds, self.counts, strict=False):
+            pending += c
+            if b in keep:
+                new_bounds.append(b)
+                new_counts.append(pending)
+                pending = 0
+        new_counts.append(pending + self.counts[-1])
+        return Histogram(tuple(new_bounds), tuple(new_counts), self.sum)
+
+    def _aligned(self, other: Histogram) -> tuple[Histogram, Histogram]:
+        if self.bounds == other.bounds:
+            return self, other
+        common = sorted(set(self.bounds) & set(other.bounds))
+        return self.restrict(common), other.restrict(common)
+
+    def merge(self, other: Histogram) -> Histogram:
+        """Sum of two histograms, at the bounds both have."""
+        a, b = self._aligned(other)
+        counts = tuple(x + y for x, y in zip(a.counts, b.counts, strict=True))
+        return Histogram(a.bounds, counts, a.sum + b.sum)
+
+    def minus(self, earlier: Histogram) -> Histogram:
+        """What was added since ``earlier``; if a counter went down (restart), all of self."""
+        a, b = self._aligned(earlier)
+        counts = tuple(x - y for x, y in zip(a.counts, b.counts, strict=True))
+        if any(c < 0 for c in counts) or a.sum < b.sum - 1e-9 * max(1.0, abs(b.sum)):
+            return a
+        return Histogram(a.bounds, counts, max(0.0, a.sum - b.sum))
+
+    def quantile(self, q: float) -> float | None:
+        """Estimate the q-quantile (0..1), interpolating linearly inside the bucket.
+
+        Returns None for an empty histogram; values in the last, unbounded bucket are
+        reported as the last bound (a lower bound of the truth).
+        """
+        n = self.count
+        if n == 0:
+            return None
+        rank = q * n
+        running = 0
+        for i, c in enumerate(self.counts):
+            if c and running + c >= rank:
+                if i >= len(self.bounds):
+                    return self.bounds[-1] if self.bounds else None
+                lower = self.bounds[i - 1] if i > 0 else min(0.0, self.bounds[0])
+                upper = self.bounds[i]
+                return lower + (upper - lower) * max(0.0, rank - running) / c
+            running += c
+        return self.bounds[-1] if self.bounds else None
+
+    def count_at_least(self, value: float) -> float:
+        """Estimate how many recorded values are >= ``value`` (interpolated in its bucket)."""
+        i = bisect_left(self.bounds, value)
+        above = sum(self.counts[i + 1 :])
+        if i >= len(self.bounds):
+            return float(self.counts[-1])
+        upper = self.bounds[i]
+        lower = self.bounds[i - 1] if i > 0 else min(0.0, upper)
+        c = self.counts[i]
+        if upper <= lower:
+            return float(above + c)
+        fraction = (upper - value) / (upper - lower)
+        return above + c * min(1.0, max(0.0, fraction))
+
+    def to_dict(self) -> dict[str, Any]:
+        layout = _layout_of(self.bounds)
+        out: dict[str, Any] = {"layout": layout} if layout else {"bounds": list(self.bounds)}
+        out["counts"] = [[i, c] for i, c in enumerate(self.counts) if c]
+        out["sum"] = self.sum
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Histogram:
+        if "layout" in data:
+            layout = _buckets.LAYOUTS.get(data["layout"])
+            if layout is None:
+                raise SnapshotError(f"unknown histogram layout {data['layout']!r}")
+            bounds: tuple[float, ...] = layout.natural_bounds
+        else:
+            bounds = tuple(float(b) for b in data["bounds"])
+        counts = [0] * (len(bounds) + 1)
+        for i, c in data["counts"]:
+            counts[int(i)] = int(c)
+        return cls(bounds, tuple(counts), float(data["sum"]))
+
+
+def _layout_of(bounds: tuple[float, ...]) -> str | None:
+    for layout in _buckets.LAYOUTS.values():
+        if layout.natural_bounds == bounds:
+            return layout.name
+    return None
+
+
+@dataclass(frozen=True)
+class HypothesisInfo:
+    """A hypothesis as the snapshot's readers see it (plain data, no behaviour).
+
+    Example::
+
+        info = snapshot.hypothesis("PERF-123")
+        print(info.claim, info.min_share, info.observed_share)
+    """
+
+    id: str
+    claim: str
+    endpoints: tuple[str, ...]
+    min_share: float
+    observed_probe_seconds: float | None = None
+    observed_endpoint_seconds: float | None = None
+    slow_threshold: float | None = None
+    owner: str | None = None
+    ticket: str | None = None
+    expires: str | None = None
+    expired: bool = False
+
+    @property
+    def observed_share(self) -> float | None:
+        if self.observed_probe_seconds is None or not self.observed_endpoint_seconds:
+            return None
+        return self.observed_probe_seconds / self.observed_endpoint_seconds
+
+
+@dataclass(frozen=True)
+class EndpointData:
+    """Latency of every (outermost) scope of one endpoint."""
+
+    endpoint: str
+    duration: Histogram
+
+
+@dataclass(frozen=True)
+class ProbeData:
+    """Duration of every call of one probe, inside one endpoint (or ``<none>``)."""
+
+    hypothesis: str
+    probe: str
+    endpoint: str
+    duration: Histogram
+
+
+@dataclass(frozen=True)
+class RequestData:
+    """Per-request view of one probe in one endpoint: one observation per request."""
+
+    hypothesis: str
+    probe: str
+    endpoint: str
+    probe_seconds_fast: Histogram
+    probe_seconds_slow: Histogram
+    share: Histogram
+    calls: Histogram
+
+    @property
+    def probe_seconds(self) -> Histogram:
+        """Probe time per request, slow and not-slow requests together."""
+        return self.probe_seconds_fast.merge(self.probe_seconds_slow)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Sums over requests for one hypothesis and endpoint: the ratio estimator's input.
+
+    ``p`` is the request's time in the hypothesis' probes, ``e`` the request's endpoint
+    time; ``requests`` is n. The aggregate share is ``probe_seconds / endpoint_seconds``.
+    """
+
+    hypothesis: str
+    endpoint: str
+    slow: bool
+    requests: int = 0
+    requests_with_probe: int = 0
+    probe_seconds: float = 0.0
+    endpoint_seconds: float = 0.0
+    probe_seconds_squared: float = 0.0
+    endpoint_seconds_squared: float = 0.0
+    probe_endpoint_seconds_squared: float = 0.0
+
+    def plus(self, other: Moments, sign: int = 1) -> Moments:
+        return replace(
+            self,
+            **{
+                f.name: getattr(self, f.name) + sign * getattr(other, f.name)
+                for f in fields(self)
+                if f.name not in ("hypothesis", "endpoint", "slow")
+            },
+        )
+
+
+@dataclass(frozen=True)
+class ExceptionCount:
+    """Exceptions of one class that passed through one probe."""
+
+    hypothesis: str
+    probe: str
+    exception: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything recorded, frozen: the input of reports, comparisons and exporters.
+
+    Example::
+
+        snap = hypoprobe.snapshot()
+        with open("before.json", "w") as f:
+            f.write(snap.to_json())
+        same = hypoprobe.Snapshot.from_json(open("before.json").read())
+        assert same == snap
+    """
+
+    created_at: float
+    source: str
+    hypotheses: tuple[HypothesisInfo, ...] = ()
+    endpoints: tuple[EndpointData, ...] = ()
+    probes: tuple[ProbeData, ...] = ()
+    requests: tuple[RequestData, ...] = ()
+    moments: tuple[Moments, ...] = ()
+    exceptions: tuple[ExceptionCount, ...] = ()
+    unregistered: tuple[str, ...] = ()
+    internal_errors: Mapping[str, int] = field(default_factory=dict)
+    series_overflow: Mapping[str, int] = field(default_factory=dict)
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def hypothesis(self, hypothesis_id: str) -> HypothesisInfo | None:
+        return next((h for h in self.hypotheses if h.id == hypothesis_id), None)
+
+    def endpoint(self, name: str) -> EndpointData | None:
+        return next((e for e in self.endpoints if e.endpoint == name), None)
+
+    def moments_for(self, hypothesis_id: str, endpoint: str, slow: bool | None = None) -> Moments:
+        """Moments summed over slow and non-slow requests, or for one of them."""
+        total = Moments(hypothesis_id, endpoint, bool(slow))
+        for mo in self.moments:
+            if mo.hypothesis == hypothesis_id and mo.endpoint == endpoint:
+                if slow is None or mo.slow == slow:
+                    total = total.plus(mo)
+        return total
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.endpoints or self.probes or self.moments)
+
+    # -- combining -----------------------------------------------------------------------
+
+    @classmethod
+    def merge(cls, snapshots: Iterable[Snapshot], source: str | None = None) -> Snapshot:
+        """Sum several snapshots (processes, hosts) into one."""
+        snaps = list(snapshots)
+        if not snaps:
+            raise SnapshotError("nothing to merge: no snapshots given")
+        hyps: dict[str, HypothesisInfo] = {}
+        for s in snaps:
+            for h in s.hypotheses:
+                hyps.setdefault(h.id, h)
+        return cls(
+            created_at=max(s.created_at for s in snaps),
+            source=source or " + ".join(s.source for s in snaps),
+            hypotheses=tuple(hyps.values()),
+            endpoints=_merge_keyed(
+                (e for s in snaps for e in s.endpoints),
+                lambda e: e.endpoint,
+                lambda a, b: replace(a, duration=a.duration.merge(b.duration)),
+            ),
+            probes=_merge_keyed(
+                (p for s in snaps for p in s.probes),
+                lambda p: (p.hypothesis, p.probe, p.endpoint),
+                lambda a, b: replace(a, duration=a.duration.merge(b.duration)),
+            ),
+            requests=_merge_keyed(
+                (r for s in snaps for r in s.requests),
+                lambda r: (r.hypothesis, r.probe, r.endpoint),
+                _merge_requests,
+            ),
+            moments=_merge_keyed(
+                (mo for s in snaps for mo in s.moments),
+                lambda mo: (mo.hypothesis, mo.endpoint, mo.slow),
+                lambda a, b: a.plus(b),
+            ),
+            exceptions=_merge_keyed(
+                (x for s in snaps for x in s.exceptions),
+                lambda x: (x.hypothesis, x.probe, x.exception),
+                lambda a, b: replace(a, count=a.count + b.count),
+            ),
+            unregistered=tuple(sorted({u for s in snaps for u in s.unregistered} - set(hyps))),
+            internal_errors=_sum_maps(s.internal_errors for s in snaps),
+            series_overflow=_sum_maps(s.series_overflow for s in snaps),
+        )
+
+    def minus(self, earlier: Snapshot) -> Snapshot:
+        """What happened between ``earlier`` and this snapshot (a window)."""
+        before_e = {e.endpoint: e for e in earlier.endpoints}
+        before_p = {(p.hypothesis, p.probe, p.endpoint): p for p in earlier.probes}
+        before_r = {(r.hypothesis, r.probe, r.endpoint): r for r in earlier.requests}
+        before_m = {(mo.hypothesis, mo.endpoint, mo.slow): mo for mo in earlier.moments}
+
+        def moments_minus(mo: Moments) -> Moments:
+            prior = before_m.get((mo.hypothesis, mo.endpoint, mo.slow))
+            if prior is None or prior.requests > mo.requests:
+                return mo
+            return mo.plus(prior, sign=-1)
+
+        def request_minus(r: RequestData) -> RequestData:
+            prior = before_r.get((r.hypothesis, r.probe, r.endpoint))
+            if prior is None:
+                return r
+            return replace(
+                r,
+                probe_seconds_fast=r.probe_seconds_fast.minus(prior.probe_seconds_fast),
+                probe_seconds_slow=r.probe_seconds_slow.minus(prior.probe_seconds_slow),
+                share=r.share.minus(prior.share),
+                calls=r.calls.minus(prior.calls),
+            )
+
+        return replace(
+            self,
+            source=f"{self.source} (window since {earlier.created_at:.0f})",
+            endpoints=tuple(
+                replace(e, duration=e.duration.minus(before_e[e.endpoint].duration))
+                if e.endpoint in before_e
+                else e
+                for e in self.endpoints
+            ),
+            probes=tuple(
+                replace(p, duration=p.duration.minus(before_p[k].duration))
+                if (k := (p.hypothesis, p.probe, p.endpoint)) in before_p
+                else p
+                for p in self.probes
+            ),
+            requests=tuple(request_minus(r) for r in self.requests),
+            moments=tuple(moments_minus(mo) for mo in self.moments),
+        )
+
+    # -- JSON ----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "created_at": self.created_at,
+            "source": self.source,
+            "hypotheses": [_plain(h) for h in self.hypotheses],
+            "endpoints": [
+                {"endpoint": e.endpoint, "duration": e.duration.to_dict()} for e in self.endpoints
+            ],
+            "probes": [
+                {
+                    "hypothesis": p.hypothesis,
+                    "probe": p.probe,
+                    "endpoint": p.endpoint,
+                    "duration": p.duration.to_dict(),
+                }
+                for p in self.probes
+            ],
+            "requests": [
+                {
+                    "hypothesis": r.hypothesis,
+                    "probe": r.probe,
+                    "endpoint": r.endpoint,
+                    "probe_seconds_fast": r.probe_seconds_fast.to_dict(),
+                    "probe_seconds_slow": r.probe_seconds_slow.to_dict(),
+                    "share": r.share.to_dict(),
+                    "calls": r.calls.to_dict(),
+                }
+                for r in self.requests
+            ],
+            "moments": [_plain(mo) for mo in self.moments],
+            "exceptions": [_plain(x) for x in self.exceptions],
+            "unregistered": list(self.unregistered),
+            "internal_errors": dict(self.internal_errors),
+            "series_overflow": dict(self.series_overflow),
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
+        if not isinstance(data, Mapping):
+            raise SnapshotError("a snapshot must be a JSON object")
+        schema = data.get("schema")
+        if schema != SCHEMA:
+            raise SnapshotError(
+                f"unsupported snapshot schema {schema!r}; this hypoprobe reads {SCHEMA!r}"
+            )
+        try:
+            return cls(
+                created_at=float(data["created_at"]),
+                source=str(data.get("source", "")),
+                hypotheses=tuple(
+                    HypothesisInfo(**{**h, "endpoints": tuple(h["endpoints"])})
+                    for h in data.get("hypotheses", ())
+                ),
+                endpoints=tuple(
+                    EndpointData(e["endpoint"], Histogram.from_dict(e["duration"]))
+                    for e in data.get("endpoints", ())
+                ),
+                probes=tuple(
+                    ProbeData(
+                        p["hypothesis"], p["probe"], p["endpoint"], Histogram.from_dict(p["duration"])
+                    )
+                    for p in data.get("probes", ())
+                ),
+                requests=tuple(
+                    RequestData(
+                        r["hypothesis"],
+                        r["probe"],
+                        r["endpoint"],
+                        Histogram.from_dict(r["probe_seconds_fast"]),
+                        Histogram.from_dict(r["probe_seconds_slow"]),
+                        Histogram.from_dict(r["share"]),
+                        Histogram.from_dict(r["calls"]),
+                    )
+                    for r in data.get("requests", ())
+                ),
+                moments=tuple(Moments(**mo) for mo in data.get("moments", ())),
+                exceptions=tuple(ExceptionCount(**x) for x in data.get("exceptions", ())),
+                unregistered=tuple(data.get("unregistered", ())),
+                internal_errors=dict(data.get("internal_errors", {})),
+                series_overflow=dict(data.get("series_overflow", {})),
+            )
+        except SnapshotError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise SnapshotError(f"corrupt snapshot: {type(exc).__name__}: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        """Parse a snapshot document; raises :class:`SnapshotError` if empty or corrupt."""
+        if not text.strip():
+            raise SnapshotError("the snapshot document is empty")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SnapshotError(f"the snapshot is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _merge_keyed(items: Iterable[T], key: Any, combine: Any) -> tuple[T, ...]:
+    merged: dict[Any, T] = {}
+    for item in items:
+        k = key(item)
+        merged[k] = combine(merged[k], item) if k in merged else item
+    return tuple(merged.values())
+
+
+def _merge_requests(a: RequestData, b: RequestData) -> RequestData:
+    return replace(
+        a,
+        probe_seconds_fast=a.probe_seconds_fast.merge(b.probe_seconds_fast),
+        probe_seconds_slow=a.probe_seconds_slow.merge(b.probe_seconds_slow),
+        share=a.share.merge(b.share),
+        calls=a.calls.merge(b.calls),
+    )
+
+
+def _sum_maps(maps: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for mp in maps:
+        for k, v in mp.items():
+            out[k] = out.get(k, 0) + v
+    return out
