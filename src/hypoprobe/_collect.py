@@ -84,7 +84,8 @@ def snapshot() -> Snapshot:
         if s.metric == m.ENDPOINT_DURATION.name:
             endpoints.append(EndpointData(s.labels[0], _histogram(s, ints)))
         elif s.metric == m.PROBE_DURATION.name:
-            probes.append(ProbeData(*s.labels, _histogram(s, ints)))  # type: ignore[call-arg]
+            hid, name, endpoint = s.labels
+            probes.append(ProbeData(hid, name, endpoint, _histogram(s, ints)))
         elif s.metric == m.REQUEST_PROBE.name:
             part = "probe_seconds_slow" if s.labels[3] == "true" else "probe_seconds_fast"
             per_request.setdefault(s.labels[:3], {})[part] = _histogram(s, ints)
@@ -109,9 +110,10 @@ def snapshot() -> Snapshot:
                 )
             )
         elif s.metric == m.PROBE_EXCEPTIONS.name:
-            exceptions.append(ExceptionCount(*s.labels, count=ints[s.int_offset]))  # type: ignore[call-arg]
+            hid, name, exc_class = s.labels
+            exceptions.append(ExceptionCount(hid, name, exc_class, ints[s.int_offset]))
     requests = [
-        RequestData(*key, **parts)  # type: ignore[arg-type, misc]
+        RequestData(key[0], key[1], key[2], **parts)
         for key, parts in per_request.items()
         if len(parts) == 4
     ]

@@ -98,9 +98,9 @@ def validate(fields: Mapping[str, object]) -> dict[str, object]:
             f"buckets_per_octave must be one of {_BUCKETS_PER_OCTAVE}, "
             f"got {out['buckets_per_octave']!r}"
         )
-    if "registry" in out and out["registry"] is not None:
-        if not isinstance(out["registry"], CollectorRegistry):
-            raise ConfigurationError("registry must be a prometheus_client CollectorRegistry")
+    registry = out.get("registry")
+    if registry is not None and not isinstance(registry, CollectorRegistry):
+        raise ConfigurationError("registry must be a prometheus_client CollectorRegistry")
     if "clock" in out and not callable(out["clock"]):
         raise ConfigurationError("clock must be a callable returning integer nanoseconds")
     return out

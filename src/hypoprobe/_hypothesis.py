@@ -87,14 +87,15 @@ def _to_expiry(value: object) -> _dt.datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
+        text = value
         try:
-            value = _dt.date.fromisoformat(value)
+            value = _dt.date.fromisoformat(text)
         except ValueError:
             try:
-                value = _dt.datetime.fromisoformat(value)
+                value = _dt.datetime.fromisoformat(text)
             except ValueError:
                 raise ConfigurationError(
-                    f"expires {value!r} is not an ISO date such as '2026-12-31'"
+                    f"expires {text!r} is not an ISO date such as '2026-12-31'"
                 ) from None
     if isinstance(value, _dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
@@ -257,7 +258,7 @@ REGISTRY = Registry()
 
 
 def hypothesis(
-    id: str,  # noqa: A002 - the public keyword is the ticket's id
+    id: str,
     *,
     claim: str,
     endpoint: str | Iterable[str],

@@ -28,7 +28,7 @@ NEVER = 1 << 62
 class Site:
     """One (hypothesis, probe name) pair, shared by every decorator and ``with`` using it."""
 
-    __slots__ = ("by_endpoint", "deadline", "exceptions", "hypothesis_id", "name", "__weakref__")
+    __slots__ = ("__weakref__", "by_endpoint", "deadline", "exceptions", "hypothesis_id", "name")
 
     def __init__(self, hypothesis_id: str, name: str) -> None:
         self.hypothesis_id = hypothesis_id

@@ -17,7 +17,7 @@ import time
 from bisect import bisect_left
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast
 
 from . import _buckets, _faults, _plan
 from ._hypothesis import REGISTRY, validate_id
@@ -234,7 +234,7 @@ def _validate_name(name: object) -> str:
     return name
 
 
-class probe:  # noqa: N801 - used like a function: ``@hypoprobe.probe("PERF-1")``
+class probe:
     """Time a code path as evidence for (or against) a hypothesis.
 
     As a decorator it is transparent: same return values, exception objects, signature,
@@ -274,18 +274,11 @@ class probe:  # noqa: N801 - used like a function: ``@hypoprobe.probe("PERF-1")`
 
     # -- decorator ---------------------------------------------------------------------
 
-    @overload
-    def __call__(self, fn: F) -> F: ...
-    @overload
-    def __call__(self, fn: classmethod[Any, Any, Any]) -> classmethod[Any, Any, Any]: ...
-    @overload
-    def __call__(self, fn: staticmethod[Any, Any]) -> staticmethod[Any, Any]: ...
-
-    def __call__(self, fn: Any) -> Any:
+    def __call__(self, fn: F) -> F:
         if isinstance(fn, classmethod):
-            return classmethod(self(fn.__func__))
+            return cast(F, classmethod(self(fn.__func__)))
         if isinstance(fn, staticmethod):
-            return staticmethod(self(fn.__func__))
+            return cast(F, staticmethod(self(fn.__func__)))
         if inspect.isclass(fn) or not callable(fn):
             raise ConfigurationError(
                 f"@probe decorates functions and methods, not {type(fn).__name__} {fn!r}"
@@ -295,12 +288,12 @@ class probe:  # noqa: N801 - used like a function: ``@hypoprobe.probe("PERF-1")`
             name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
         site = _plan.site(self.hypothesis_id, name)
         if inspect.isasyncgenfunction(fn):
-            return _wrap_async_generator_function(fn, site)
+            return cast(F, _wrap_async_generator_function(fn, site))
         if inspect.iscoroutinefunction(fn):
-            return _wrap_coroutine_function(fn, site)
+            return cast(F, _wrap_coroutine_function(fn, site))
         if inspect.isgeneratorfunction(fn):
-            return _wrap_generator_function(fn, site)
-        return _wrap_function(fn, site)
+            return cast(F, _wrap_generator_function(fn, site))
+        return cast(F, _wrap_function(fn, site))
 
     # -- context manager ---------------------------------------------------------------
 
@@ -359,4 +352,3 @@ class probe:  # noqa: N801 - used like a function: ``@hypoprobe.probe("PERF-1")`
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
-

@@ -105,7 +105,7 @@ def _finish(scope: Scope, elapsed: int) -> None:
         floats[off + 2] += p_seconds * e_seconds
 
 
-class endpoint:  # noqa: N801 - used like a function: ``with hypoprobe.endpoint(...)``
+class endpoint:
     """Open an endpoint scope: one request or job whose latency is the share's denominator.
 
     Use it as a context manager (``with`` / ``async with``) or as a decorator on a sync or

@@ -192,10 +192,10 @@ class Storage:
 def _add_into(target: list[int] | list[float], source: Sequence[int] | Sequence[float]) -> None:
     """target += source, element-wise, growing target when source is longer."""
     if len(source) > len(target):
-        target.extend([0] * (len(source) - len(target)))  # type: ignore[list-item]
+        target.extend([0] * (len(source) - len(target)))
     n = len(source)
     if n:
-        target[:n] = list(map(operator.add, target[:n], source))  # type: ignore[arg-type]
+        target[:n] = list(map(operator.add, target[:n], source))
 
 
 STORAGE = Storage()

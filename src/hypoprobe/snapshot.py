@@ -333,9 +333,9 @@ class Snapshot:
         """Moments summed over slow and non-slow requests, or for one of them."""
         total = Moments(hypothesis_id, endpoint, bool(slow))
         for mo in self.moments:
-            if mo.hypothesis == hypothesis_id and mo.endpoint == endpoint:
-                if slow is None or mo.slow == slow:
-                    total = total.plus(mo)
+            same = mo.hypothesis == hypothesis_id and mo.endpoint == endpoint
+            if same and (slow is None or mo.slow == slow):
+                total = total.plus(mo)
         return total
 
     @property
@@ -497,7 +497,10 @@ class Snapshot:
                 ),
                 probes=tuple(
                     ProbeData(
-                        p["hypothesis"], p["probe"], p["endpoint"], Histogram.from_dict(p["duration"])
+                        p["hypothesis"],
+                        p["probe"],
+                        p["endpoint"],
+                        Histogram.from_dict(p["duration"]),
                     )
                     for p in data.get("probes", ())
                 ),
