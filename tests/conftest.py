@@ -1,0 +1,83 @@
+"""Shared fixtures of the test suite (generic: any test module may use them).
+
+hypoprobe's state is process-wide and has no global reset, so tests stay independent by
+naming things uniquely (``unique_id``) and by comparing before/after snapshots. Time is made
+deterministic with ``fake_clock``, which installs a clock through the public
+``hypoprobe.configure(clock=...)`` and restores the previous one afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+
+import pytest
+
+import hypoprobe
+
+_counter = itertools.count(1)
+
+
+class FakeClock:
+    """A deterministic nanosecond clock whose time only moves when a test says so.
+
+    Each thread, and each asyncio task, has its own time (it lives in a ContextVar, and
+    every thread and task runs in its own context), so concurrent workers advance their own
+    clocks and the durations they record are exactly the amounts they advanced by.
+    """
+
+    START = 1_000_000_000_000
+
+    def __init__(self) -> None:
+        self._now: ContextVar[int] = ContextVar(f"fake_clock_{id(self)}", default=self.START)
+
+    def __call__(self) -> int:
+        return self._now.get()
+
+    def advance(self, ns: int) -> None:
+        """Move the calling thread's (or task's) time forward by ``ns`` nanoseconds."""
+        self._now.set(self._now.get() + ns)
+
+    def advance_seconds(self, seconds: float) -> None:
+        self.advance(round(seconds * 1e9))
+
+
+@pytest.fixture
+def fake_clock() -> Iterator[FakeClock]:
+    """Install a :class:`FakeClock` as hypoprobe's clock for one test, then restore."""
+    previous = hypoprobe.configure().clock
+    clock = FakeClock()
+    hypoprobe.configure(clock=clock)
+    try:
+        yield clock
+    finally:
+        hypoprobe.configure(clock=previous)
+
+
+@pytest.fixture
+def unique_id(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """A factory of names unique in this process: valid hypothesis ids and endpoint names.
+
+    ``unique_id("ep")`` returns something like ``T17-test_share-ep``.
+    """
+    test = re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:30]
+
+    def make(suffix: str = "") -> str:
+        name = f"T{next(_counter)}-{os.getpid()}-{test}"
+        return f"{name}-{suffix}" if suffix else name
+
+    return make
+
+
+@pytest.fixture
+def restore_config() -> Iterator[None]:
+    """Put back every setting a test changed through ``hypoprobe.configure``."""
+    before = hypoprobe.configure()
+    try:
+        yield
+    finally:
+        hypoprobe.configure(**{f.name: getattr(before, f.name) for f in dataclasses.fields(before)})
