@@ -1,0 +1,58 @@
+"""Snapshot files: JSON written by ``hypoprobe.snapshot().to_json()`` or ``hypoprobe snapshot``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import SnapshotError
+from ..snapshot import Snapshot
+from ._errors import EXIT_NO_DATA, EXIT_UNREACHABLE, EXIT_USAGE, SourceError
+
+__all__ = ["load_snapshot_file", "load_snapshot_files"]
+
+
+def load_snapshot_file(path: str | Path) -> Snapshot:
+    """Read one snapshot file; raise :class:`SourceError` if it is missing, empty or corrupt.
+
+    Example::
+
+        snap = load_snapshot_file("before.json")
+        print(snap.source, len(snap.moments))
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SourceError(
+            f"snapshot file {p} does not exist; check the path", EXIT_UNREACHABLE
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(
+            f"cannot read snapshot file {p}: {exc}; check the path and its permissions",
+            EXIT_UNREACHABLE,
+        ) from None
+    try:
+        return Snapshot.from_json(text)
+    except SnapshotError as exc:
+        raise SourceError(
+            f"{p} is not a usable snapshot ({exc}); write a fresh one with "
+            "`hypoprobe snapshot --metrics-url URL -o FILE` or hypoprobe.snapshot().to_json()",
+            EXIT_NO_DATA,
+        ) from exc
+
+
+def load_snapshot_files(paths: Sequence[str | Path]) -> Snapshot:
+    """Read snapshot files (several processes or hosts) and merge them into one snapshot.
+
+    Example::
+
+        fleet = load_snapshot_files(["web-1.json", "web-2.json"])
+        print(fleet.moments_for("PERF-123", "GET /campaigns").requests)
+    """
+    if not paths:
+        raise SourceError("no snapshot file given: pass one or more FILE.json", EXIT_USAGE)
+    snaps = [load_snapshot_file(p) for p in paths]
+    if len(snaps) == 1:
+        return snaps[0]
+    return Snapshot.merge(snaps)
