@@ -1,0 +1,181 @@
+"""One request's endpoint scope, as middlewares need it: named per request, ended elsewhere.
+
+``hypoprobe.endpoint`` is a context manager, which a middleware cannot always be: a WSGI
+request ends when the *server* closes the body iterable, and an ASGI request ends when the
+last body message is sent, possibly from a child task (Starlette streams from a task
+group), i.e. from a copied context where the ContextVar token cannot be reset. So a
+:class:`Request` splits the scope's end in two: :meth:`Request.finish` records the request
+now, from any context; :meth:`Request.detach` unsets the current scope in the context that
+entered it. This module reaches into ``hypoprobe._scope`` for that split — the one place
+integrations touch the core's internals — until the core offers it.
+
+Everything here is on the application's path: it never raises; faults are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import Any
+
+import hypoprobe
+
+from .. import _faults
+from .. import _scope as _core
+
+__all__: list[str] = []
+
+#: Methods kept in endpoint names; anything else a client sends becomes ``OTHER``, so a
+#: client cannot create endpoint series at will.
+METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
+)
+
+#: A naming function: framework request object -> endpoint name, or None for "unmatched".
+Namer = Callable[[Any], "str | None"]
+#: A segment function: framework request object -> segment value, or None for "none".
+Segmenter = Callable[[Any], "str | None"]
+
+_OPEN: ContextVar[Request | None] = ContextVar("hypoprobe_integration_request", default=None)
+
+
+def method_of(raw: object) -> str:
+    """The request method as it appears in endpoint names (bounded to :data:`METHODS`)."""
+    return raw if isinstance(raw, str) and raw in METHODS else "OTHER"
+
+
+def unmatched(method: str) -> str:
+    """The documented fallback endpoint name when no route matched: ``"GET <unmatched>"``."""
+    return f"{method} <unmatched>"
+
+
+def call_namer(name: Namer | None, arg: Any, fallback: str) -> str:
+    """The endpoint name for one request: ``name(arg)``, else the fallback; never raises."""
+    if name is None:
+        return fallback
+    try:
+        found = name(arg)
+    except Exception:
+        _faults.record("integration_name")
+        return fallback
+    return found if found else fallback
+
+
+class Request:
+    """One request's endpoint scope; see the module docstring for why it is split in two.
+
+    States: open (between :meth:`start` and :meth:`finish`), finished, detached. While the
+    body is with the server (WSGI, streamed Django), ``handed_off`` is True and
+    ``iterating`` says whether the server is inside a ``next()`` call right now.
+    """
+
+    __slots__ = ("_open_token", "_scope", "_token", "handed_off", "iterating", "scope")
+
+    def __init__(self) -> None:
+        self.scope: _core.Scope | None = None  # the core's scope, kept for detach()
+        self._scope: _core.Scope | None = None  # the same, until finished
+        self._token: Token[_core.Scope | None] | None = None
+        self._open_token: Token[Request | None] | None = None
+        self.handed_off = False
+        self.iterating = False
+
+    @classmethod
+    def start(
+        cls, name: str, fallback: str, segment: Segmenter | None = None, arg: Any = None
+    ) -> Request:
+        """Open the scope of one request named ``name`` (``fallback`` if it is invalid)."""
+        req = cls()
+        try:
+            prev = _OPEN.get()
+            if prev is not None and prev._stale():
+                prev._abandon()
+            try:
+                ep = hypoprobe.endpoint(name)
+            except Exception:  # a naming function returned an invalid endpoint name
+                _faults.record("integration_name")
+                ep = hypoprobe.endpoint(fallback)
+            ep.__enter__()
+            # Take the entered scope over from the endpoint object: from here on this
+            # Request ends it (the endpoint object is dropped without __exit__).
+            scope, token = ep._scope, ep._token
+            ep._scope = ep._token = None
+            if scope is not None:
+                req.scope = req._scope = scope
+                req._token = token
+                req._open_token = _OPEN.set(req)
+        except Exception:
+            _faults.record("integration_start")
+        if segment is not None and req.scope is not None:
+            set_segment(segment, arg)
+        return req
+
+    def finish(self) -> None:
+        """Record the request as ended now. Idempotent; works from any context."""
+        scope = self._scope
+        if scope is None:
+            return
+        end = _core.CLOCK()
+        self._scope = None
+        try:
+            elapsed = end - scope.start
+            if elapsed < 0:
+                _faults.record("clock_backwards")
+                return
+            _core._finish(scope, elapsed)
+        except Exception:
+            _faults.record("integration_finish")
+
+    def detach(self) -> None:
+        """Unset the current scope in this context. Idempotent; call where start() ran."""
+        token, open_token = self._token, self._open_token
+        if token is None:
+            return
+        self._token = self._open_token = None
+        try:
+            _core.CURRENT.reset(token)
+            if open_token is not None:
+                _OPEN.reset(open_token)
+        except ValueError:  # another context than start()'s: clear what is ours here
+            _faults.record("integration_context")
+            if _core.CURRENT.get() is self.scope:
+                _core.CURRENT.set(None)
+            if _OPEN.get() is self:
+                _OPEN.set(None)
+        except Exception:
+            _faults.record("integration_detach")
+
+    def end(self) -> None:
+        """:meth:`finish`, then :meth:`detach`: the request ended in the context it began."""
+        self.finish()
+        self.detach()
+
+    def _stale(self) -> bool:
+        # A body handed to a server that never closed it (PEP 3333 says servers must), or a
+        # finished request that was never detached: left alone, it would make every later
+        # request of this thread a nested scope that records nothing.
+        if self._scope is None:
+            return self._token is not None
+        return self.handed_off and not self.iterating
+
+    def _abandon(self) -> None:
+        # Its true end is unknown: drop it rather than record a made-up duration.
+        _faults.record("integration_body_not_closed")
+        self._scope = None
+        self.detach()
+
+
+def set_segment(segment: Segmenter, arg: Any) -> None:
+    """Tag the current request with ``segment(arg)`` when the core supports segments.
+
+    ``hypoprobe.segment`` is looked up per call, so a core without segments is fine: the
+    hook is then simply not called. Never raises.
+    """
+    tag = getattr(hypoprobe, "segment", None)
+    if tag is None:
+        return
+    try:
+        value = segment(arg)
+        if value is not None:
+            tag(value)
+    except Exception:
+        _faults.record("integration_segment")

@@ -1,0 +1,83 @@
+"""ASGI middleware: one endpoint scope per HTTP request, ending with the last body message.
+
+Only ``http`` connections are scoped; ``websocket`` and ``lifespan`` (and anything else)
+go to the app untouched. The scope opens when the request arrives and ends right after
+the app sends ``http.response.body`` with ``more_body`` false — so streamed bodies are
+covered and work done after the response (background tasks) is not — or when the client
+disconnects, or when the app returns or raises. Exceptions propagate unchanged.
+
+The scope ends from whichever task sends the last body (Starlette streams from a child
+task); the context is detached in the request's own task when the app returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .. import _faults
+from ._request import Namer, Request, Segmenter, call_namer, method_of, unmatched
+
+__all__ = ["ASGIApp", "HypoprobeASGIMiddleware"]
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+#: An ASGI 3 application: scope, receive, send.
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+
+class HypoprobeASGIMiddleware:
+    """Wrap an ASGI app so every HTTP request is an endpoint scope ``"METHOD template"``.
+
+    ``name(scope)`` returns the endpoint name (``"GET /campaigns/{id}"``) or None for
+    ``"<METHOD> <unmatched>"``. ``segment(scope)``, if given, is passed to
+    ``hypoprobe.segment`` per request when the core has segments (otherwise not called).
+    For Starlette and FastAPI, :mod:`hypoprobe.integrations.starlette` names requests by
+    the matched route.
+
+    Example::
+
+        app = HypoprobeASGIMiddleware(app, name=lambda scope: f"{scope['method']} /health")
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, name: Namer | None = None, segment: Segmenter | None = None
+    ) -> None:
+        self.app = app
+        self.name = name
+        self.segment = segment
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        fallback = unmatched(method_of(scope.get("method")))
+        req = Request.start(call_namer(self.name, scope, fallback), fallback, self.segment, scope)
+        if req.scope is None:  # nested in another scope, or disabled
+            await self.app(scope, receive, send)
+            return
+
+        async def receive_watching() -> Message:
+            message = await receive()
+            try:
+                if message.get("type") == "http.disconnect":
+                    req.finish()
+            except Exception:
+                _faults.record("asgi_receive")
+            return message
+
+        async def send_watching(message: Message) -> None:
+            await send(message)
+            try:
+                if message.get("type") == "http.response.body" and not message.get(
+                    "more_body", False
+                ):
+                    req.finish()
+            except Exception:
+                _faults.record("asgi_send")
+
+        try:
+            await self.app(scope, receive_watching, send_watching)
+        finally:
+            req.end()

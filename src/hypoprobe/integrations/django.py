@@ -1,0 +1,163 @@
+"""Django: a middleware opening an endpoint scope per request, named by the URL resolver.
+
+Put it first in ``MIDDLEWARE`` so the scope covers the other middlewares too::
+
+    MIDDLEWARE = ["hypoprobe.integrations.django.HypoprobeMiddleware", ...]
+
+The request is resolved once before Django does (the scope must start before Django
+routes, and be named already), and named ``"METHOD /route"`` from the resolver's route
+pattern: ``path("campaigns/<int:id>/", ...)`` gives ``"GET /campaigns/{id}/"``; regex
+routes keep their text with named groups as ``{name}``. Streamed responses end their scope
+when the server closes the response. Optional settings, each a callable or its dotted
+import path: ``HYPOPROBE_ENDPOINT_NAME`` (request -> name or None) and
+``HYPOPROBE_SEGMENT`` (request -> segment or None; used when the core has segments).
+
+Under Django's ASGI handler this sync middleware still works; an *async* streamed body
+is timed to its end but probes inside it are not attributed to the request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from ..errors import ConfigurationError
+from ._request import Namer, Request, Segmenter, call_namer, method_of, unmatched
+from .wsgi import ClosingBody
+
+__all__ = ["HypoprobeMiddleware", "django_route_name", "normalise_route"]
+
+_CONVERTER = re.compile(r"<(?:[^<>:]+:)?(\w+)>")
+_NAMED_GROUP = re.compile(r"\(\?P<(\w+)>")
+_ANCHORS = re.compile(r"\^|\$|\\Z|\\A")
+
+
+def _replace_groups(route: str) -> str:
+    # Named regex groups become {name}; their (possibly nested) bodies are skipped by
+    # counting parentheses, escaped ones excluded.
+    out: list[str] = []
+    i = 0
+    while True:
+        m = _NAMED_GROUP.search(route, i)
+        if m is None:
+            out.append(route[i:])
+            return "".join(out)
+        out.append(route[i : m.start()])
+        out.append("{" + m.group(1) + "}")
+        depth, j = 1, m.end()
+        while j < len(route) and depth:
+            c = route[j]
+            if c == "\\":
+                j += 1
+            elif c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            j += 1
+        i = j
+
+
+def normalise_route(route: str) -> str:
+    """A Django route pattern as a template: ``"campaigns/<int:id>/"`` -> ``"/campaigns/{id}/"``.
+
+    Example::
+
+        assert normalise_route("^articles/(?P<year>[0-9]{4})/$") == "/articles/{year}/"
+    """
+    text = _ANCHORS.sub("", _replace_groups(_CONVERTER.sub(r"{\1}", route)))
+    return text if text.startswith("/") else "/" + text
+
+
+def django_route_name(request: Any) -> str | None:
+    """``"METHOD /route"`` of a Django request from the URL resolver, None if none matches.
+
+    Example::
+
+        django_route_name(request)  # "GET /campaigns/{id}/"
+    """
+    from django.urls import Resolver404, resolve  # type: ignore[import-untyped]
+
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return None
+    route = match.route
+    if not route:
+        return None
+    return f"{method_of(request.method)} {normalise_route(route)}"
+
+
+def _setting(name: str) -> Callable[[Any], str | None] | None:
+    from django.conf import settings  # type: ignore[import-untyped]
+    from django.utils.module_loading import import_string  # type: ignore[import-untyped]
+
+    value = getattr(settings, name, None)
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str):
+        try:
+            found = import_string(value)
+        except ImportError as exc:
+            raise ConfigurationError(f"settings.{name} = {value!r}: {exc}") from exc
+        if callable(found):
+            return found  # type: ignore[no-any-return]
+    raise ConfigurationError(
+        f"settings.{name} must be a callable or the dotted path of one, got {value!r}"
+    )
+
+
+class HypoprobeMiddleware:
+    """Django middleware: every request is an endpoint scope ``"METHOD /route"``.
+
+    Example::
+
+        # settings.py
+        MIDDLEWARE = ["hypoprobe.integrations.django.HypoprobeMiddleware", ...]
+        HYPOPROBE_SEGMENT = "myapp.segments.of_request"  # optional
+    """
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+        self.name: Namer = _setting("HYPOPROBE_ENDPOINT_NAME") or django_route_name
+        self.segment: Segmenter | None = _setting("HYPOPROBE_SEGMENT")
+
+    def __call__(self, request: Any) -> Any:
+        fallback = unmatched(method_of(getattr(request, "method", None)))
+        req = Request.start(
+            call_namer(self.name, request, fallback), fallback, self.segment, request
+        )
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            req.end()
+            raise
+        if req.scope is None:
+            return response
+        if not getattr(response, "streaming", False):
+            req.end()
+            return response
+        try:
+            content = response.streaming_content
+            if getattr(response, "is_async", False):
+                req.detach()  # iterated on another thread's loop: time it, no more
+                response.streaming_content = _finish_async(content, req)
+            else:
+                # The setter registers our generator's close() with response.close(),
+                # which the WSGI server calls: the scope ends there.
+                req.handed_off = True
+                response.streaming_content = ClosingBody(content, req)
+        except Exception:
+            req.end()
+        return response
+
+
+async def _finish_async(content: AsyncIterator[bytes], req: Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in content:
+            yield chunk
+    finally:
+        req.finish()

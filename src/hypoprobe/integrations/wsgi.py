@@ -1,0 +1,102 @@
+"""WSGI middleware: one endpoint scope per request, covering the whole response.
+
+The scope opens when the server calls the app and ends when the server closes the body
+iterable (PEP 3333 servers always call ``close()``), so time spent producing a streamed
+body — and any probe called while producing it — belongs to the request. The endpoint
+name comes from ``name(environ)``; without one, or when it returns None, the request is
+``"GET <unmatched>"`` (with its method). Exceptions from the app or the body propagate
+unchanged; the scope still ends.
+
+Status classes and exceptions are not recorded per endpoint: the core has no
+endpoint-level counter yet. A request's duration is recorded whatever its outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .. import _faults
+from ._request import Namer, Request, Segmenter, call_namer, method_of, unmatched
+
+__all__ = ["HypoprobeMiddleware", "WSGIApp"]
+
+#: A WSGI application (PEP 3333), loosely typed: environ, start_response -> body.
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class HypoprobeMiddleware:
+    """Wrap a WSGI app so every request is an endpoint scope named ``"METHOD template"``.
+
+    ``name(environ)`` returns the endpoint name (``"GET /campaigns/{id}"``) or None for
+    ``"<METHOD> <unmatched>"``; a raw path would make one endpoint per id, so return the
+    route's template. ``segment(environ)``, if given, is passed to ``hypoprobe.segment``
+    per request when the core has segments (otherwise it is not called).
+
+    Example::
+
+        def name(environ):
+            if environ["PATH_INFO"].startswith("/campaigns/"):
+                return f"{environ['REQUEST_METHOD']} /campaigns/{{id}}"
+            return None
+
+        app = HypoprobeMiddleware(app, name=name)
+    """
+
+    def __init__(
+        self, app: WSGIApp, *, name: Namer | None = None, segment: Segmenter | None = None
+    ) -> None:
+        self.app = app
+        self.name = name
+        self.segment = segment
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            fallback = unmatched(method_of(environ.get("REQUEST_METHOD")))
+            endpoint_name = call_namer(self.name, environ, fallback)
+        except Exception:  # environ is not a dict: the app will say so itself
+            _faults.record("wsgi_name")
+            endpoint_name = fallback = "OTHER <unmatched>"
+        req = Request.start(endpoint_name, fallback, self.segment, environ)
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            req.end()
+            raise
+        if req.scope is None:  # nested in another scope, or disabled: leave the body alone
+            return body
+        req.handed_off = True
+        return ClosingBody(body, req)
+
+
+class ClosingBody:
+    """The app's body iterable, ending the request's scope when the server closes it."""
+
+    __slots__ = ("_body", "_iter", "_req")
+
+    def __init__(self, body: Iterable[bytes], req: Request) -> None:
+        self._body = body
+        self._iter: Iterator[bytes] | None = None
+        self._req = req
+
+    def __iter__(self) -> ClosingBody:
+        return self
+
+    def __next__(self) -> bytes:
+        it = self._iter
+        if it is None:
+            it = self._iter = iter(self._body)
+        req = self._req
+        req.iterating = True
+        try:
+            return next(it)
+        finally:
+            req.iterating = False
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._req.end()
