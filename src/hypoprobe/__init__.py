@@ -30,10 +30,11 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from . import _runtime
+from . import _load, _runtime
 from ._collect import snapshot
 from ._config import Config, configure
 from ._hypothesis import Hypothesis, Observation, hypothesis
+from ._load import load, unload
 from ._probe import probe
 from ._scope import endpoint
 from .errors import ConfigurationError, HypoprobeError, SnapshotError
@@ -56,8 +57,12 @@ __all__ = [
     "configure",
     "endpoint",
     "hypothesis",
+    "load",
     "probe",
     "snapshot",
+    "unload",
 ]
 
 _runtime.install()
+# Last, once the whole API exists: probes declared in $HYPOPROBE_CONFIG (logs, never raises).
+_load.load_from_environment()

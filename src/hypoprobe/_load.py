@@ -1,0 +1,479 @@
+"""Probes without code changes: hypotheses and their targets declared in a TOML file.
+
+``hypoprobe.load(path)`` reads ``[[hypothesis]]`` tables (the fields of
+:func:`hypoprobe.hypothesis`, plus ``probes``: import paths such as
+``"myapp.queries:CampaignQuery.list_for_account"``), validates the whole file before
+changing anything, registers the hypotheses and replaces each target attribute with a
+probed version. Targets in modules not imported yet are patched by a ``wrapt`` post-import
+hook when the module is first imported, so code loaded after the configuration is covered.
+``hypoprobe.unload()`` puts the original attributes back and disarms pending hooks
+(``wrapt`` cannot remove a hook; ours check that their load is still active).
+
+Loading never imports application code: a target's module is checked eagerly only when it
+is already imported (attribute) or can be located without importing anything (module).
+``HYPOPROBE_CONFIG=path`` loads a file when hypoprobe is imported; an invalid file is then
+logged, not raised, so a bad configuration cannot stop the application from starting.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import wrapt
+
+from ._hypothesis import REGISTRY, Hypothesis, Observation, build, validate_id
+from ._probe import probe
+from .errors import ConfigurationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = ["ENV_VAR", "load", "load_from_environment", "unload"]
+
+_log = logging.getLogger("hypoprobe")
+
+#: Environment variable naming a configuration file to load at import time.
+ENV_VAR = "HYPOPROBE_CONFIG"
+
+_FIELDS = (
+    "id",
+    "claim",
+    "endpoint",
+    "min_share",
+    "observed",
+    "slow_threshold",
+    "owner",
+    "ticket",
+    "expires",
+    "probes",
+)
+_REQUIRED = ("id", "claim", "endpoint", "min_share")
+_TARGET = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_TOML_LINE = re.compile(r"at line (\d+)")
+_HEADER = re.compile(r"^\s*\[\[\s*hypothesis\s*\]\]")
+_ANY_HEADER = re.compile(r"^\s*\[")
+
+_lock = threading.RLock()
+
+
+class _TargetError(Exception):
+    """A target cannot be resolved or probed; the message says why."""
+
+
+# ------------------------------------------------------------------------------ lines
+
+
+class _Source:
+    """The file's text, to point errors at the line of a table, a key or a value."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+        self.tables: list[tuple[int, int]] = []  # (first, end) line indices, 0-based
+        for start, line in enumerate(self.lines):
+            if _HEADER.match(line):
+                end = next(
+                    (
+                        j
+                        for j in range(start + 1, len(self.lines))
+                        if _ANY_HEADER.match(self.lines[j])
+                    ),
+                    len(self.lines),
+                )
+                self.tables.append((start, end))
+
+    def table_line(self, index: int) -> int | None:
+        return self.tables[index][0] + 1 if index < len(self.tables) else None
+
+    def key_line(self, index: int, key: str) -> int | None:
+        if index >= len(self.tables):
+            return None
+        start, end = self.tables[index]
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*[=.]")
+        for i in range(start, end):
+            if pattern.match(self.lines[i]):
+                return i + 1
+        return start + 1
+
+    def value_line(self, index: int, key: str, value: str) -> int | None:
+        line = self.key_line(index, key)
+        if line is None or index >= len(self.tables):
+            return line
+        _, end = self.tables[index]
+        for i in range(line - 1, end):  # a multi-line array: find the value itself
+            if f'"{value}"' in self.lines[i] or f"'{value}'" in self.lines[i]:
+                return i + 1
+        return line
+
+    def error(self, line: int | None, message: str) -> ConfigurationError:
+        where = f"{self.path}:{line}" if line else str(self.path)
+        return ConfigurationError(f"{where}: {message}")
+
+
+# ---------------------------------------------------------------------------- targets
+
+
+@dataclass
+class _Patch:
+    """One target: where it is declared, and once applied, how to put the original back."""
+
+    target: str
+    hypothesis_id: str
+    where: str  # "file:line", for messages
+    module: str
+    attrs: tuple[str, ...]
+    parent: Any = None
+    original: Any = None
+    installed: Any = None
+    had_own: bool = False
+
+    def resolve(self, module: ModuleType) -> tuple[Any, Any, bool]:
+        """(parent object, raw attribute value, defined on the parent itself)."""
+        parent: Any = module
+        for name in self.attrs[:-1]:
+            try:
+                parent = getattr(parent, name)
+            except AttributeError:
+                raise _TargetError(
+                    f"{self.target}: {type(parent).__name__} {_name_of(parent)} has no "
+                    f"attribute {name!r}"
+                ) from None
+        attr = self.attrs[-1]
+        try:
+            # Static lookup: a staticmethod/classmethod must be seen as such, not bound.
+            raw = inspect.getattr_static(parent, attr)
+        except AttributeError:
+            raise _TargetError(
+                f"{self.target}: {type(parent).__name__} {_name_of(parent)} has no "
+                f"attribute {attr!r}"
+            ) from None
+        if isinstance(raw, type) or not (
+            callable(raw) or isinstance(raw, staticmethod | classmethod)
+        ):
+            raise _TargetError(
+                f"{self.target} is {type(raw).__name__} {raw!r}, not a function or method"
+            )
+        return parent, raw, attr in vars(parent)
+
+    def apply(self, module: ModuleType) -> None:
+        parent, raw, had_own = self.resolve(module)
+        installed = probe(self.hypothesis_id)(raw)
+        setattr(parent, self.attrs[-1], installed)
+        self.parent, self.original, self.installed, self.had_own = parent, raw, installed, had_own
+
+    def undo(self) -> None:
+        if self.installed is None:
+            return
+        attr = self.attrs[-1]
+        current = vars(self.parent).get(attr)
+        if current is self.installed:
+            if self.had_own:
+                setattr(self.parent, attr, self.original)
+            else:
+                delattr(self.parent, attr)
+        else:
+            _log.warning(
+                "hypoprobe: %s: %s was replaced by someone else after it was probed; "
+                "leaving it as it is",
+                self.where,
+                self.target,
+            )
+        self.parent = self.original = self.installed = None
+
+
+def _name_of(obj: Any) -> str:
+    return str(getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or obj)
+
+
+def _module_state(name: str) -> ModuleType | bool | None:
+    """The module if imported; True if it exists but is not imported; None if it does not
+    exist; False if that cannot be known without importing a parent package."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    parent = name.rpartition(".")[0]
+    if parent and parent not in sys.modules:
+        return False  # finding it would import the parent package: wait for the import
+    try:
+        return True if importlib.util.find_spec(name) is not None else None
+    except (ImportError, ValueError):
+        return None
+
+
+@dataclass
+class _Loaded:
+    path: Path
+    hypotheses: tuple[Hypothesis, ...]
+    patches: list[_Patch] = field(default_factory=list)
+    active: bool = True
+
+
+_LOADED: dict[Path, _Loaded] = {}
+
+
+def _hook(loaded: _Loaded, patch: _Patch) -> Any:
+    def on_import(module: ModuleType) -> None:
+        # Runs inside the application's import: it must never raise.
+        try:
+            with _lock:
+                if not loaded.active or patch.installed is not None:
+                    return
+                patch.apply(module)
+        except _TargetError as exc:
+            _log.error("hypoprobe: %s: %s; not probed", patch.where, exc)
+        except Exception:
+            _log.exception("hypoprobe: %s: could not probe %s", patch.where, patch.target)
+
+    return on_import
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def _read(path: Path) -> tuple[_Source, dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{path}: cannot read the configuration file: {exc}") from None
+    source = _Source(path, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = _TOML_LINE.search(str(exc))
+        line = int(found.group(1)) if found else None
+        raise source.error(line, f"invalid TOML: {exc}") from None
+    return source, data
+
+
+def _hypothesis(source: _Source, index: int, table: Mapping[str, Any]) -> Hypothesis:
+    line = source.table_line(index)
+    if not isinstance(table, Mapping):
+        raise source.error(line, "each [[hypothesis]] must be a table")
+    unknown = sorted(set(table) - set(_FIELDS))
+    if unknown:
+        raise source.error(
+            source.key_line(index, unknown[0]),
+            f"unknown field {unknown[0]!r} in [[hypothesis]]; the fields are {', '.join(_FIELDS)}",
+        )
+    missing = [k for k in _REQUIRED if k not in table]
+    if missing:
+        raise source.error(line, f"[[hypothesis]] is missing required field {missing[0]!r}")
+    try:
+        validate_id(table["id"])
+    except ConfigurationError as exc:
+        raise source.error(source.key_line(index, "id"), f"field 'id': {exc}") from None
+    fields = {k: v for k, v in table.items() if k not in ("id", "probes")}
+    observed = fields.get("observed")
+    if observed is not None:
+        fields["observed"] = _observation(source, index, observed)
+    # Validate one field at a time against valid stand-ins, to point at the right line.
+    stand_in: dict[str, Any] = {"claim": "-", "endpoint": "-", "min_share": 1.0}
+    for key, value in fields.items():
+        try:
+            build(table["id"], **{**stand_in, key: value})
+        except ConfigurationError as exc:
+            raise source.error(source.key_line(index, key), f"field {key!r}: {exc}") from None
+    return build(table["id"], **fields)
+
+
+def _observation(source: _Source, index: int, value: object) -> Observation:
+    line = source.key_line(index, "observed")
+    if not isinstance(value, Mapping) or set(value) != {"probe_seconds", "endpoint_seconds"}:
+        raise source.error(
+            line,
+            "field 'observed' must be a table {probe_seconds = ..., endpoint_seconds = ...}",
+        )
+    try:
+        return Observation(value["probe_seconds"], value["endpoint_seconds"])
+    except ConfigurationError as exc:
+        raise source.error(line, f"field 'observed': {exc}") from None
+
+
+def _patches(source: _Source, index: int, hyp: Hypothesis, probes: object) -> list[_Patch]:
+    line = source.key_line(index, "probes")
+    if not isinstance(probes, list) or not all(isinstance(p, str) for p in probes):
+        raise source.error(line, "field 'probes' must be a list of \"module:attribute\" strings")
+    out = []
+    for target in probes:
+        where_line = source.value_line(index, "probes", target)
+        if not _TARGET.fullmatch(target):
+            raise source.error(
+                where_line,
+                f"probe target {target!r} is not an import path like "
+                '"myapp.queries:CampaignQuery.list_for_account"',
+            )
+        module, _, attrs = target.partition(":")
+        patch = _Patch(
+            target, hyp.id, f"{source.path}:{where_line}", module, tuple(attrs.split("."))
+        )
+        state = _module_state(module)
+        if state is None:
+            raise source.error(where_line, f"probe target {target!r}: no module named {module!r}")
+        if isinstance(state, ModuleType):
+            try:
+                patch.resolve(state)
+            except _TargetError as exc:
+                raise source.error(where_line, str(exc)) from None
+        out.append(patch)
+    return out
+
+
+def _parse(path: Path) -> tuple[tuple[Hypothesis, ...], list[_Patch]]:
+    source, data = _read(path)
+    unknown = sorted(set(data) - {"hypothesis"})
+    if unknown:
+        line = next(
+            (
+                i + 1
+                for i, text in enumerate(source.lines)
+                if re.match(rf"^\s*\[*\s*{re.escape(unknown[0])}\b", text)
+            ),
+            None,
+        )
+        raise source.error(
+            line, f"unknown key {unknown[0]!r}: the file holds [[hypothesis]] tables"
+        )
+    tables = data.get("hypothesis", [])
+    if not isinstance(tables, list):
+        raise source.error(None, "'hypothesis' must be an array of tables: write [[hypothesis]]")
+    hyps: list[Hypothesis] = []
+    patches: list[_Patch] = []
+    first_line: dict[str, int | None] = {}
+    targets: dict[str, str] = {}
+    for index, table in enumerate(tables):
+        hyp = _hypothesis(source, index, table)
+        line = source.table_line(index)
+        if hyp.id in first_line:
+            raise source.error(
+                source.key_line(index, "id"),
+                f"duplicate hypothesis id {hyp.id!r} (first declared at line {first_line[hyp.id]})",
+            )
+        first_line[hyp.id] = line
+        existing = REGISTRY.get(hyp.id)
+        if existing is not None and existing != hyp:
+            raise source.error(
+                line,
+                f"hypothesis {hyp.id} is already registered with a different definition",
+            )
+        for patch in _patches(source, index, hyp, table.get("probes", [])):
+            if patch.target in targets:
+                raise source.error(
+                    int(patch.where.rpartition(":")[2]),
+                    f"probe target {patch.target!r} is listed twice "
+                    f"(also at {targets[patch.target]})",
+                )
+            targets[patch.target] = patch.where
+            patches.append(patch)
+        hyps.append(hyp)
+    return tuple(hyps), patches
+
+
+# ----------------------------------------------------------------------------- public
+
+
+def load(path: str | os.PathLike[str]) -> tuple[Hypothesis, ...]:
+    """Register the hypotheses of a TOML file and probe their targets; return them.
+
+    The file is validated as a whole before anything changes; every error is a
+    :class:`ConfigurationError` naming the file and line. Targets in modules imported
+    later are probed on import. Loading the same file again replaces its previous load.
+
+    Example::
+
+        # perf.toml
+        # [[hypothesis]]
+        # id = "PERF-123"
+        # claim = "list_for_account dominates GET /campaigns"
+        # endpoint = "GET /campaigns"
+        # min_share = 0.5
+        # observed = { probe_seconds = 1.2, endpoint_seconds = 1.5 }
+        # probes = ["myapp.queries:CampaignQuery.list_for_account"]
+
+        hypoprobe.load("perf.toml")
+    """
+    resolved = Path(path).resolve()
+    with _lock:
+        hyps, patches = _parse(resolved)
+        others = {
+            p.target: p.where
+            for loaded in _LOADED.values()
+            if loaded.path != resolved
+            for p in loaded.patches
+        }
+        for patch in patches:
+            if patch.target in others:
+                raise ConfigurationError(
+                    f"{patch.where}: probe target {patch.target!r} is already probed by "
+                    f"{others[patch.target]}"
+                )
+        _unload_one(resolved)
+        for hyp in hyps:
+            REGISTRY.register(hyp)
+        loaded = _Loaded(resolved, hyps)
+        _LOADED[resolved] = loaded
+        for patch in patches:
+            module = sys.modules.get(patch.module)
+            if module is not None:
+                try:
+                    patch.apply(module)
+                except _TargetError as exc:  # changed since validation: unlikely
+                    _log.error("hypoprobe: %s: %s; not probed", patch.where, exc)
+            else:
+                wrapt.register_post_import_hook(_hook(loaded, patch), patch.module)
+            loaded.patches.append(patch)
+        return hyps
+
+
+def _unload_one(path: Path) -> None:
+    loaded = _LOADED.pop(path, None)
+    if loaded is None:
+        return
+    loaded.active = False
+    for patch in reversed(loaded.patches):
+        patch.undo()
+
+
+def unload(path: str | os.PathLike[str] | None = None) -> None:
+    """Undo :func:`load`: restore every probed attribute and disarm pending import hooks.
+
+    With ``path``, only that file's load is undone. Registered hypotheses stay registered
+    (their recorded data is still worth reading); loading the file again is fine.
+
+    Example::
+
+        hypoprobe.load("perf.toml")
+        ...
+        hypoprobe.unload()  # the original functions are back
+    """
+    with _lock:
+        if path is not None:
+            _unload_one(Path(path).resolve())
+            return
+        for loaded_path in list(_LOADED):
+            _unload_one(loaded_path)
+
+
+def load_from_environment() -> None:
+    """Load ``$HYPOPROBE_CONFIG`` if set; log, never raise, so the import always succeeds."""
+    path = os.environ.get(ENV_VAR, "").strip()
+    if not path:
+        return
+    try:
+        load(path)
+    except ConfigurationError as exc:
+        _log.error("hypoprobe: %s=%s not loaded: %s", ENV_VAR, path, exc)
+    except Exception:
+        _log.exception("hypoprobe: %s=%s not loaded", ENV_VAR, path)

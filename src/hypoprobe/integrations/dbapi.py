@@ -1,0 +1,229 @@
+"""Probe the queries of a DB-API 2.0 connection (sqlite3, psycopg 3, ...) for a hypothesis.
+
+:func:`instrument` wraps a connection in a transparent proxy (``wrapt.ObjectProxy``):
+everything behaves as before, ``isinstance`` included, but the cursors it hands out are
+proxies too, and every ``execute`` / ``executemany`` whose statement matches is timed as a
+probe named by the statement's fingerprint (see ``_fingerprint``). Fetches of a matched
+statement (``fetchone``, ``fetchmany``, ``fetchall``, or iterating the cursor) are timed
+as a second probe, ``fetch: <fingerprint>``, so that the *calls* of the first probe stay
+one per query — which is what makes N+1 loops visible as calls per request. A ``for``
+loop over a cursor records one call when the loop ends, for the time spent fetching rows.
+
+Statements that do not match pass straight to the driver. Driver exceptions propagate
+unchanged; faults of the instrumentation itself are counted, never raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import wrapt
+
+from .. import _faults
+from .._probe import probe
+from ._fingerprint import DEFAULT_MAX_FINGERPRINTS, Matcher, Statements, statement_text
+
+__all__ = ["instrument"]
+
+C = TypeVar("C")
+
+_MAX_NAME = 200
+
+
+def _invoke(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
+def _rows(cursor: Any) -> Iterator[Any]:
+    yield from cursor
+
+
+class _Entry:
+    """The probed callables of one probe name: the statement's, and its fetches'."""
+
+    __slots__ = ("call", "fetch", "rows")
+
+    def __init__(self, hypothesis_id: str, name: str) -> None:
+        # Decorating a pass-through once per name reuses the probe's hot path (enabled
+        # switch, expiry, exception counts) with the site resolved here, not per query.
+        self.call: Callable[..., Any] = probe(hypothesis_id, name=name)(_invoke)
+        fetch_name = f"fetch: {name}"[:_MAX_NAME]
+        self.fetch: Callable[..., Any] = probe(hypothesis_id, name=fetch_name)(_invoke)
+        self.rows: Callable[[Any], Iterator[Any]] = probe(hypothesis_id, name=fetch_name)(_rows)
+
+
+class _Probes:
+    """What one instrumented connection shares with its cursors."""
+
+    __slots__ = ("_entries", "statements")
+
+    def __init__(self, statements: Statements) -> None:
+        self.statements = statements
+        self._entries: dict[str, _Entry] = {}
+        if statements.name is not None:
+            # Known up front: resolve now, so the very first request already counts it.
+            self._entries[statements.name] = _Entry(statements.hypothesis_id, statements.name)
+
+    def lookup(self, operation: object, connection: object) -> _Entry | None:
+        """The entry to time ``operation`` with, or None to pass it through. Never raises."""
+        try:
+            name = self.statements.name_for(statement_text(operation, connection))
+            if name is None:
+                return None
+            entry = self._entries.get(name)
+            if entry is None:
+                entry = self._entries[name] = _Entry(self.statements.hypothesis_id, name)
+            return entry
+        except Exception:
+            _faults.record("dbapi_statement")
+            return None
+
+
+class _CursorProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """A cursor whose matching statements, and their fetches, are probed."""
+
+    def __init__(self, wrapped: Any, probes: _Probes, entry: _Entry | None = None) -> None:
+        super().__init__(wrapped)
+        self._self_probes = probes
+        #: The entry of the statement last executed, for its fetches (None: not probed).
+        self._self_entry = entry
+
+    def _run(self, method: str, operation: Any, args: Any, kwargs: Any) -> Any:
+        wrapped = self.__wrapped__
+        entry = self._self_probes.lookup(operation, getattr(wrapped, "connection", None))
+        self._self_entry = entry
+        fn = getattr(wrapped, method)
+        if entry is None:
+            result = fn(operation, *args, **kwargs)
+        else:
+            result = entry.call(fn, operation, *args, **kwargs)
+        # Drivers return the cursor itself (sqlite3, psycopg): keep handing out the proxy.
+        return self if result is wrapped else result
+
+    def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._run("execute", operation, args, kwargs)
+
+    def executemany(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._run("executemany", operation, args, kwargs)
+
+    def fetchone(self) -> Any:
+        entry = self._self_entry
+        if entry is None:
+            return self.__wrapped__.fetchone()
+        return entry.fetch(self.__wrapped__.fetchone)
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        entry = self._self_entry
+        if entry is None:
+            return self.__wrapped__.fetchmany(*args, **kwargs)
+        return entry.fetch(self.__wrapped__.fetchmany, *args, **kwargs)
+
+    def fetchall(self) -> Any:
+        entry = self._self_entry
+        if entry is None:
+            return self.__wrapped__.fetchall()
+        return entry.fetch(self.__wrapped__.fetchall)
+
+    def __iter__(self) -> Iterator[Any]:
+        entry = self._self_entry
+        if entry is None:
+            return iter(self.__wrapped__)
+        # One call per loop, for the time spent producing rows (not the loop body's).
+        return entry.rows(self.__wrapped__)
+
+    def __enter__(self) -> Any:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        return self.__wrapped__.__exit__(*exc_info)
+
+
+class _IteratorCursorProxy(_CursorProxy):
+    """For cursors that are their own iterators (sqlite3): ``next(cursor)`` keeps working."""
+
+    def __next__(self) -> Any:
+        return next(self.__wrapped__)
+
+
+def _wrap_cursor(cursor: Any, probes: _Probes, entry: _Entry | None = None) -> Any:
+    if isinstance(cursor, _CursorProxy) and cursor._self_probes is probes:
+        return cursor
+    if hasattr(type(cursor), "__next__"):
+        return _IteratorCursorProxy(cursor, probes, entry)
+    return _CursorProxy(cursor, probes, entry)
+
+
+class _ConnectionProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """A connection whose cursors, and ``execute`` shortcuts, are probed."""
+
+    def __init__(self, wrapped: Any, probes: _Probes) -> None:
+        super().__init__(wrapped)
+        self._self_probes = probes
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        return _wrap_cursor(self.__wrapped__.cursor(*args, **kwargs), self._self_probes)
+
+    def _run(self, method: str, operation: Any, args: Any, kwargs: Any) -> Any:
+        wrapped = self.__wrapped__
+        probes = self._self_probes
+        entry = probes.lookup(operation, wrapped)
+        fn = getattr(wrapped, method)
+        if entry is None:
+            cursor = fn(operation, *args, **kwargs)
+        else:
+            cursor = entry.call(fn, operation, *args, **kwargs)
+        # sqlite3 and psycopg return the new cursor: its fetches belong to this statement.
+        return _wrap_cursor(cursor, probes, entry)
+
+    def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._run("execute", operation, args, kwargs)
+
+    def executemany(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._run("executemany", operation, args, kwargs)
+
+    def __enter__(self) -> Any:
+        # sqlite3's and psycopg's __enter__ return the raw connection: hand back the proxy.
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        return self.__wrapped__.__exit__(*exc_info)
+
+
+def instrument(
+    connection: C,
+    hypothesis: str,
+    match: Matcher = None,
+    name: str | None = None,
+    *,
+    max_fingerprints: int = DEFAULT_MAX_FINGERPRINTS,
+) -> C:
+    """Return ``connection`` wrapped so its matching queries are probes of ``hypothesis``.
+
+    ``match`` selects the statements: a regular expression searched in the statement
+    (ignoring case), a compiled pattern, a callable taking the statement text, or None
+    for every statement. Each matching statement is a probe named by its fingerprint
+    (literals stripped; at most ``max_fingerprints`` names per hypothesis, then
+    ``(other statements)``), or ``name`` for all of them. Use the returned object in
+    place of the connection; the original is untouched.
+
+    Example::
+
+        import sqlite3
+        from hypoprobe.integrations import dbapi
+
+        conn = dbapi.instrument(sqlite3.connect("app.db"), "PERF-1", match=r"FROM campaigns")
+        with hypoprobe.endpoint("GET /campaigns"):
+            rows = conn.execute("SELECT * FROM campaigns WHERE account = ?", (7,)).fetchall()
+    """
+    if not callable(getattr(connection, "cursor", None)):
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"instrument() needs a DB-API 2.0 connection (with .cursor()), got "
+            f"{type(connection).__name__}"
+        )
+    statements = Statements(hypothesis, match=match, name=name, max_fingerprints=max_fingerprints)
+    return _ConnectionProxy(connection, _Probes(statements))  # type: ignore[return-value]
