@@ -1,0 +1,780 @@
+"""OpenTelemetry export: hypoprobe's storage as OTel metrics, through any ``MetricExporter``.
+
+The OpenTelemetry Python SDK has no ``MetricProducer``, so hypoprobe builds the SDK's public
+data types (``MetricsData`` ... ``HistogramDataPoint``) from a :class:`~hypoprobe.Snapshot`
+and hands them to ``MetricExporter.export`` itself: OTLP/HTTP, OTLP/gRPC, console or your
+own exporter. Collection reads the storage on a timer; the recording path never calls
+OpenTelemetry. Needs the SDK: ``pip install 'hypoprobe[otel]'``.
+
+Example::
+
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from hypoprobe.otel import start_otel_export
+
+    export = start_otel_export(OTLPMetricExporter(), interval_seconds=60.0)
+    ...
+    export.shutdown()  # also runs at interpreter exit: one last export
+
+What is exact (``docs/opentelemetry.md`` has the whole mapping):
+
+* ``histograms="exponential"`` (default): duration histograms are base-2 exponential
+  histograms at scale 4 **in nanoseconds** (unit ``ns``, names ending ``_nanoseconds``
+  instead of ``_seconds``). hypoprobe's duration bucket ``i`` holds the integer nanoseconds
+  in ``(2**((k-1)/16), 2**(k/16)]`` with ``k = 159 + i``; OpenTelemetry's index ``j`` covers
+  ``(base**j, base**(j+1)]``, so bucket ``i`` is index ``158 + i`` exactly. Seconds are
+  nanoseconds times 1e-9, not a power of two, so no index offset is exact in seconds; hence
+  the unit. The first bucket also holds everything at or below 980 ns, the last everything
+  above 2**42 ns (73 min): both are counted in ``hypoprobe_clamped_values`` as on
+  ``/metrics``.
+* ``histograms="explicit"``: duration histograms in seconds with the same names and the
+  same bucket bounds as the Prometheus view (``buckets_per_octave``).
+* Share and calls histograms are explicit-bucket histograms in both modes (their layouts
+  are linear, not exponential), with the Prometheus view's bounds.
+* Counts and sums are hypoprobe's own, unchanged; ``min``/``max`` are left unset because
+  the storage does not keep extremes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from . import _buckets, _faults
+from . import _metrics as m
+from ._collect import snapshot as take_snapshot
+from ._config import HOLDER, validate
+from .errors import ConfigurationError
+from .prometheus import _exposed_bounds
+from .snapshot import ExceptionCount, Histogram, Snapshot
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import (
+        ExponentialHistogramDataPoint,
+        HistogramDataPoint,
+        Metric,
+        MetricExporter,
+        MetricsData,
+        NumberDataPoint,
+    )
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.util.types import AttributeValue
+
+__all__ = [
+    "ATTRIBUTES",
+    "DURATION_INDEX_OFFSET",
+    "DURATION_SCALE",
+    "INSTALL_HINT",
+    "OTelExport",
+    "metric_name",
+    "metrics_data",
+    "start_otel_export",
+]
+
+_log = logging.getLogger("hypoprobe")
+
+#: What to run when the SDK is missing.
+INSTALL_HINT = "pip install 'hypoprobe[otel]'"
+#: Scale of the exported exponential duration histograms (16 buckets per power of two).
+DURATION_SCALE = _buckets.DURATION_SCALE
+#: OpenTelemetry bucket index of hypoprobe's duration bucket 0 (unit: nanoseconds).
+DURATION_INDEX_OFFSET = _buckets.DURATION_FIRST_INDEX - 1
+
+#: OpenTelemetry attribute of each Prometheus label hypoprobe uses.
+ATTRIBUTES: Mapping[str, str] = {
+    "hypothesis": "hypoprobe.hypothesis",
+    "probe": "hypoprobe.probe",
+    "endpoint": "http.route",
+    "slow": "hypoprobe.slow",
+    "exception": "exception.type",
+    "claim": "hypoprobe.claim",
+    "min_share": "hypoprobe.min_share",
+    "observed_share": "hypoprobe.observed_share",
+    "slow_threshold": "hypoprobe.slow_threshold",
+    "owner": "hypoprobe.owner",
+    "ticket": "hypoprobe.ticket",
+    "expires": "hypoprobe.expires",
+    "kind": "hypoprobe.kind",
+    "metric": "hypoprobe.metric",
+    "side": "hypoprobe.side",
+}
+
+# UCUM units. Units in braces are annotations, which the collector's Prometheus translation
+# turns into no name suffix; the squared moments have no unit for the same reason ("s2"
+# would become a "_s2" suffix). Names already end with their unit, so translated names
+# equal the names on /metrics.
+_UNITS: Mapping[str, str] = {
+    m.ENDPOINT_DURATION.name: "s",
+    m.PROBE_DURATION.name: "s",
+    m.REQUEST_PROBE.name: "s",
+    m.REQUEST_SHARE.name: "1",
+    m.REQUEST_CALLS.name: "{call}",
+    m.MOMENT_REQUESTS.name: "{request}",
+    m.MOMENT_REQUESTS_WITH_PROBE.name: "{request}",
+    m.MOMENT_PROBE.name: "s",
+    m.MOMENT_ENDPOINT.name: "s",
+    m.PROBE_EXCEPTIONS.name: "{exception}",
+    m.INTERNAL_ERRORS.name: "{fault}",
+    m.SERIES_DROPPED.name: "{series}",
+    m.CLAMPED.name: "{value}",
+}
+
+Histograms = Literal["exponential", "explicit"]
+Temporality = Literal["cumulative", "delta"]
+Attributes = dict[str, "AttributeValue"]
+
+# The SDK's dataclasses type min/max as float, but OTLP makes them optional and hypoprobe
+# does not keep extremes: None leaves the protobuf fields unset (the round-trip test checks).
+_UNSET = cast(float, None)
+
+
+def metric_name(family: m.Family, histograms: Histograms = "exponential") -> str:
+    """The OpenTelemetry metric name of a hypoprobe family in the given histogram mode.
+
+    Example::
+
+        from hypoprobe import _metrics
+        assert metric_name(_metrics.ENDPOINT_DURATION) == "hypoprobe_endpoint_duration_nanoseconds"
+        assert metric_name(_metrics.ENDPOINT_DURATION, "explicit") == (
+            "hypoprobe_endpoint_duration_seconds"
+        )
+    """
+    if histograms == "exponential" and family.layout is _buckets.DURATION:
+        return family.name.removesuffix("_seconds") + "_nanoseconds"
+    return family.name
+
+
+# --------------------------------------------------------------------------- the SDK
+
+
+@dataclass(frozen=True)
+class _Sdk:
+    export: Any  # the opentelemetry.sdk.metrics.export module
+    resource: Any  # opentelemetry.sdk.resources.Resource
+    scope: Any  # opentelemetry.sdk.util.instrumentation.InstrumentationScope
+
+
+def _sdk() -> _Sdk:
+    # Imported here, not at module level: `import hypoprobe` must never need the SDK.
+    try:
+        from opentelemetry.sdk.metrics import export
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"OpenTelemetry export needs the OpenTelemetry SDK: {INSTALL_HINT} ({exc})"
+        ) from None
+    return _Sdk(export, Resource, InstrumentationScope)
+
+
+# --------------------------------------------------------------------------- data points
+
+
+@dataclass(frozen=True)
+class _Build:
+    sdk: _Sdk
+    histograms: Histograms
+    temporality: Any  # AggregationTemporality
+    start: int
+    now: int
+    bpo: int
+
+
+def _attrs(family: m.Family, values: Iterable[AttributeValue | None]) -> Attributes:
+    # None means "not set" (an optional hypothesis field): the attribute is left out.
+    return {
+        ATTRIBUTES[label]: v
+        for label, v in zip(family.labels, values, strict=True)
+        if v is not None
+    }
+
+
+def _explicit_point(
+    b: _Build,
+    family: m.Family,
+    attrs: Attributes,
+    hist: Histogram,
+    exemplars: Sequence[Any] = (),
+) -> HistogramDataPoint:
+    """An explicit-bucket point with the Prometheus view's bounds, in the natural unit.
+
+    ``exemplars`` go through as-is; per-bucket exemplars (one per exposed bucket) slot in
+    here once the storage keeps them.
+    """
+    assert family.layout is not None
+    if hist.bounds == family.layout.natural_bounds:
+        shown = _exposed_bounds(family.layout, b.bpo)
+        hist = hist.restrict(x for x in hist.bounds if x in shown)
+    return cast(
+        "HistogramDataPoint",
+        b.sdk.export.HistogramDataPoint(
+            attributes=attrs,
+            start_time_unix_nano=b.start,
+            time_unix_nano=b.now,
+            count=hist.count,
+            sum=hist.sum,
+            bucket_counts=list(hist.counts),
+            explicit_bounds=list(hist.bounds),
+            min=_UNSET,
+            max=_UNSET,
+            exemplars=list(exemplars),
+        ),
+    )
+
+
+def _exponential_point(
+    b: _Build, attrs: Attributes, hist: Histogram, exemplars: Sequence[Any] = ()
+) -> ExponentialHistogramDataPoint | None:
+    """A scale-4 exponential point in nanoseconds; None if ``hist`` lacks the duration layout.
+
+    hypoprobe's bucket ``i`` is OpenTelemetry's positive bucket ``DURATION_INDEX_OFFSET + i``
+    (exact for integer nanoseconds; see the module docstring). ``exemplars`` as in
+    :func:`_explicit_point`.
+    """
+    if hist.bounds != _buckets.DURATION.natural_bounds:
+        return None
+    counts = hist.counts
+    nonzero = [i for i, c in enumerate(counts) if c]
+    export = b.sdk.export
+    if nonzero:
+        first, last = nonzero[0], nonzero[-1]
+        positive = export.Buckets(
+            offset=DURATION_INDEX_OFFSET + first, bucket_counts=list(counts[first : last + 1])
+        )
+    else:
+        positive = export.Buckets(offset=0, bucket_counts=[])
+    return cast(
+        "ExponentialHistogramDataPoint",
+        export.ExponentialHistogramDataPoint(
+            attributes=attrs,
+            start_time_unix_nano=b.start,
+            time_unix_nano=b.now,
+            count=hist.count,
+            # The storage sums integer nanoseconds; the snapshot divided by 1e9, and this
+            # multiplication recovers the integer while it is below 2**51 ns (26 days).
+            sum=round(hist.sum * _buckets.DURATION.divisor),
+            scale=DURATION_SCALE,
+            zero_count=0,
+            positive=positive,
+            negative=export.Buckets(offset=0, bucket_counts=[]),
+            flags=0,
+            min=_UNSET,
+            max=_UNSET,
+            exemplars=list(exemplars),
+        ),
+    )
+
+
+def _number_point(b: _Build, attrs: Attributes, value: float) -> NumberDataPoint:
+    return cast(
+        "NumberDataPoint",
+        b.sdk.export.NumberDataPoint(
+            attributes=attrs, start_time_unix_nano=b.start, time_unix_nano=b.now, value=value
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _histogram_metric(
+    b: _Build, family: m.Family, rows: Iterable[tuple[Sequence[AttributeValue], Histogram]]
+) -> Metric | None:
+    export = b.sdk.export
+    name = metric_name(family, b.histograms)
+    if family.layout is _buckets.DURATION and b.histograms == "exponential":
+        exp_points = []
+        for values, hist in rows:
+            point = _exponential_point(b, _attrs(family, values), hist)
+            if point is None:
+                # A snapshot merged from coarser sources: no exact exponential form.
+                _faults.record("otel_histogram_not_exponential")
+            else:
+                exp_points.append(point)
+        data: Any = export.ExponentialHistogram(
+            data_points=exp_points, aggregation_temporality=b.temporality
+        )
+        unit = "ns"
+    else:
+        points = [_explicit_point(b, family, _attrs(family, v), h) for v, h in rows]
+        data = export.Histogram(data_points=points, aggregation_temporality=b.temporality)
+        unit = _UNITS[family.name]
+    if not data.data_points:
+        return None
+    return cast("Metric", export.Metric(name=name, description=family.help, unit=unit, data=data))
+
+
+def _number_metric(
+    b: _Build,
+    family: m.Family,
+    rows: Iterable[tuple[Sequence[AttributeValue | None], float]],
+) -> Metric | None:
+    export = b.sdk.export
+    points = [_number_point(b, _attrs(family, values), value) for values, value in rows]
+    if not points:
+        return None
+    data: Any
+    if family.kind == "counter":
+        data = export.Sum(
+            data_points=points, aggregation_temporality=b.temporality, is_monotonic=True
+        )
+    else:
+        data = export.Gauge(data_points=points)
+    unit = _UNITS.get(family.name, "")
+    return cast(
+        "Metric", export.Metric(name=family.name, description=family.help, unit=unit, data=data)
+    )
+
+
+def _clamped(snap: Snapshot) -> list[tuple[tuple[str, str], float]]:
+    # The same totals as the Prometheus view's hypoprobe_clamped_values.
+    totals: dict[tuple[str, str], int] = {}
+
+    def add(metric: str, hist: Histogram, low: bool) -> None:
+        if low:
+            totals[(metric, "low")] = totals.get((metric, "low"), 0) + hist.counts[0]
+        totals[(metric, "high")] = totals.get((metric, "high"), 0) + hist.counts[-1]
+
+    for e in snap.endpoints:
+        add(m.ENDPOINT_DURATION.name, e.duration, True)
+    for p in snap.probes:
+        add(m.PROBE_DURATION.name, p.duration, True)
+    for r in snap.requests:
+        add(m.REQUEST_SHARE.name, r.share, False)
+        add(m.REQUEST_CALLS.name, r.calls, False)
+    return [(key, n) for key, n in sorted(totals.items())]
+
+
+def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
+    yield _histogram_metric(
+        b, m.ENDPOINT_DURATION, (((e.endpoint,), e.duration) for e in snap.endpoints)
+    )
+    yield _histogram_metric(
+        b,
+        m.PROBE_DURATION,
+        (((p.hypothesis, p.probe, p.endpoint), p.duration) for p in snap.probes),
+    )
+    yield _histogram_metric(
+        b,
+        m.REQUEST_PROBE,
+        (
+            ((r.hypothesis, r.probe, r.endpoint, slow), hist)
+            for r in snap.requests
+            for slow, hist in ((False, r.probe_seconds_fast), (True, r.probe_seconds_slow))
+        ),
+    )
+    yield _histogram_metric(
+        b, m.REQUEST_SHARE, (((r.hypothesis, r.probe, r.endpoint), r.share) for r in snap.requests)
+    )
+    yield _histogram_metric(
+        b, m.REQUEST_CALLS, (((r.hypothesis, r.probe, r.endpoint), r.calls) for r in snap.requests)
+    )
+    yield _number_metric(
+        b,
+        m.HYPOTHESIS_INFO,
+        (
+            (
+                (
+                    h.id,
+                    endpoint,
+                    h.claim,
+                    h.min_share,
+                    h.observed_share,
+                    h.slow_threshold,
+                    h.owner,
+                    h.ticket,
+                    # The date, as on /metrics: a datetime's time would split the series.
+                    h.expires[:10] if h.expires else None,
+                ),
+                1,
+            )
+            for h in snap.hypotheses
+            for endpoint in h.endpoints
+        ),
+    )
+    yield _number_metric(
+        b, m.HYPOTHESIS_EXPIRED, (((h.id,), int(h.expired)) for h in snap.hypotheses)
+    )
+    yield _number_metric(b, m.UNKNOWN_HYPOTHESIS, (((hid,), 1) for hid in snap.unregistered))
+    moment_values: tuple[Callable[[Any], float], ...] = (
+        lambda mo: mo.requests,
+        lambda mo: mo.requests_with_probe,
+        lambda mo: mo.probe_seconds,
+        lambda mo: mo.endpoint_seconds,
+        lambda mo: mo.probe_seconds_squared,
+        lambda mo: mo.endpoint_seconds_squared,
+        lambda mo: mo.probe_endpoint_seconds_squared,
+    )
+    for family, value in zip((*m.INT_MOMENTS, *m.FLOAT_MOMENTS), moment_values, strict=True):
+        yield _number_metric(
+            b,
+            family,
+            (((mo.hypothesis, mo.endpoint, mo.slow), value(mo)) for mo in snap.moments),
+        )
+    yield _number_metric(
+        b,
+        m.PROBE_EXCEPTIONS,
+        (((x.hypothesis, x.probe, x.exception), x.count) for x in snap.exceptions),
+    )
+    yield _number_metric(
+        b, m.INTERNAL_ERRORS, (((k,), n) for k, n in sorted(snap.internal_errors.items()))
+    )
+    yield _number_metric(
+        b, m.SERIES_DROPPED, (((k,), n) for k, n in sorted(snap.series_overflow.items()))
+    )
+    yield _number_metric(b, m.CLAMPED, _clamped(snap))
+
+
+def _check_modes(histograms: str, temporality: str) -> None:
+    if histograms not in ("exponential", "explicit"):
+        raise ConfigurationError(
+            f"histograms must be 'exponential' or 'explicit', got {histograms!r}"
+        )
+    if temporality not in ("cumulative", "delta"):
+        raise ConfigurationError(
+            f"temporality must be 'cumulative' or 'delta', got {temporality!r}"
+        )
+
+
+def _bpo(buckets_per_octave: int | None) -> int:
+    if buckets_per_octave is None:
+        return HOLDER.config.buckets_per_octave
+    validate({"buckets_per_octave": buckets_per_octave})
+    return buckets_per_octave
+
+
+def metrics_data(
+    snapshot: Snapshot,
+    *,
+    resource: Resource | None = None,
+    histograms: Histograms = "exponential",
+    temporality: Temporality = "cumulative",
+    start_time_unix_nano: int | None = None,
+    time_unix_nano: int | None = None,
+    buckets_per_octave: int | None = None,
+) -> MetricsData:
+    """Build OpenTelemetry ``MetricsData`` from a snapshot, ready for ``MetricExporter.export``.
+
+    ``temporality`` only labels the data: for ``"delta"`` pass a window (see
+    :meth:`OTelExport.collect_and_export`, which does that bookkeeping). Times default to
+    the snapshot's ``created_at``; ``resource`` defaults to ``Resource.create()`` (which
+    reads ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``). Metrics with no data
+    points are left out. Raises :class:`~hypoprobe.ConfigurationError` if the SDK is missing
+    or an argument is invalid.
+
+    Example::
+
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+        ConsoleMetricExporter().export(metrics_data(hypoprobe.snapshot()))
+    """
+    sdk = _sdk()
+    _check_modes(histograms, temporality)
+    now = time_unix_nano if time_unix_nano is not None else round(snapshot.created_at * 1e9)
+    agg = sdk.export.AggregationTemporality
+    build = _Build(
+        sdk=sdk,
+        histograms=histograms,
+        temporality=agg.DELTA if temporality == "delta" else agg.CUMULATIVE,
+        start=start_time_unix_nano if start_time_unix_nano is not None else now,
+        now=now,
+        bpo=_bpo(buckets_per_octave),
+    )
+    from . import __version__
+
+    scope = sdk.scope("hypoprobe", __version__)
+    metrics = [metric for metric in _all_metrics(build, snapshot) if metric is not None]
+    return cast(
+        "MetricsData",
+        sdk.export.MetricsData(
+            resource_metrics=[
+                sdk.export.ResourceMetrics(
+                    resource=resource if resource is not None else sdk.resource.create(),
+                    scope_metrics=[
+                        sdk.export.ScopeMetrics(scope=scope, metrics=metrics, schema_url="")
+                    ],
+                    schema_url="",
+                )
+            ]
+        ),
+    )
+
+
+def _window(later: Snapshot, earlier: Snapshot) -> Snapshot:
+    """``later.minus(earlier)``, plus the plain counters that ``Snapshot.minus`` keeps whole."""
+    before = {(x.hypothesis, x.probe, x.exception): x.count for x in earlier.exceptions}
+
+    def exception(x: ExceptionCount) -> ExceptionCount:
+        prior = before.get((x.hypothesis, x.probe, x.exception), 0)
+        delta = x.count - prior if x.count >= prior else x.count
+        return ExceptionCount(x.hypothesis, x.probe, x.exception, delta)
+
+    def counters(now: Mapping[str, int], then: Mapping[str, int]) -> dict[str, int]:
+        # A counter that went down was reset (a fork): all of it is new.
+        return {k: v - then.get(k, 0) if v >= then.get(k, 0) else v for k, v in now.items()}
+
+    window = later.minus(earlier)
+    return Snapshot(
+        created_at=window.created_at,
+        source=window.source,
+        hypotheses=window.hypotheses,
+        endpoints=window.endpoints,
+        probes=window.probes,
+        requests=window.requests,
+        moments=window.moments,
+        exceptions=tuple(exception(x) for x in later.exceptions),
+        unregistered=window.unregistered,
+        internal_errors=counters(later.internal_errors, earlier.internal_errors),
+        series_overflow=counters(later.series_overflow, earlier.series_overflow),
+    )
+
+
+# --------------------------------------------------------------------------- the exporter
+
+
+def _in_thread(fn: Callable[[], None], timeout: float, name: str) -> threading.Thread | None:
+    """Run ``fn`` in a daemon thread for at most ``timeout`` seconds.
+
+    Returns the thread if it is still running (the caller gives up on it), else None. At
+    interpreter shutdown, when no thread can be started, runs ``fn`` right here.
+    """
+    thread = threading.Thread(target=fn, name=name, daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:
+        fn()
+        return None
+    thread.join(timeout)
+    return thread if thread.is_alive() else None
+
+
+class OTelExport:
+    """A running OpenTelemetry export; create it with :func:`start_otel_export`.
+
+    Every ``interval_seconds`` a daemon thread takes a snapshot and exports it. An exporter
+    that raises, returns ``FAILURE`` or takes longer than ``timeout_seconds`` is counted in
+    ``hypoprobe_internal_errors`` (kinds ``otel_export_raised``, ``otel_export_failed``,
+    ``otel_export_timeout``), logged once, and retried at the next interval; with delta
+    temporality the next export covers everything since the last successful one, so
+    nothing is lost or counted twice. Nothing here raises into the application.
+
+    Example::
+
+        export = start_otel_export(ConsoleMetricExporter(), interval_seconds=10.0)
+        export.collect_and_export()  # now, besides the timer
+        export.shutdown()
+    """
+
+    def __init__(
+        self,
+        exporter: MetricExporter,
+        *,
+        interval_seconds: float,
+        resource: Resource | None,
+        temporality: Temporality,
+        histograms: Histograms,
+        timeout_seconds: float,
+        buckets_per_octave: int | None,
+        source: Callable[[], Snapshot],
+    ) -> None:
+        self._sdk = _sdk()
+        _check_modes(histograms, temporality)
+        for name, value in (
+            ("interval_seconds", interval_seconds),
+            ("timeout_seconds", timeout_seconds),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigurationError(f"{name} must be positive and finite, got {value!r}")
+        if not callable(getattr(exporter, "export", None)):
+            raise ConfigurationError(
+                f"exporter must be an OpenTelemetry MetricExporter, got {type(exporter).__name__}"
+            )
+        _bpo(buckets_per_octave)
+        self.exporter = exporter
+        self.interval_seconds = float(interval_seconds)
+        self.timeout_seconds = float(timeout_seconds)
+        self.temporality: Temporality = temporality
+        self.histograms: Histograms = histograms
+        self.resource = resource if resource is not None else self._sdk.resource.create()
+        self._bpo = buckets_per_octave
+        self._source = source
+        self._lock = threading.Lock()  # one collection at a time
+        self._stop = threading.Event()
+        self._closed = False
+        self._inflight: threading.Thread | None = None
+        #: The cumulative stream starts at the first collection.
+        self._cumulative_start: int | None = None
+        #: Delta bookkeeping: the last snapshot an exporter accepted, and when.
+        self._baseline: Snapshot | None = None
+        self._baseline_time = time.time_ns()
+        #: Exports the exporter accepted / that failed (raised, FAILURE or timed out).
+        self.exported = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name="hypoprobe-otel-export", daemon=True)
+
+    def _start(self) -> None:
+        self._thread.start()
+        atexit.register(self._at_exit)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_seconds):
+            self.collect_and_export()
+
+    def _at_exit(self) -> None:
+        self.shutdown()
+
+    def collect_and_export(self) -> bool:
+        """Take a snapshot and export it now; True if the exporter accepted it.
+
+        Never raises; waits at most ``timeout_seconds`` for the exporter.
+        """
+        try:
+            with self._lock:
+                if self._closed:
+                    return False
+                return self._collect_and_export()
+        except Exception:
+            self.failed += 1
+            _faults.record("otel_export_error")
+            return False
+
+    def _collect_and_export(self) -> bool:
+        if self._inflight is not None:
+            if self._inflight.is_alive():
+                # The previous export is still stuck in the exporter: skip this round
+                # rather than pile up threads.
+                self.failed += 1
+                _faults.record("otel_export_timeout")
+                return False
+            self._inflight = None
+        snap = self._source()
+        now = time.time_ns()
+        if self._cumulative_start is None:
+            self._cumulative_start = now
+        if self.temporality == "delta":
+            baseline = self._baseline
+            window = snap if baseline is None else _window(snap, baseline)
+            start = self._baseline_time
+        else:
+            window, start = snap, self._cumulative_start
+        data = metrics_data(
+            window,
+            resource=self.resource,
+            histograms=self.histograms,
+            temporality=self.temporality,
+            start_time_unix_nano=start,
+            time_unix_nano=now,
+            buckets_per_octave=self._bpo,
+        )
+        accepted: list[bool] = []
+
+        def export() -> None:
+            try:
+                result = self.exporter.export(data, timeout_millis=self.timeout_seconds * 1000)
+            except Exception:
+                self.failed += 1
+                _faults.record("otel_export_raised")
+                return
+            if result == self._sdk.export.MetricExportResult.SUCCESS:
+                # Set here, not by the caller: an export that outlived its timeout and then
+                # succeeded still moves the delta baseline, so nothing is sent twice.
+                self._baseline, self._baseline_time = snap, now
+                self.exported += 1
+                accepted.append(True)
+            else:
+                self.failed += 1
+                _faults.record("otel_export_failed")
+
+        stuck = _in_thread(export, self.timeout_seconds, "hypoprobe-otel-exporter")
+        if stuck is not None:
+            self._inflight = stuck
+            self.failed += 1
+            _faults.record("otel_export_timeout")
+            return False
+        return bool(accepted)
+
+    def shutdown(self, timeout_seconds: float | None = None) -> None:
+        """Stop the timer, export one last time, shut the exporter down. Idempotent.
+
+        Each step waits at most ``timeout_seconds`` (default: the export timeout), so a
+        hung exporter cannot hold up the interpreter's exit. Never raises.
+        """
+        try:
+            timeout = self.timeout_seconds if timeout_seconds is None else timeout_seconds
+            self._stop.set()
+            with self._lock:
+                if self._closed:
+                    return
+            if self._thread.is_alive() and self._thread is not threading.current_thread():
+                self._thread.join(timeout)
+            self.collect_and_export()
+            with self._lock:
+                self._closed = True
+            atexit.unregister(self._at_exit)
+
+            def close() -> None:
+                try:
+                    self.exporter.shutdown(timeout_millis=timeout * 1000)
+                except Exception:
+                    _faults.record("otel_exporter_shutdown")
+
+            _in_thread(close, timeout, "hypoprobe-otel-shutdown")
+        except Exception:
+            _faults.record("otel_export_error")
+
+
+def start_otel_export(
+    exporter: MetricExporter,
+    interval_seconds: float = 60.0,
+    *,
+    resource: Resource | None = None,
+    temporality: Temporality = "cumulative",
+    histograms: Histograms = "exponential",
+    timeout_seconds: float = 10.0,
+    buckets_per_octave: int | None = None,
+    source: Callable[[], Snapshot] | None = None,
+) -> OTelExport:
+    """Export hypoprobe's metrics through ``exporter`` every ``interval_seconds``.
+
+    ``exporter`` is any OpenTelemetry SDK ``MetricExporter`` (OTLP/HTTP, OTLP/gRPC,
+    console, your own). ``resource`` is the OTel ``Resource`` the data belongs to
+    (default ``Resource.create()``). ``temporality`` is ``"cumulative"`` (the stream starts
+    at the first collection) or ``"delta"`` (each export holds what happened since the
+    previous accepted one). ``histograms`` is ``"exponential"`` (durations as exact
+    base-2 exponential histograms in nanoseconds) or ``"explicit"`` (durations in seconds
+    with the Prometheus view's bounds, at ``buckets_per_octave``; default: the configured
+    value). ``source`` replaces :func:`hypoprobe.snapshot` as what is exported.
+
+    Start it once per process, after any fork (pre-fork servers: in the worker). Raises
+    :class:`~hypoprobe.ConfigurationError` for invalid arguments or a missing SDK
+    (``pip install 'hypoprobe[otel]'``); afterwards nothing raises.
+
+    Example::
+
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.resources import Resource
+
+        export = start_otel_export(
+            OTLPMetricExporter(endpoint="http://collector:4318/v1/metrics"),
+            interval_seconds=30.0,
+            resource=Resource.create({"service.name": "campaigns"}),
+        )
+    """
+    handle = OTelExport(
+        exporter,
+        interval_seconds=interval_seconds,
+        resource=resource,
+        temporality=temporality,
+        histograms=histograms,
+        timeout_seconds=timeout_seconds,
+        buckets_per_octave=buckets_per_octave,
+        source=source if source is not None else take_snapshot,
+    )
+    handle._start()
+    return handle
