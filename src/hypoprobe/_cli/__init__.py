@@ -1,0 +1,1 @@
+"""The subcommands of ``hypoprobe`` (see :mod:`hypoprobe.cli` for the table of them)."""

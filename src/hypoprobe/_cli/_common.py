@@ -1,0 +1,221 @@
+"""What the subcommands share: source arguments, durations and times, progress, output."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import TextIO
+
+from ..render import FORMATS
+from ..snapshot import Snapshot
+
+__all__ = [
+    "Progress",
+    "add_filter_arguments",
+    "add_output_arguments",
+    "add_source_arguments",
+    "load_source",
+    "parse_time",
+    "parse_window",
+    "write_output",
+]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d|w)")
+
+
+def parse_window(text: str) -> float:
+    """A duration such as ``60s``, ``5m``, ``1h30m``, ``2d`` or plain seconds, in seconds."""
+    raw = text.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        pos, seconds = 0, 0.0
+        for match in _PART.finditer(raw):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _UNITS[match.group(2)]
+            pos = match.end()
+        if pos != len(raw) or not raw:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a duration; use e.g. 60s, 5m, 1h or 1h30m"
+            ) from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"the window must be positive, got {text!r}")
+    return seconds
+
+
+def parse_time(text: str) -> float:
+    """A point in time: Unix seconds, ISO 8601 (UTC unless it says otherwise) or ``now``."""
+    raw = text.strip()
+    if raw == "now":
+        return time.time()
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        stamp = _dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time; use Unix seconds or ISO 8601 such as 2026-11-23T14:00:00Z"
+        ) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=_dt.timezone.utc)
+    return stamp.timestamp()
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--snapshot FILE...`` | ``--metrics-url URL...`` | ``--prometheus URL``, and windows."""
+    group = parser.add_argument_group("source (exactly one)")
+    sources = group.add_mutually_exclusive_group(required=True)
+    sources.add_argument(
+        "--snapshot",
+        nargs="+",
+        metavar="FILE",
+        help="snapshot JSON files (hypoprobe.snapshot() or `hypoprobe snapshot`); merged",
+    )
+    sources.add_argument(
+        "--metrics-url",
+        nargs="+",
+        metavar="URL",
+        help="live /metrics endpoints to scrape (one or many); merged",
+    )
+    sources.add_argument(
+        "--prometheus", metavar="URL", help="a Prometheus server's base URL (needs --window)"
+    )
+    group.add_argument(
+        "--window",
+        type=parse_window,
+        metavar="DURATION",
+        help="with --metrics-url: scrape twice, this far apart, and use the difference; "
+        "with --prometheus: the range to read (e.g. 60s, 1h)",
+    )
+    group.add_argument(
+        "--at",
+        type=parse_time,
+        metavar="TIME",
+        help="with --prometheus: end of the window (Unix seconds or ISO 8601; default now)",
+    )
+
+
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hypothesis", nargs="+", metavar="ID", help="only these hypotheses (default: all)"
+    )
+    parser.add_argument("--endpoint", metavar="NAME", help="only this endpoint")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=tuple(FORMATS),
+        default="table",
+        help="table (default), markdown (for the ticket), json or html (one file with plots)",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
+    )
+
+
+class Progress:
+    """A one-line progress indicator on stderr, shown only on a terminal and only once a
+    source has taken more than ``delay`` seconds. Call it with a short status line.
+
+    Example::
+
+        with Progress() as progress:
+            snap = query_prometheus(url, 3600, progress=progress)
+    """
+
+    def __init__(self, stream: TextIO | None = None, delay: float = 0.5) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.delay = delay
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._message = "reading the source"
+        self._start = time.monotonic()
+        self._shown = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, message: str) -> None:
+        self._message = message
+
+    def _tick(self) -> None:
+        if self._stop.wait(self.delay):
+            return
+        while True:
+            elapsed = time.monotonic() - self._start
+            self.stream.write(f"\r\x1b[Khypoprobe: {self._message} ({elapsed:.0f} s)")
+            self.stream.flush()
+            self._shown = True
+            if self._stop.wait(0.25):
+                return
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            self._thread = threading.Thread(target=self._tick, name="hypoprobe-progress")
+            self._thread.daemon = True
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _check_source_options(args: argparse.Namespace) -> None:
+    from ..cli import UsageError
+
+    if args.prometheus and args.window is None:
+        raise UsageError("--prometheus needs --window, e.g. --window 1h")
+    if args.at is not None and not args.prometheus:
+        raise UsageError("--at only applies to --prometheus")
+    if args.snapshot and args.window is not None:
+        raise UsageError("--window does not apply to --snapshot files")
+
+
+def load_source(args: argparse.Namespace) -> Snapshot:
+    """Read the snapshot the arguments name, with a progress indicator for slow sources."""
+    from .. import sources
+
+    _check_source_options(args)
+    if args.snapshot:
+        return sources.load_snapshot_files(args.snapshot)
+    with Progress() as progress:
+        if args.metrics_url:
+            return sources.scrape_metrics(
+                args.metrics_url, window_seconds=args.window, progress=progress
+            )
+        return sources.query_prometheus(args.prometheus, args.window, at=args.at, progress=progress)
+
+
+def write_output(text: str, path: str | None) -> None:
+    """Write to ``path`` (``-`` or None: standard output)."""
+    if path is None or path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from ..cli import UsageError
+
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {path}: {exc.strerror or exc}; choose a writable path for -o"
+        ) from None

@@ -1,0 +1,80 @@
+"""``hypoprobe compare``: the impact of a fix, before and after."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import analysis, render
+from ..snapshot import Snapshot
+from ._common import (
+    Progress,
+    add_filter_arguments,
+    add_output_arguments,
+    parse_time,
+    parse_window,
+    write_output,
+)
+
+HELP = "compare before and after a fix: latency percentiles, mean with significance, share"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "files",
+        nargs="*",
+        metavar="BEFORE AFTER",
+        help="two snapshot files: before and after the fix",
+    )
+    prom = parser.add_argument_group("or two windows of a Prometheus server")
+    prom.add_argument("--prometheus", metavar="URL", help="a Prometheus server's base URL")
+    prom.add_argument(
+        "--window", type=parse_window, metavar="DURATION", help="length of each window (e.g. 1h)"
+    )
+    prom.add_argument(
+        "--before", type=parse_time, metavar="TIME", help="end of the window before the fix"
+    )
+    prom.add_argument(
+        "--after",
+        type=parse_time,
+        metavar="TIME",
+        help="end of the window after the fix (default now)",
+    )
+    add_filter_arguments(parser)
+    add_output_arguments(parser)
+
+
+def _load(args: argparse.Namespace) -> tuple[Snapshot, Snapshot]:
+    from .. import sources
+    from ..cli import UsageError
+
+    if args.prometheus:
+        if args.files:
+            raise UsageError("give either two snapshot files or --prometheus, not both")
+        if args.window is None or args.before is None:
+            raise UsageError(
+                "--prometheus needs --window and --before (and optionally --after), "
+                "e.g. --window 1h --before 2026-11-20T12:00:00Z"
+            )
+        with Progress() as progress:
+            before = sources.query_prometheus(
+                args.prometheus, args.window, at=args.before, progress=progress
+            )
+            after = sources.query_prometheus(
+                args.prometheus, args.window, at=args.after, progress=progress
+            )
+        return before, after
+    if len(args.files) != 2:
+        raise UsageError(
+            f"compare needs two snapshot files, BEFORE and AFTER (got {len(args.files)}), "
+            "or --prometheus URL --window DURATION --before TIME"
+        )
+    if args.window is not None or args.before is not None or args.after is not None:
+        raise UsageError("--window, --before and --after only apply to --prometheus")
+    return sources.load_snapshot_file(args.files[0]), sources.load_snapshot_file(args.files[1])
+
+
+def run(args: argparse.Namespace) -> int:
+    before, after = _load(args)
+    rep = analysis.compare(before, after, hypotheses=args.hypothesis, endpoint=args.endpoint)
+    write_output(render.render_comparison(rep, args.format), args.output)
+    return 0

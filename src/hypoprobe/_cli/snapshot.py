@@ -1,0 +1,39 @@
+"""``hypoprobe snapshot``: freeze what live processes expose into a snapshot file."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import Progress, parse_window, write_output
+
+HELP = "scrape live /metrics endpoints and write a snapshot file for report and compare"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-url",
+        nargs="+",
+        metavar="URL",
+        required=True,
+        help="live /metrics endpoints to scrape (one or many); merged",
+    )
+    parser.add_argument(
+        "--window",
+        type=parse_window,
+        metavar="DURATION",
+        help="scrape twice, this far apart, and keep only the difference",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import sources
+
+    with Progress() as progress:
+        snap = sources.scrape_metrics(
+            args.metrics_url, window_seconds=args.window, progress=progress
+        )
+    write_output(snap.to_json(indent=2) + "\n", args.output)
+    return 0

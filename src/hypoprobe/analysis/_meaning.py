@@ -1,0 +1,84 @@
+"""The one plain sentence that says what a verdict means, for people who read no tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._ratio import MIN_REQUESTS
+from ._text import count, pct, pct_claim, pct_range, seconds
+
+__all__ = ["meaning", "subject"]
+
+#: Calls per request at which a probe reads as an N+1 pattern.
+MANY_CALLS = 5.0
+
+
+def subject(probes: tuple[str, ...] | list[str], hypothesis: str) -> str:
+    """What the sentence talks about: the probe's name, or the hypothesis' probes."""
+    if len(probes) == 1:
+        return probes[0]
+    if probes:
+        return f"the {len(probes)} probes of {hypothesis}"
+    return f"the code probed for {hypothesis}"
+
+
+def meaning(v: Mapping[str, Any]) -> str:
+    """Say the verdict in words, e.g. ``DISPROVED: q is 7.1% (...) of GET /x latency...``."""
+    who = subject(tuple(v["probes"]), v["hypothesis"])
+    verdict, endpoint, n = v["verdict"], v["endpoint"], v["requests"]
+    claim = pct_claim(v["min_share"])
+    if n == 0:
+        return (
+            f"{verdict}: no requests of {endpoint} were recorded for {v['hypothesis']} yet; "
+            f"the claim needs {claim}."
+        )
+    share = pct(v["aggregate_share"])
+    interval = pct_range(v["ci_low"], v["ci_high"])
+    requests = "request" if n == 1 else "requests"
+    if n < MIN_REQUESTS:
+        head = (
+            f"{verdict}: only {count(n)} {requests} so far, at least {MIN_REQUESTS} are needed "
+            f"to judge; {who} is {share} of {endpoint} latency and the claim needs {claim}"
+        )
+        if v["requests_needed"]:
+            head += f"; about {count(v['requests_needed'])} more requests would settle it"
+    elif verdict == "INCONCLUSIVE":
+        more = v["requests_needed"]
+        settle = (
+            f"about {count(more)} more requests would settle it"
+            if more
+            else "the share sits on the claim, so more requests will not settle it"
+        )
+        head = (
+            f"{verdict}: {who} is {share} ({interval}) of {endpoint} latency across "
+            f"{count(n)} {requests}, too close to the {claim} the claim needs; {settle}"
+        )
+    else:
+        head = (
+            f"{verdict}: {who} is {share} ({interval}) of {endpoint} latency across "
+            f"{count(n)} {requests}; the claim needed {claim}"
+        )
+    parts = [head + "."]
+    if v["anecdote_percentile"] is not None:
+        story = (
+            f"The {seconds(v['anecdote_probe_seconds'])} of "
+            f"{seconds(v['anecdote_endpoint_seconds'])} observation"
+        )
+        fraction = v["anecdote_percentile"]
+        if fraction <= 0:
+            parts.append(f"No request had a share as high as the {story[4:]}.")
+        else:
+            parts.append(f"{story} was in the top {pct(fraction)} of requests.")
+    if v["slow_share"] is not None and v["slow_requests"]:
+        parts.append(
+            f"Among the {count(v['slow_requests'])} slow requests "
+            f"(over {seconds(v['slow_threshold'])}) its share is {pct(v['slow_share'])}."
+        )
+    calls = v["calls_per_request_mean"]
+    if calls is not None and calls >= MANY_CALLS:
+        parts.append(
+            f"It runs {calls:.1f} times per request on average "
+            f"(p95 {v['calls_per_request_p95']:g}): an N+1 pattern."
+        )
+    return " ".join(parts)

@@ -1,0 +1,278 @@
+"""One verdict per (hypothesis, endpoint): the numbers that settle a hypothesis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..errors import HypoprobeError
+from ..snapshot import Histogram, HypothesisInfo, ProbeData, RequestData, Snapshot
+from . import _ratio
+from ._meaning import meaning
+
+__all__ = ["CONFIRMED", "DISPROVED", "INCONCLUSIVE", "NoDataError", "Report", "Verdict", "report"]
+
+CONFIRMED = "CONFIRMED"
+DISPROVED = "DISPROVED"
+INCONCLUSIVE = "INCONCLUSIVE"
+
+
+class NoDataError(HypoprobeError):
+    """There is nothing to judge: an unknown hypothesis or endpoint, or no requests at all.
+
+    Example::
+
+        try:
+            analysis.report(snapshot, hypotheses=["PERF-999"])
+        except analysis.NoDataError as exc:
+            print(exc)
+    """
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict on one hypothesis for one endpoint; ``to_dict()`` is the stable JSON form.
+
+    Example::
+
+        for v in hypoprobe.analysis.report(hypoprobe.snapshot()).verdicts:
+            print(v.verdict, v.meaning)
+    """
+
+    hypothesis: str
+    endpoint: str
+    claim: str
+    requests: int
+    requests_with_probe: int
+    aggregate_share: float | None
+    ci_low: float | None
+    ci_high: float | None
+    min_share: float
+    verdict: str
+    requests_needed: int | None
+    anecdote_share: float | None
+    anecdote_percentile: float | None
+    slow_share: float | None
+    slow_requests: int | None
+    endpoint_p50: float | None
+    endpoint_p95: float | None
+    endpoint_p99: float | None
+    probe_p95: float | None
+    calls_per_request_mean: float | None
+    calls_per_request_p95: float | None
+    saving_seconds_per_request: float | None
+    saving_share: float | None
+    meaning: str
+    probes: tuple[str, ...] = ()
+    slow_threshold: float | None = None
+    anecdote_probe_seconds: float | None = None
+    anecdote_endpoint_seconds: float | None = None
+    endpoint_mean: float | None = None
+    ticket: str | None = None
+    owner: str | None = None
+    expired: bool = False
+    # Distributions for plots; not part of the JSON contract.
+    share_histogram: Histogram | None = field(default=None, repr=False, compare=False)
+    endpoint_histogram: Histogram | None = field(default=None, repr=False, compare=False)
+    calls_histogram: Histogram | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name.endswith("_histogram"):
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every verdict read from one snapshot, and where the data came from."""
+
+    source: str
+    created_at: float
+    verdicts: tuple[Verdict, ...]
+    notes: tuple[str, ...] = ()
+
+
+def _merged(hists: Iterable[Histogram]) -> Histogram | None:
+    out: Histogram | None = None
+    for h in hists:
+        out = h if out is None else out.merge(h)
+    return out
+
+
+def _quantile(h: Histogram | None, q: float) -> float | None:
+    return None if h is None else h.quantile(q)
+
+
+def integer_quantile(h: Histogram, q: float) -> float | None:
+    """The q-quantile of integer-valued data: the bound of the bucket where the rank falls."""
+    n = h.count
+    if n == 0:
+        return None
+    running = 0
+    for i, c in enumerate(h.counts):
+        running += c
+        if running >= q * n and c:
+            return float(h.bounds[i]) if i < len(h.bounds) else float(h.bounds[-1])
+    return float(h.bounds[-1])
+
+
+def _fraction_at_least(h: Histogram, value: float) -> float | None:
+    n = h.count
+    return None if n == 0 else min(1.0, h.count_at_least(value) / n)
+
+
+def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
+    """Judge one hypothesis on one endpoint from the snapshot's data."""
+    mo = snap.moments_for(info.id, endpoint)
+    est = _ratio.estimate(mo)
+    n = est.n
+    if n < _ratio.MIN_REQUESTS or est.ci_low is None or est.ci_high is None:
+        verdict = INCONCLUSIVE
+    elif est.ci_low >= info.min_share:
+        verdict = CONFIRMED
+    elif est.ci_high < info.min_share:
+        verdict = DISPROVED
+    else:
+        verdict = INCONCLUSIVE
+    needed = _ratio.requests_needed(est, info.min_share) if verdict == INCONCLUSIVE else None
+
+    reqs: list[RequestData] = [
+        r for r in snap.requests if r.hypothesis == info.id and r.endpoint == endpoint
+    ]
+    calls_data: list[ProbeData] = [
+        p for p in snap.probes if p.hypothesis == info.id and p.endpoint == endpoint
+    ]
+    probe_names = tuple(sorted({r.probe for r in reqs} | {p.probe for p in calls_data}))
+
+    anecdote = info.observed_share
+    percentile: float | None = None
+    if anecdote is not None:
+        fractions = [f for r in reqs if (f := _fraction_at_least(r.share, anecdote)) is not None]
+        # With several probes each has its own share histogram; the largest fraction is a
+        # lower bound on the fraction of requests whose summed share reaches the anecdote.
+        percentile = max(fractions) if fractions else None
+
+    slow_share: float | None = None
+    slow_requests: int | None = None
+    if info.slow_threshold is not None:
+        slow = snap.moments_for(info.id, endpoint, slow=True)
+        slow_requests = round(slow.requests)
+        if slow.endpoint_seconds > 0:
+            slow_share = slow.probe_seconds / slow.endpoint_seconds
+
+    ep = snap.endpoint(endpoint)
+    ep_hist = ep.duration if ep is not None and ep.duration.count else None
+    share_hist = _dominant(reqs, lambda r: r.share)
+    calls_hist = _dominant(reqs, lambda r: r.calls)
+    calls_mean = sum(r.calls.sum for r in reqs) / n if reqs and n > 0 else None
+    calls_p95s = [q for r in reqs if (q := integer_quantile(r.calls, 0.95)) is not None]
+    probe_hist = _merged(p.duration for p in calls_data)
+
+    saving = mo.probe_seconds / n if n > 0 else None
+    values: dict[str, Any] = {
+        "hypothesis": info.id,
+        "endpoint": endpoint,
+        "claim": info.claim,
+        "requests": round(n),
+        "requests_with_probe": round(mo.requests_with_probe),
+        "aggregate_share": est.share,
+        "ci_low": est.ci_low,
+        "ci_high": est.ci_high,
+        "min_share": info.min_share,
+        "verdict": verdict,
+        "requests_needed": needed,
+        "anecdote_share": anecdote,
+        "anecdote_percentile": percentile,
+        "slow_share": slow_share,
+        "slow_requests": slow_requests,
+        "endpoint_p50": _quantile(ep_hist, 0.50),
+        "endpoint_p95": _quantile(ep_hist, 0.95),
+        "endpoint_p99": _quantile(ep_hist, 0.99),
+        "probe_p95": _quantile(probe_hist, 0.95) if probe_hist and probe_hist.count else None,
+        "calls_per_request_mean": calls_mean,
+        "calls_per_request_p95": max(calls_p95s) if calls_p95s else None,
+        "saving_seconds_per_request": saving,
+        "saving_share": est.share,
+        "probes": probe_names,
+        "slow_threshold": info.slow_threshold,
+        "anecdote_probe_seconds": info.observed_probe_seconds,
+        "anecdote_endpoint_seconds": info.observed_endpoint_seconds,
+        "endpoint_mean": mo.endpoint_seconds / n if n > 0 else None,
+        "ticket": info.ticket,
+        "owner": info.owner,
+        "expired": info.expired,
+    }
+    values["meaning"] = meaning(values)
+    return Verdict(
+        **values,
+        share_histogram=share_hist,
+        endpoint_histogram=ep_hist,
+        calls_histogram=calls_hist,
+    )
+
+
+def _dominant(reqs: Sequence[RequestData], pick: Any) -> Histogram | None:
+    """The histogram of the probe that costs the most time (the one a plot should show)."""
+    if not reqs:
+        return None
+    best = max(reqs, key=lambda r: (r.probe_seconds.sum, r.probe))
+    hist: Histogram = pick(best)
+    return hist
+
+
+def report(
+    snap: Snapshot,
+    hypotheses: Sequence[str] | None = None,
+    endpoint: str | None = None,
+) -> Report:
+    """Judge every hypothesis in ``snap`` (or those named) on each of its endpoints.
+
+    Raises :class:`NoDataError` for an unknown hypothesis id or endpoint, or when no
+    hypothesis has any data at all.
+
+    Example::
+
+        rep = hypoprobe.analysis.report(hypoprobe.snapshot(), hypotheses=["PERF-123"])
+        print(rep.verdicts[0].meaning)
+    """
+    known = {h.id: h for h in snap.hypotheses}
+    if hypotheses:
+        unknown = [h for h in hypotheses if h not in known]
+        if unknown:
+            listed = ", ".join(sorted(known)) or "none"
+            raise NoDataError(
+                f"unknown hypothesis {', '.join(unknown)} in {snap.source}; "
+                f"hypotheses with data there: {listed}"
+            )
+        chosen = [known[h] for h in dict.fromkeys(hypotheses)]
+    else:
+        chosen = sorted(known.values(), key=lambda h: h.id)
+    if not chosen:
+        raise NoDataError(
+            f"no hypotheses in {snap.source}: register one with hypoprobe.hypothesis(...) "
+            "in the process that records, and let some requests run"
+        )
+    pairs = [(h, e) for h in chosen for e in h.endpoints if endpoint is None or e == endpoint]
+    if not pairs:
+        names = sorted({e for h in chosen for e in h.endpoints})
+        raise NoDataError(
+            f"no hypothesis names endpoint {endpoint!r}; endpoints named: {', '.join(names)}"
+        )
+    verdicts = tuple(verdict_for(snap, h, e) for h, e in pairs)
+    if all(v.requests == 0 for v in verdicts):
+        raise NoDataError(
+            f"no requests recorded in {snap.source} for "
+            f"{', '.join(sorted({v.hypothesis for v in verdicts}))}: "
+            "widen the window, or check that the endpoint scopes run"
+        )
+    notes = tuple(
+        f"probes name hypothesis {u}, which is not registered: register it with "
+        "hypoprobe.hypothesis(...) to get a verdict"
+        for u in snap.unregistered
+    )
+    return Report(snap.source, snap.created_at, verdicts, notes)

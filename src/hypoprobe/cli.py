@@ -1,0 +1,140 @@
+"""The ``hypoprobe`` command: argument parsing only; the work is done by the subcommands.
+
+Subcommands live in modules listed in :data:`COMMANDS`. Each module has ``HELP`` (one
+line), ``add_arguments(parser)`` and ``run(args) -> int``; adding a subcommand is one
+module and one entry here.
+
+Exit codes (documented in ``docs/cli.md``):
+
+* 0 — verdicts (or the comparison, or the snapshot) were written;
+* 2 — usage: a bad or missing argument, an unwritable output file;
+* 3 — a source is unreachable or failed (connection refused, HTTP or Prometheus error);
+* 4 — no data: a non-hypoprobe ``/metrics``, an empty or corrupt snapshot, an unknown
+  hypothesis, a window without requests.
+
+User errors print one line on stderr, ``hypoprobe: <problem>; <what to do>``, never a
+traceback.
+
+Example::
+
+    $ hypoprobe report --snapshot web-1.json web-2.json --format markdown
+    $ python -m hypoprobe compare before.json after.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+from .errors import HypoprobeError
+
+__all__ = [
+    "COMMANDS",
+    "EXIT_NO_DATA",
+    "EXIT_OK",
+    "EXIT_SOURCE",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_SOURCE = 3
+EXIT_NO_DATA = 4
+
+#: Subcommand name -> module path. Each module: HELP, add_arguments(parser), run(args).
+COMMANDS: dict[str, str] = {
+    "report": "hypoprobe._cli.report",
+    "compare": "hypoprobe._cli.compare",
+    "snapshot": "hypoprobe._cli.snapshot",
+}
+
+
+class Command(Protocol):
+    """What a subcommand module provides."""
+
+    HELP: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+class UsageError(HypoprobeError):
+    """A subcommand found its arguments unusable after parsing (exit code 2)."""
+
+
+def _load(path: str) -> Command:
+    return cast(Command, importlib.import_module(path))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, every subcommand included."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="hypoprobe",
+        description="Judge performance hypotheses from hypoprobe's metrics.",
+        epilog="exit codes: 0 ok, 2 usage, 3 source unreachable or failed, 4 no data",
+    )
+    parser.add_argument("--version", action="version", version=f"hypoprobe {__version__}")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, path in COMMANDS.items():
+        module = _load(path)
+        sub = subs.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"hypoprobe: {message}", file=sys.stderr)
+    return code
+
+
+def _exit_code(exc: BaseException) -> int:
+    """The exit code of a user error raised by a subcommand."""
+    from .analysis import NoDataError
+    from .sources import SourceError
+
+    if isinstance(exc, SourceError):
+        return exc.exit_code
+    if isinstance(exc, NoDataError):
+        return EXIT_NO_DATA
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    return EXIT_SOURCE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit code (the console script exits with it).
+
+    Example::
+
+        from hypoprobe.cli import main
+        code = main(["report", "--snapshot", "snapshot.json", "--format", "json"])
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        code: int = args._run(args)
+    except HypoprobeError as exc:
+        return _fail(str(exc), _exit_code(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except BrokenPipeError:
+        # The reader went away (``| head``): not an error of ours.
+        sys.stderr.close()
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

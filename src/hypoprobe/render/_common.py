@@ -1,0 +1,103 @@
+"""What every renderer shares: the summary columns, and times shown as text."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+from ..analysis import MIN_REQUESTS, Comparison, Verdict
+from ..analysis._text import MISSING, count, pct, pct_claim, pct_range, seconds
+
+__all__ = ["COMPARE_HEADERS", "HEADERS", "compare_rows", "row", "when"]
+
+HEADERS = (
+    "hypothesis",
+    "endpoint",
+    "verdict",
+    "share",
+    "95% CI",
+    "claim",
+    "requests",
+    "anecdote",
+    "top",
+    "slow share",
+    "p50",
+    "p95",
+    "p99",
+    "probe p95",
+    "calls/req",
+    "saving/req",
+)
+
+
+def _calls(v: Verdict) -> str:
+    if v.calls_per_request_mean is None:
+        return MISSING
+    p95 = MISSING if v.calls_per_request_p95 is None else f"{v.calls_per_request_p95:g}"
+    return f"{v.calls_per_request_mean:.1f} (p95 {p95})"
+
+
+def row(v: Verdict) -> tuple[str, ...]:
+    """One verdict as the cells of the summary table (same columns in every format)."""
+    return (
+        v.hypothesis,
+        v.endpoint,
+        v.verdict,
+        pct(v.aggregate_share),
+        pct_range(v.ci_low, v.ci_high),
+        pct_claim(v.min_share),
+        count(v.requests),
+        pct(v.anecdote_share),
+        pct(v.anecdote_percentile),
+        pct(v.slow_share),
+        seconds(v.endpoint_p50),
+        seconds(v.endpoint_p95),
+        seconds(v.endpoint_p99),
+        seconds(v.probe_p95),
+        _calls(v),
+        seconds(v.saving_seconds_per_request),
+    )
+
+
+COMPARE_HEADERS = ("", "before", "after", "change")
+
+
+def _change(change: float | None) -> str:
+    if change is None:
+        return MISSING
+    return f"{'+' if change >= 0 else '-'}{pct(abs(change))}"
+
+
+def _significance(c: Comparison) -> str:
+    if c.mean_change_significant is None:
+        return f"too few requests to test (need {MIN_REQUESTS} each)"
+    p = c.mean_change_p_value
+    p_text = "" if p is None else (", p<0.001" if p < 0.001 else f", p={p:.3f}")
+    word = "significant" if c.mean_change_significant else "not significant"
+    return f"{word} (Welch{p_text})"
+
+
+def compare_rows(c: Comparison) -> list[tuple[str, str, str, str]]:
+    """One comparison as rows of (measure, before, after, change)."""
+    rows = [("requests", count(c.requests_before), count(c.requests_after), "")]
+    for name in ("p50", "p95", "p99", "mean"):
+        before = getattr(c, f"endpoint_{name}_before")
+        after = getattr(c, f"endpoint_{name}_after")
+        rows.append(
+            (name, seconds(before), seconds(after), _change(getattr(c, f"endpoint_{name}_change")))
+        )
+    rows.append(("mean change", "", "", _significance(c)))
+    share_change = MISSING
+    if c.share_before is not None and c.share_after is not None:
+        points = (c.share_after - c.share_before) * 100
+        share_change = f"{points:+.1f} points"
+        if c.share_change_significant is not None:
+            share_change += " (significant)" if c.share_change_significant else " (not significant)"
+    rows.append(("share", pct(c.share_before), pct(c.share_after), share_change))
+    rows.append(("verdict", c.verdict_before, c.verdict_after, ""))
+    return rows
+
+
+def when(created_at: float) -> str:
+    """A snapshot time as people read it, in UTC."""
+    stamp = _dt.datetime.fromtimestamp(created_at, _dt.timezone.utc)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,90 @@
+"""The terminal format: a fixed-width table, then each verdict's sentence, wrapped."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+from ..analysis import ComparisonReport, Report, Verdict
+from ..analysis._text import pct, pct_claim, pct_range, seconds
+from ._common import COMPARE_HEADERS, compare_rows, when
+
+__all__ = ["comparison", "report"]
+
+WIDTH = 100
+
+#: The terminal's columns: fewer than the full table of the other formats, to fit.
+HEADERS = (
+    "hypothesis",
+    "endpoint",
+    "verdict",
+    "share (95% CI)",
+    "claim",
+    "requests",
+    "top",
+    "slow share",
+    "p95",
+    "calls/req",
+    "saving/req",
+)
+
+
+def row(v: Verdict) -> tuple[str, ...]:
+    """A verdict as the cells of the terminal table."""
+    share = f"{pct(v.aggregate_share)} ({pct_range(v.ci_low, v.ci_high)})"
+    calls = "-" if v.calls_per_request_mean is None else f"{v.calls_per_request_mean:.1f}"
+    return (
+        v.hypothesis,
+        v.endpoint,
+        v.verdict,
+        share if v.ci_low is not None else pct(v.aggregate_share),
+        pct_claim(v.min_share),
+        f"{v.requests:,}",
+        pct(v.anecdote_percentile),
+        pct(v.slow_share),
+        seconds(v.endpoint_p95),
+        calls,
+        seconds(v.saving_seconds_per_request),
+    )
+
+
+def grid(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns padded to their widest cell, two spaces apart, a rule under the headers."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return [line.rstrip() for line in lines]
+
+
+def _wrapped(label: str, text: str) -> list[str]:
+    return textwrap.wrap(
+        f"{label}: {text}", width=WIDTH, subsequent_indent="    ", break_on_hyphens=False
+    )
+
+
+def report(rep: Report) -> str:
+    """The verdicts as a terminal table followed by their sentences."""
+    lines = [f"hypoprobe report: {rep.source}, {when(rep.created_at)}", ""]
+    lines += grid(HEADERS, [row(v) for v in rep.verdicts])
+    lines.append("")
+    for v in rep.verdicts:
+        lines += _wrapped(f"{v.hypothesis} {v.endpoint}", v.meaning)
+    for note in rep.notes:
+        lines += _wrapped("note", note)
+    return "\n".join(lines) + "\n"
+
+
+def comparison(rep: ComparisonReport) -> str:
+    """Before/after: a small table and one sentence per hypothesis and endpoint."""
+    lines = [
+        "hypoprobe compare",
+        f"  before: {rep.before_source}",
+        f"  after:  {rep.after_source}",
+    ]
+    for c in rep.comparisons:
+        lines += ["", f"{c.hypothesis} {c.endpoint}", ""]
+        lines += grid(COMPARE_HEADERS, compare_rows(c))
+        lines.append("")
+        lines += textwrap.wrap(c.meaning, width=WIDTH, break_on_hyphens=False)
+    return "\n".join(lines) + "\n"
