@@ -33,6 +33,7 @@ class Config:
     ``buckets_per_octave``        ``HYPOPROBE_BUCKETS_PER_OCTAVE`` ``1``
     ``registry``                  (none)                          ``prometheus_client.REGISTRY``
     ``clock``                     (none)                          ``time.perf_counter_ns``
+    ``multiproc_dir``             ``HYPOPROBE_MULTIPROC_DIR``     ``None`` (one process)
     ============================  ==============================  =========================
 
     Example::
@@ -52,6 +53,9 @@ class Config:
     registry: CollectorRegistry | None = _DEFAULT_REGISTRY
     #: Monotonic nanosecond clock; swap only in tests.
     clock: Callable[[], int] = time.perf_counter_ns
+    #: Multi-process mode: an existing, writable directory (one per host) where every
+    #: process records into memory-mapped files, so any process reports them all.
+    multiproc_dir: str | None = None
 
 
 _ENV_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {}
@@ -74,6 +78,7 @@ _ENV_PARSERS = {
     "HYPOPROBE_DISABLED": ("enabled", _env_bool_disabled),
     "HYPOPROBE_MAX_SERIES": ("max_series", _env_int),
     "HYPOPROBE_BUCKETS_PER_OCTAVE": ("buckets_per_octave", _env_int),
+    "HYPOPROBE_MULTIPROC_DIR": ("multiproc_dir", lambda raw: raw.strip() or None),
 }
 
 
@@ -101,6 +106,16 @@ def validate(fields: Mapping[str, object]) -> dict[str, object]:
     registry = out.get("registry")
     if registry is not None and not isinstance(registry, CollectorRegistry):
         raise ConfigurationError("registry must be a prometheus_client CollectorRegistry")
+    if out.get("multiproc_dir") is not None:
+        from ._multiproc import validate_directory
+
+        value = out["multiproc_dir"]
+        if not isinstance(value, (str, os.PathLike)):
+            raise ConfigurationError(f"multiproc_dir must be a path or None, got {value!r}")
+        try:
+            out["multiproc_dir"] = validate_directory(os.fspath(value))
+        except ValueError as exc:
+            raise ConfigurationError(f"multiproc_dir: {exc}") from None
     if "clock" in out and not callable(out["clock"]):
         raise ConfigurationError("clock must be a callable returning integer nanoseconds")
     return out

@@ -17,6 +17,8 @@ def _apply(old: Config | None, new: Config) -> None:
     _probe.ENABLED = _scope.ENABLED = new.enabled
     _probe.CLOCK = _scope.CLOCK = new.clock
     STORAGE.max_series = new.max_series
+    if old is None or old.multiproc_dir != new.multiproc_dir:
+        STORAGE.use_directory(new.multiproc_dir)
     if old is None or old.registry is not new.registry:
         if old is not None and old.registry is not None:
             with contextlib.suppress(KeyError):

@@ -8,6 +8,11 @@ thread churn neither loses counts nor grows memory).
 
 After ``fork()`` the child starts from zero: whatever the parent recorded is the parent's
 to report, so a pre-fork server never counts it twice.
+
+In multi-process mode (``multiproc_dir``) a thread's shard is instead an int64 and a float64
+``memoryview`` over its own memory-mapped file (``_multiproc``), which also records the
+series table; collection then reads every file of the directory, live and dead processes
+alike, and sums by series key. The recording path cannot tell the difference.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ import operator
 import os
 import threading
 import weakref
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from ._buckets import BucketLayout
+from . import _faults, _multiproc
+from ._buckets import LAYOUTS, BucketLayout
 
 __all__: list[str] = []
 
@@ -67,6 +75,12 @@ class Storage:
         self._retired_floats: list[float] = []
         self._generation = 0
         self.dropped: dict[str, int] = {}
+        # Multi-process mode: the directory, each series' encoded record (written into every
+        # shard file before the series' slots are used), and the collection-side key table.
+        self.directory: _multiproc.Directory | None = None
+        self._records: list[bytes] = []
+        self._collect_lock = threading.Lock()
+        self._merged = _multiproc.Totals()
 
     # -- series table (slow path: decoration, scope plans, first call per endpoint) --------
 
@@ -109,33 +123,105 @@ class Storage:
             self.float_slots += floats
             self._series.append(made)
             self._by_key[key] = made
+            self._records.append(_multiproc.encode_record(_record_of(made)))
             return made
 
     def all_series(self) -> list[Series]:
-        with self._lock:
-            return list(self._series)
+        """Every series; in multi-process mode, of every file in the directory too.
+
+        Offsets index :meth:`totals`' lists, which only ever grow at the end, so a table
+        read before ``totals()`` stays valid for its result.
+        """
+        if self.directory is None:
+            with self._lock:
+                return list(self._series)
+        with self._collect_lock:
+            merged = self._merged
+            for records, _, _ in self.directory.sources(with_data=False):
+                for rec in records:
+                    merged.slot(rec.key, rec.layout, rec.int_width, rec.float_width)
+            with self._lock:
+                own = list(self._series)
+            for s in own:
+                merged.slot((s.metric, s.labels), _layout_name(s), s.int_width, s.float_width)
+            out = []
+            for key in merged.order:
+                layout, io, iw, fo, fw = merged.index[key]
+                if layout is not None and layout not in LAYOUTS:
+                    continue  # written by another hypoprobe version: summed, not shown
+                out.append(Series(key[0], key[1], LAYOUTS.get(layout or ""), io, iw, fo, fw))
+            return out
 
     # -- shards ----------------------------------------------------------------------------
 
-    def shard(self) -> tuple[list[int], list[float]]:
-        """The calling thread's shard, created or grown to cover every series so far."""
-        ints: list[int] | None = getattr(TLS, "ints", None)
-        floats: list[float] | None = getattr(TLS, "floats", None)
+    def shard(self) -> tuple[Any, Any]:
+        """The calling thread's shard, created or grown to cover every series so far.
+
+        Two flat mutable sequences (ints, floats): lists, or in multi-process mode int64 and
+        float64 memoryviews over the thread's file. Never raises on a full disk or the like:
+        it counts the fault and falls back to an in-memory shard.
+        """
         with self._lock:
-            if ints is None or floats is None or getattr(TLS, "generation", -1) != self._generation:
-                ints, floats = [], []
-                owner = _Owner()
-                key = id(owner)
-                self._live[key] = (ints, floats)
-                weakref.finalize(owner, self._retire, key, self._generation)
-                TLS.owner = owner
-                TLS.generation = self._generation
-            if len(ints) < self.int_slots:
-                ints.extend([0] * (self.int_slots - len(ints)))
-            if len(floats) < self.float_slots:
-                floats.extend([0.0] * (self.float_slots - len(floats)))
-            TLS.ints = ints
-            TLS.floats = floats
+            stale = getattr(TLS, "generation", -1) != self._generation
+            if self.directory is not None:
+                try:
+                    return self._file_shard(stale)
+                except Exception:
+                    _faults.record("multiproc_shard")
+                    stale = stale or getattr(TLS, "file", None) is not None
+            elif getattr(TLS, "file", None) is not None:
+                stale = True  # multi-process mode was switched off
+            return self._list_shard(stale)
+
+    def _list_shard(self, stale: bool) -> tuple[list[int], list[float]]:
+        ints: list[int] | None = None if stale else getattr(TLS, "ints", None)
+        floats: list[float] | None = None if stale else getattr(TLS, "floats", None)
+        if ints is None or floats is None or not isinstance(ints, list):
+            ints, floats = [], []
+            owner = _Owner()
+            key = id(owner)
+            self._live[key] = (ints, floats)
+            weakref.finalize(owner, self._retire, key, self._generation)
+            TLS.owner = owner
+            TLS.generation = self._generation
+            TLS.file = None
+        if len(ints) < self.int_slots:
+            ints.extend([0] * (self.int_slots - len(ints)))
+        if len(floats) < self.float_slots:
+            floats.extend([0.0] * (self.float_slots - len(floats)))
+        TLS.ints = ints
+        TLS.floats = floats
+        return ints, floats
+
+    def _file_shard(self, stale: bool) -> tuple[Any, Any]:
+        assert self.directory is not None
+        shard: _multiproc.ShardFile | None = None if stale else getattr(TLS, "file", None)
+        pending = self._records[shard.n_series :] if shard is not None else self._records
+        table_bytes = sum(map(len, pending))
+        if shard is None or not shard.fits(table_bytes, self.int_slots, self.float_slots):
+            old = shard
+            pid = os.getpid()
+            shard = _multiproc.ShardFile(
+                self.directory.path,
+                pid=pid,
+                started=_own_start_time(pid),
+                int_cap=max(1 << 16, 2 * self.int_slots),
+                float_cap=max(1 << 12, 2 * self.float_slots),
+                table_cap=max(1 << 18, 2 * sum(map(len, self._records))),
+            )
+            pending = self._records
+            if old is not None:
+                old.retire()  # this thread records into the new file from now on
+            owner = _Owner()
+            weakref.finalize(owner, shard.retire)
+            TLS.owner = owner  # the previous owner's finalizer retires its shard
+            TLS.generation = self._generation
+            TLS.file = shard
+        if pending:
+            shard.append(list(pending))
+        ints, floats = shard.views(self.int_slots, self.float_slots)
+        TLS.ints = ints
+        TLS.floats = floats
         return ints, floats
 
     def _retire(self, key: int, generation: int) -> None:
@@ -150,7 +236,53 @@ class Storage:
             _add_into(self._retired_floats, shard[1])
 
     def totals(self) -> tuple[list[int], list[float]]:
-        """Sum of every shard, live and retired, padded to the full series table."""
+        """Sum of every shard, live and retired, padded to the full series table.
+
+        In multi-process mode: the sum over every file of the directory (and any in-memory
+        shard of this process), laid out as :meth:`all_series` says.
+        """
+        if self.directory is None:
+            return self._memory_totals()
+        with self._collect_lock:
+            merged = self._merged
+            merged.ints = [0] * len(merged.ints)
+            merged.floats = [0.0] * len(merged.floats)
+            for records, ints, floats in self.directory.sources(with_data=True):
+                if not merged.add(records, ints, floats):
+                    _faults.record("multiproc_series_clash")
+            with self._lock:
+                own = [_record_of(s) for s in self._series]
+            mem_ints, mem_floats = self._memory_totals()
+            merged.add(own, array("q", mem_ints).tobytes(), array("d", mem_floats).tobytes())
+            out = list(merged.ints), list(merged.floats)
+        self._maybe_compact()
+        return out
+
+    def _maybe_compact(self) -> None:
+        """Fold dead workers' files into the archive once enough have piled up."""
+        directory = self.directory
+        if directory is None:
+            return
+        try:
+            if len(directory.compactable()) >= _multiproc.COMPACT_AT:
+                directory.compact()
+        except Exception:
+            _faults.record("multiproc_compact")
+
+    def use_directory(self, path: str | None) -> None:
+        """Switch multi-process mode on (a validated directory) or off (None).
+
+        Threads move to file shards the next time they need a shard; counts already in
+        memory are still reported by this process. Set it before recording starts.
+        """
+        with self._lock, self._collect_lock:
+            current = self.directory.path if self.directory is not None else None
+            if path == current:
+                return
+            self.directory = _multiproc.Directory(path) if path is not None else None
+            self._merged = _multiproc.Totals()
+
+    def _memory_totals(self) -> tuple[list[int], list[float]]:
         with self._lock:
             ints = [0] * self.int_slots
             floats = [0.0] * self.float_slots
@@ -171,7 +303,9 @@ class Storage:
             self._by_key.clear()
             self.int_slots = 0
             self.float_slots = 0
+            self._records.clear()
             self._drop_counts()
+            self._merged = _multiproc.Totals()
 
     def _drop_counts(self) -> None:
         self._generation += 1
@@ -179,14 +313,43 @@ class Storage:
         self._retired_ints = []
         self._retired_floats = []
         self.dropped.clear()
-        for name in ("ints", "floats", "owner"):
+        for name in ("ints", "floats", "owner", "file"):
             if hasattr(TLS, name):
                 delattr(TLS, name)
 
     def after_fork_in_child(self) -> None:
         """Keep the series table (sites stay valid) but start every count from zero."""
         self._lock = threading.RLock()  # a lock held by another thread at fork is stuck
+        self._collect_lock = threading.Lock()
+        if self.directory is not None:
+            self.directory = _multiproc.Directory(self.directory.path)
         self._drop_counts()
+
+
+def _layout_name(series: Series) -> str | None:
+    return series.layout.name if series.layout is not None else None
+
+
+def _record_of(series: Series) -> _multiproc.Record:
+    return _multiproc.Record(
+        (series.metric, series.labels),
+        _layout_name(series),
+        series.int_offset,
+        series.int_width,
+        series.float_offset,
+        series.float_width,
+    )
+
+
+_START_TIME: dict[int, int] = {}
+
+
+def _own_start_time(pid: int) -> int:
+    """This process' start time, read once per pid (a forked child has a new one)."""
+    found = _START_TIME.get(pid)
+    if found is None:
+        found = _START_TIME[pid] = _multiproc.start_time(pid)
+    return found
 
 
 def _add_into(target: list[int] | list[float], source: Sequence[int] | Sequence[float]) -> None:
