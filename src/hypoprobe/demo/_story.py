@@ -1,0 +1,200 @@
+"""The demo's four steps: one slow request, load under hypotheses, verdicts, fix and compare."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import hypoprobe
+
+from ..snapshot import Snapshot
+from . import _report, loadgen
+from ._progress import ProgressBar
+from ._server import BackgroundServer
+from .app import HYPOTHESES, create_app, set_fixes
+
+__all__ = ["DemoOptions", "DemoResult", "run_demo"]
+
+#: The endpoint the story is about.
+CAMPAIGNS = "GET /accounts/{account_id}/campaigns"
+#: Wall-time cap of each load phase: on a slow machine the demo sends fewer requests
+#: rather than overrun its time budget (2 minutes by default).
+PHASE_SECONDS = 45.0
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What ``hypoprobe demo`` was asked to do (its command-line options)."""
+
+    requests: int = 2000
+    seed: int = 1
+    out: Path = Path("hypoprobe-demo")
+    database_url: str | None = None
+    keep_running: bool = False
+    hypotheses: Path = HYPOTHESES
+    phase_seconds: float = PHASE_SECONDS
+
+
+@dataclass
+class DemoResult:
+    """What a run found: the anecdote, the verdicts, the files written."""
+
+    anecdote_share: float | None = None
+    outcomes: list[_report.Outcome] = field(default_factory=list)
+    requests_before: int = 0
+    requests_after: int = 0
+    files: list[Path] = field(default_factory=list)
+
+    def verdicts(self) -> dict[str, str]:
+        """Hypothesis id -> verdict."""
+        return {o.hypothesis: o.verdict for o in self.outcomes}
+
+
+def _say(stream: TextIO, text: str = "") -> None:
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        body: bytes = response.read()
+        return body
+
+
+def _biggest_account(base_url: str) -> int:
+    """The first enterprise account the app lists (all three have ~10^5 subscribers)."""
+    accounts = json.loads(_get(base_url + "/api/accounts"))
+    enterprise = [a for a in accounts if a["plan"] == "enterprise"] or accounts
+    return int(enterprise[0]["id"])
+
+
+def _window(start: Snapshot, requests: int, timeout: float = 5.0) -> Snapshot:
+    """What was recorded since ``start``, once ``requests`` requests have been recorded.
+
+    A WSGI request ends when the server closes the response, which may be just after the
+    client has read it: wait (bounded) for the server's side to catch up.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        window = hypoprobe.snapshot().minus(start)
+        if sum(e.duration.count for e in window.endpoints) >= requests:
+            return window
+        if time.monotonic() >= deadline:
+            return window
+        time.sleep(0.01)
+
+
+def _step1_anecdote(base_url: str, stream: TextIO) -> float | None:
+    _say(stream, "Step 1 - the anecdote: one slow request, profiled once")
+    account = _biggest_account(base_url)
+    path = f"/accounts/{account}/campaigns"
+    for _ in range(2):  # warm caches: the ticket's profile was of a warm server
+        _get(base_url + path)
+    before = hypoprobe.snapshot()
+    _get(base_url + path)
+    one = _window(before, 1)
+    endpoint = next((e for e in one.endpoints if e.duration.count), None)
+    if endpoint is None:
+        _say(stream, "  (no endpoint scope recorded: is hypoprobe disabled?)\n")
+        return None
+    total = endpoint.duration.sum
+    _say(stream, f"  GET {path}  (an enterprise account)  took {total * 1000:.1f} ms")
+    probes = sorted(
+        (p for p in one.probes if p.endpoint == endpoint.endpoint and p.duration.count),
+        key=lambda p: -p.duration.sum,
+    )
+    for p in probes:
+        share = p.duration.sum / total if total else 0.0
+        _say(
+            stream,
+            f"    {p.probe:<26} {p.hypothesis:<9} {p.duration.count:>3} call(s) "
+            f"{p.duration.sum * 1000:7.1f} ms  {share:4.0%} of the request",
+        )
+    if not probes or not total:
+        return None
+    top = probes[0]
+    top_share = top.duration.sum / total
+    _say(stream, f'  "The {top.probe} query took {top_share:.0%} of this request."')
+    _say(stream, "  Tempting: add the index now. Disciplined: state a hypothesis, then measure.")
+    _say(stream)
+    return top_share
+
+
+def _load(base_url: str, options: DemoOptions, label: str, stream: TextIO) -> tuple[Snapshot, int]:
+    start = hypoprobe.snapshot()
+    bar = ProgressBar(label, stream)
+    result = loadgen.run(
+        base_url,
+        requests=options.requests,
+        seed=options.seed,
+        max_seconds=options.phase_seconds,
+        progress=bar,
+    )
+    bar.close()
+    if result.stopped_by == "time":
+        _say(stream, f"  (stopped at the {options.phase_seconds:g} s cap of a load phase)")
+    if result.errors:
+        _say(stream, f"  {result.errors} request(s) failed")
+    # + 1: the load generator's own look at the accounts.
+    return _window(start, result.requests + 1), result.requests
+
+
+def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
+    """Run the whole story, printing to ``stream``; return what it found."""
+    result = DemoResult()
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    app = create_app(options.database_url)
+    db = app.extensions["campaigns_db"]
+    where = db.url if db.kind == "postgresql" else str(db.path)
+    built = " (built and seeded now)" if app.config["CAMPAIGNS_BUILT"] else ""
+    _say(stream, f"hypoprobe demo: the campaigns app on {db.kind} at {where}{built}")
+    try:
+        with BackgroundServer(app) as server:
+            _say(stream, f"serving {server.url}/  (an in-process WSGI server)\n")
+            result.anecdote_share = _step1_anecdote(server.url, stream)
+
+            _say(stream, f"Step 2 - hypotheses from {options.hypotheses}")
+            hyps = hypoprobe.load(options.hypotheses)
+            for h in hyps:
+                seen = f", anecdote {h.observed_share:.0%}" if h.observed_share else ""
+                _say(stream, f"  {h.id}  needs >= {h.min_share:.0%} of {h.endpoints[0]}{seen}")
+                _say(stream, f"            {' '.join(h.claim.split())}")
+            ids = [h.id for h in hyps]
+            _say(stream, f"  load: {options.requests} requests, seed {options.seed}, no think time")
+            before, result.requests_before = _load(server.url, options, "before", stream)
+            (out / "before.json").write_text(before.to_json(indent=1), encoding="utf-8")
+            _say(stream)
+
+            _say(stream, "Step 3 - verdicts, in aggregate")
+            outcomes, files = _report.report(before, ids, out, stream)
+            result.outcomes = outcomes
+            result.files += [out / "before.json", *files]
+            _say(stream)
+
+            _say(stream, "Step 4 - the fix the verdicts point at: batch the N+1, same load again")
+            set_fixes(app, {"batch"})
+            after, result.requests_after = _load(server.url, options, "after ", stream)
+            (out / "after.json").write_text(after.to_json(indent=1), encoding="utf-8")
+            result.files += [out / "after.json", *_report.compare(before, after, ids, out, stream)]
+            _say(stream)
+            _say(stream, f"Reports written to {out}/:")
+            for path in result.files:
+                _say(stream, f"  {path}")
+            _say(stream, f"Done in {time.monotonic() - started:.0f} s.")
+            if options.keep_running:
+                _say(stream, f"\nStill serving {server.url}/ and {server.url}/metrics;")
+                _say(stream, "press Ctrl-C to stop.")
+                with contextlib.suppress(KeyboardInterrupt):
+                    threading.Event().wait()
+    finally:
+        set_fixes(app, ())
+        db.close()
+    return result
