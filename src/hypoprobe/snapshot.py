@@ -19,6 +19,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from itertools import pairwise
 from typing import Any, TypeVar
 
 from . import _buckets
@@ -178,9 +179,15 @@ class Histogram:
             bounds: tuple[float, ...] = layout.natural_bounds
         else:
             bounds = tuple(float(b) for b in data["bounds"])
+            if any(lo >= hi for lo, hi in pairwise(bounds)):
+                raise SnapshotError(f"histogram bounds are not increasing: {list(bounds)}")
         counts = [0] * (len(bounds) + 1)
         for i, c in data["counts"]:
-            counts[int(i)] = int(c)
+            # A negative index or count would silently land somewhere plausible: reject it.
+            index, count = int(i), int(c)
+            if not 0 <= index < len(counts) or count < 0:
+                raise SnapshotError(f"histogram count [{i}, {c}] is out of range")
+            counts[index] = count
         return cls(bounds, tuple(counts), float(data["sum"]))
 
 
@@ -516,7 +523,7 @@ class Snapshot:
                     )
                     for r in data.get("requests", ())
                 ),
-                moments=tuple(Moments(**mo) for mo in data.get("moments", ())),
+                moments=tuple(_moments(mo) for mo in data.get("moments", ())),
                 exceptions=tuple(ExceptionCount(**x) for x in data.get("exceptions", ())),
                 unregistered=tuple(data.get("unregistered", ())),
                 internal_errors=dict(data.get("internal_errors", {})),
@@ -537,6 +544,23 @@ class Snapshot:
         except json.JSONDecodeError as exc:
             raise SnapshotError(f"the snapshot is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+def _moments(data: Mapping[str, Any]) -> Moments:
+    """Moments from a document, with every sum converted (so a string fails here, not later)."""
+    mo = Moments(**data)
+    return Moments(
+        str(mo.hypothesis),
+        str(mo.endpoint),
+        bool(mo.slow),
+        requests=int(mo.requests),
+        requests_with_probe=int(mo.requests_with_probe),
+        probe_seconds=float(mo.probe_seconds),
+        endpoint_seconds=float(mo.endpoint_seconds),
+        probe_seconds_squared=float(mo.probe_seconds_squared),
+        endpoint_seconds_squared=float(mo.endpoint_seconds_squared),
+        probe_endpoint_seconds_squared=float(mo.probe_endpoint_seconds_squared),
+    )
 
 
 def _plain(obj: Any) -> dict[str, Any]:
