@@ -10,7 +10,7 @@ sample in the window out to the window's edges (by up to half a scrape interval 
 side, less when a counter would go below zero), and misses the first sample of a series
 that appeared inside the window. Counts are therefore kept as Prometheus returns them,
 rounded to whole numbers; the error is at most about one scrape interval out of the window
-(0.3% for 15 s scrapes over an hour), and ratios such as the aggregate share are barely
+(0.4% for 15 s scrapes over an hour), and ratios such as the aggregate share are barely
 affected because numerator and denominator are scaled alike. See ``docs/sources.md``.
 """
 
