@@ -65,7 +65,7 @@ def normalise_route(route: str) -> str:
 
         assert normalise_route("^articles/(?P<year>[0-9]{4})/$") == "/articles/{year}/"
     """
-    text = _ANCHORS.sub("", _replace_groups(_CONVERTER.sub(r"{\1}", route)))
+    text = _ANCHORS.sub("", _CONVERTER.sub(r"{\1}", _replace_groups(route)))
     return text if text.startswith("/") else "/" + text
 
 
