@@ -445,14 +445,6 @@ def test_generator_throw_reaches_the_generator(unique_id: Callable[[str], str]) 
     assert _exceptions(hid) == {}
 
 
-#: A generator that raises is recorded twice by _probe.py (once with 0 ns, once with the
-#: time spent); the one-line-per-branch fix is in the report of the core test suite.
-GENERATOR_RAISE_COUNTED_TWICE = pytest.mark.xfail(
-    reason="core bug: a raising (async) generator is recorded as two calls", strict=True
-)
-
-
-@GENERATOR_RAISE_COUNTED_TWICE
 def test_generator_that_raises_is_one_call(
     unique_id: Callable[[str], str], fake_clock: FakeClock
 ) -> None:
@@ -516,7 +508,6 @@ def test_async_generator_time_inside_is_measured_as_one_call(
     assert hist.sum == pytest.approx(50_000e-9, abs=1e-15)
 
 
-@GENERATOR_RAISE_COUNTED_TWICE
 def test_async_generator_that_raises_is_one_call(
     unique_id: Callable[[str], str], fake_clock: FakeClock
 ) -> None:

@@ -359,11 +359,6 @@ def test_hypothesis_registered_after_probes_and_scopes_exist_is_picked_up(
     )
 
 
-@pytest.mark.xfail(
-    reason="core bug: a probe site created during a request is missing from its scope's plan, "
-    "so the first request loses that probe's time (fix proposed in the core test report)",
-    strict=True,
-)
 def test_a_probe_first_used_inside_a_request_counts_for_that_request(
     unique_id: Callable[[str], str], fake_clock: FakeClock
 ) -> None:

@@ -8,6 +8,7 @@ import time
 
 from . import _faults, _plan
 from . import _metrics as m
+from ._config import HOLDER
 from ._hypothesis import REGISTRY, Hypothesis
 from ._storage import STORAGE, Series
 from .snapshot import (
@@ -50,13 +51,45 @@ def _histogram(series: Series, ints: list[int]) -> Histogram:
 
 def expire_stale() -> None:
     """Stop probes of hypotheses whose expiry has passed (checked at every collection)."""
-    for hyp in REGISTRY.all():
-        if hyp.is_expired():
-            for site in _plan.SITES_BY_HYPOTHESIS.get(hyp.id, ()):
-                if site.deadline != -1:
-                    site.deadline = -1
-                    _plan.invalidate()
-            REGISTRY.warn_expired(hyp)
+    _plan.expire_due(HOLDER.config.clock())
+
+
+def _pad(hist: Histogram, requests: int) -> Histogram:
+    """Add the requests that did not call the probe (value 0: the first bucket)."""
+    missing = requests - hist.count
+    if missing <= 0:
+        return hist
+    return Histogram(hist.bounds, (hist.counts[0] + missing, *hist.counts[1:]), hist.sum)
+
+
+def _with_zero_observations(
+    per_request: dict[tuple[str, ...], dict[str, Histogram]], moments: list[Moments]
+) -> list[RequestData]:
+    """Per-request histograms with one observation per request, 0 where not called.
+
+    A scope records a probe's per-request data only when the probe was called (see
+    ``_scope._finish``); every other request of the hypothesis' endpoint is a zero, and the
+    hypothesis' moments count those requests exactly.
+    """
+    requests_seen = {(mo.hypothesis, mo.endpoint, mo.slow): mo.requests for mo in moments}
+    out = []
+    for (hid, name, endpoint), parts in per_request.items():
+        if len(parts) != 4:
+            continue
+        fast = requests_seen.get((hid, endpoint, False), 0)
+        slow = requests_seen.get((hid, endpoint, True), 0)
+        out.append(
+            RequestData(
+                hid,
+                name,
+                endpoint,
+                probe_seconds_fast=_pad(parts["probe_seconds_fast"], fast),
+                probe_seconds_slow=_pad(parts["probe_seconds_slow"], slow),
+                share=_pad(parts["share"], fast + slow),
+                calls=_pad(parts["calls"], fast + slow),
+            )
+        )
+    return out
 
 
 def snapshot() -> Snapshot:
@@ -112,11 +145,7 @@ def snapshot() -> Snapshot:
         elif s.metric == m.PROBE_EXCEPTIONS.name:
             hid, name, exc_class = s.labels
             exceptions.append(ExceptionCount(hid, name, exc_class, ints[s.int_offset]))
-    requests = [
-        RequestData(key[0], key[1], key[2], **parts)
-        for key, parts in per_request.items()
-        if len(parts) == 4
-    ]
+    requests = _with_zero_observations(per_request, moments)
     registered = {h.id for h in REGISTRY.all()}
     unregistered = sorted({site.hypothesis_id for site in _plan.all_sites()} - registered)
     return Snapshot(

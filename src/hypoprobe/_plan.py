@@ -2,9 +2,10 @@
 
 A *site* is one (hypothesis, probe name) pair; every decorator or context manager with the
 same pair shares it. An endpoint name gets a small integer index when first seen; a site
-keeps, per endpoint index, the offset of its per-call series, so a probe call finds its
-series with one list index. A *plan* is, per endpoint, everything its scope's end needs:
-the hypotheses that name the endpoint, their probes, and every series offset.
+keeps, per endpoint index, the offset of its per-call series, so a probe call outside a
+plan finds its series with one list index. A *plan* is, per endpoint, everything its
+scope needs: for each relevant site its per-call series and accumulator slot, and for the
+scope's end the hypotheses that name the endpoint with every series offset.
 """
 
 from __future__ import annotations
@@ -24,37 +25,47 @@ _lock = threading.RLock()
 #: Never expires (as a monotonic-clock nanosecond deadline).
 NEVER = 1 << 62
 
+#: A request's accumulator slot for one site holds ``calls << CALLS_SHIFT | probe_ns``, so
+#: recording a call into the request is a single addition.
+CALLS_SHIFT = 48
+ONE_CALL = 1 << CALLS_SHIFT
+TIME_MASK = ONE_CALL - 1
+
 
 class Site:
     """One (hypothesis, probe name) pair, shared by every decorator and ``with`` using it."""
 
-    __slots__ = ("__weakref__", "by_endpoint", "deadline", "exceptions", "hypothesis_id", "name")
+    __slots__ = (
+        "__weakref__",
+        "by_endpoint",
+        "deadline",
+        "exceptions",
+        "expired",
+        "hypothesis_id",
+        "name",
+        "off",
+    )
 
     def __init__(self, hypothesis_id: str, name: str) -> None:
         self.hypothesis_id = hypothesis_id
         self.name = name
         #: Offset of the per-call duration series, by endpoint index (0 is outside scopes).
         self.by_endpoint: list[int | None] = []
-        #: Clock value at which the hypothesis expires; probes then pass straight through.
+        #: Clock value at which the hypothesis expires.
         self.deadline = NEVER
+        self.expired = False
+        #: The one flag the hot path reads: disabled by configure(), or expired.
+        self.off = False
         #: Offset of the exception counter, by exception class name (bounded).
         self.exceptions: dict[str, int] = {}
-
-
-@dataclass(frozen=True)
-class SitePlan:
-    site: Site
-    pos: int
-    request_offsets: tuple[int, int]  # (not slow, slow)
-    share_offset: int
-    calls_offset: int
 
 
 @dataclass(frozen=True)
 class HypothesisPlan:
     hypothesis: Hypothesis
     slow_ns: int
-    sites: tuple[SitePlan, ...]
+    #: Per site: (accumulator position, request offsets (not slow, slow), share, calls).
+    sites: tuple[tuple[int, tuple[int, int], int, int], ...]
     int_moments: tuple[int, int]  # (not slow, slow)
     float_moments: tuple[int, int]
 
@@ -65,7 +76,8 @@ class Plan:
 
     endpoint_index: int
     endpoint_offset: int
-    pos: dict[Site, int]
+    #: Per relevant site: (per-call series offset, accumulator position).
+    sites: dict[Site, tuple[int, int]]
     width: int
     hypotheses: tuple[HypothesisPlan, ...]
 
@@ -76,6 +88,10 @@ _sites: dict[tuple[str, str], Site] = {}
 SITES_BY_HYPOTHESIS: dict[str, list[Site]] = {}
 #: Plans by endpoint index; None means "build on next use" (after any registration).
 PLANS: list[Plan | None] = [None]
+#: Earliest clock value at which some probed hypothesis expires; scopes check it.
+NEXT_DEADLINE = NEVER
+#: configure(enabled=...); sites created later start from it.
+ENABLED = True
 
 
 def endpoint_index(name: str) -> int:
@@ -100,6 +116,18 @@ def _deadline(hyp: Hypothesis | None, clock_now: int) -> int:
     return clock_now + max(0, int(remaining * 1e9))
 
 
+def _arm(s: Site, hyp: Hypothesis | None, now: int) -> None:
+    """Set a site's expiry deadline and on/off state from its hypothesis."""
+    global NEXT_DEADLINE
+    s.deadline = _deadline(hyp, now)
+    s.expired = hyp is not None and hyp.is_expired()
+    s.off = s.expired or not ENABLED
+    if s.expired and hyp is not None:
+        REGISTRY.warn_expired(hyp)
+    elif s.deadline < NEXT_DEADLINE:
+        NEXT_DEADLINE = s.deadline
+
+
 def site(hypothesis_id: str, name: str) -> Site:
     """The site for (hypothesis, name), created on first use with its out-of-scope series."""
     key = (hypothesis_id, name)
@@ -112,8 +140,8 @@ def site(hypothesis_id: str, name: str) -> Site:
             from ._config import HOLDER
 
             found = Site(hypothesis_id, name)
-            found.deadline = _deadline(REGISTRY.get(hypothesis_id), HOLDER.config.clock())
             call_series(found, 0)
+            _arm(found, REGISTRY.get(hypothesis_id), HOLDER.config.clock())
             _sites[key] = found
             SITES_BY_HYPOTHESIS.setdefault(hypothesis_id, []).append(found)
             invalidate()
@@ -123,6 +151,37 @@ def site(hypothesis_id: str, name: str) -> Site:
 def all_sites() -> list[Site]:
     with _lock:
         return list(_sites.values())
+
+
+def set_enabled(enabled: bool) -> None:
+    """configure(enabled=...): switch every site, and the sites created from now on."""
+    global ENABLED
+    with _lock:
+        ENABLED = enabled
+        for s in _sites.values():
+            s.off = s.expired or not enabled
+
+
+def expire_due(now: int) -> None:
+    """Turn off the sites whose hypothesis has expired by ``now`` (a clock value)."""
+    global NEXT_DEADLINE
+    with _lock:
+        upcoming = NEVER
+        changed = False
+        for s in _sites.values():
+            if s.expired:
+                continue
+            hyp = REGISTRY.get(s.hypothesis_id)
+            if now >= s.deadline or (hyp is not None and hyp.is_expired()):
+                s.expired = s.off = True
+                changed = True
+                if hyp is not None:
+                    REGISTRY.warn_expired(hyp)
+            else:
+                upcoming = min(upcoming, s.deadline)
+        NEXT_DEADLINE = upcoming
+        if changed:
+            invalidate()
 
 
 def call_series(s: Site, eidx: int) -> int:
@@ -159,8 +218,11 @@ def count_exception(s: Site, exc_type: type[BaseException], limit: int) -> None:
     ints[offset] += 1
 
 
-def _hypothesis_plan(hyp: Hypothesis, endpoint: str, first_pos: int) -> HypothesisPlan:
+def _hypothesis_plan(
+    hyp: Hypothesis, endpoint: str, first_pos: int
+) -> tuple[HypothesisPlan, dict[Site, int]]:
     sites = []
+    positions: dict[Site, int] = {}
     for i, s in enumerate(SITES_BY_HYPOTHESIS.get(hyp.id, ())):
         base = (hyp.id, s.name, endpoint)
         req = tuple(
@@ -169,9 +231,8 @@ def _hypothesis_plan(hyp: Hypothesis, endpoint: str, first_pos: int) -> Hypothes
         )
         share = STORAGE.series(m.REQUEST_SHARE.name, base, m.REQUEST_SHARE.layout)
         calls = STORAGE.series(m.REQUEST_CALLS.name, base, m.REQUEST_CALLS.layout)
-        sites.append(
-            SitePlan(s, first_pos + 2 * i, (req[0], req[1]), share.int_offset, calls.int_offset)
-        )
+        positions[s] = first_pos + i
+        sites.append((first_pos + i, (req[0], req[1]), share.int_offset, calls.int_offset))
     moments = [
         STORAGE.series(
             m.MOMENTS_SERIES,
@@ -182,13 +243,14 @@ def _hypothesis_plan(hyp: Hypothesis, endpoint: str, first_pos: int) -> Hypothes
         for slow in ("false", "true")
     ]
     slow_ns = NEVER if hyp.slow_threshold is None else int(hyp.slow_threshold * 1e9)
-    return HypothesisPlan(
+    made = HypothesisPlan(
         hyp,
         slow_ns,
         tuple(sites),
         (moments[0].int_offset, moments[1].int_offset),
         (moments[0].float_offset, moments[1].float_offset),
     )
+    return made, positions
 
 
 def plan(eidx: int) -> Plan:
@@ -202,17 +264,17 @@ def plan(eidx: int) -> Plan:
             m.ENDPOINT_DURATION.name, (endpoint,), m.ENDPOINT_DURATION.layout
         )
         hyps: list[HypothesisPlan] = []
-        pos: dict[Site, int] = {}
+        slots: dict[Site, tuple[int, int]] = {}
         width = 0
         for hyp in REGISTRY.all():
             if endpoint not in hyp.endpoints or hyp.is_expired():
                 continue
-            hp = _hypothesis_plan(hyp, endpoint, width)
-            for sp in hp.sites:
-                pos[sp.site] = sp.pos
-            width += 2 * len(hp.sites)
+            hp, positions = _hypothesis_plan(hyp, endpoint, width)
+            for s, position in positions.items():
+                slots[s] = (call_series(s, eidx), position)
+            width += len(hp.sites)
             hyps.append(hp)
-        made = Plan(eidx, endpoint_series.int_offset, pos, width, tuple(hyps))
+        made = Plan(eidx, endpoint_series.int_offset, slots, width, tuple(hyps))
         PLANS[eidx] = made
         return made
 
@@ -231,20 +293,8 @@ def on_registered(hyp: Hypothesis) -> None:
     now = HOLDER.config.clock()
     with _lock:
         for s in SITES_BY_HYPOTHESIS.get(hyp.id, ()):
-            s.deadline = _deadline(hyp, now)
+            _arm(s, hyp, now)
         invalidate()
-
-
-def reset() -> None:
-    """Forget sites, endpoints and plans (tests only; live wrappers keep stale sites)."""
-    with _lock:
-        _endpoint_index.clear()
-        _endpoint_index[m.NO_ENDPOINT] = 0
-        del ENDPOINT_NAMES[1:]
-        del PLANS[:]
-        PLANS.append(None)
-        _sites.clear()
-        SITES_BY_HYPOTHESIS.clear()
 
 
 REGISTRY.add_listener(on_registered)

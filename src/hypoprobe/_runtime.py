@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from . import _faults, _probe, _scope
+from . import _faults, _plan, _probe, _scope
 from ._config import HOLDER, Config
 from ._storage import STORAGE
 from .prometheus import COLLECTOR
@@ -14,7 +14,9 @@ __all__: list[str] = []
 
 
 def _apply(old: Config | None, new: Config) -> None:
-    _probe.ENABLED = _scope.ENABLED = new.enabled
+    _scope.ENABLED = new.enabled
+    if old is None or old.enabled != new.enabled:
+        _plan.set_enabled(new.enabled)
     _probe.CLOCK = _scope.CLOCK = new.clock
     STORAGE.max_series = new.max_series
     if old is None or old.multiproc_dir != new.multiproc_dir:

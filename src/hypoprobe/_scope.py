@@ -37,17 +37,36 @@ CLOCK: Callable[[], int] = time.perf_counter_ns
 class Scope:
     """One request in flight: which endpoint, when it began, and what probes added."""
 
-    __slots__ = ("acc", "eidx", "plan", "pos", "start")
+    __slots__ = ("acc", "eidx", "plan", "sites", "start")
 
     def __init__(self, plan: _plan.Plan, start: int) -> None:
         self.plan = plan
         self.eidx = plan.endpoint_index
-        self.pos = plan.pos
+        self.sites = plan.sites
         self.start = start
+        #: Per relevant site: ``calls << CALLS_SHIFT | probe_ns`` (see _plan.CALLS_SHIFT).
         self.acc = [0] * plan.width
 
 
 CURRENT: ContextVar[Scope | None] = ContextVar("hypoprobe_scope", default=None)
+
+
+def refresh(scope: Scope) -> None:
+    """Move a request in flight onto its endpoint's current plan (slow path only).
+
+    A probe first used, or a hypothesis registered, while the request runs is missing from
+    the plan the request started with; what was accumulated so far carries over.
+    """
+    current = _plan.plan(scope.eidx)
+    if current is scope.plan:
+        return
+    acc = [0] * current.width
+    for site, (_, old_pos) in scope.plan.sites.items():
+        slot = current.sites.get(site)
+        if slot is not None:
+            acc[slot[1]] = scope.acc[old_pos]
+    scope.plan, scope.sites, scope.acc = current, current.sites, acc
+
 
 _DURATION_BOUNDS = _buckets.DURATION.bounds
 _DURATION_SUM = _buckets.DURATION.sum_slot
@@ -55,11 +74,19 @@ _SHARE_BOUNDS = _buckets.SHARE.bounds
 _SHARE_SUM = _buckets.SHARE.sum_slot
 _CALLS_BOUNDS = _buckets.CALLS.bounds
 _CALLS_SUM = _buckets.CALLS.sum_slot
+_CALLS_SHIFT = _plan.CALLS_SHIFT
+_TIME_MASK = _plan.TIME_MASK
 _PPB = 1_000_000_000
 
 
 def _finish(scope: Scope, elapsed: int) -> None:
-    """Record one finished request: endpoint time, then every hypothesis' per-request data."""
+    """Record one finished request: endpoint time, then every hypothesis' per-request data.
+
+    A probe not called in the request is not touched here: its zero observations (probe
+    time 0, share 0, calls 0) are the requests counted in the hypothesis' moments but not
+    in the probe's histograms, and collection adds them to the first bucket. That keeps a
+    request's cost proportional to the probes it called, not to the probes that exist.
+    """
     try:
         ints = TLS.ints
         floats = TLS.floats
@@ -74,35 +101,38 @@ def _finish(scope: Scope, elapsed: int) -> None:
     ints[off + _DURATION_SUM] += elapsed
     acc = scope.acc
     e_seconds = elapsed / _PPB
+    e_squared = e_seconds * e_seconds
     for hp in plan.hypotheses:
         slow = 1 if elapsed > hp.slow_ns else 0
         total = 0
-        calls_total = 0
-        for sp in hp.sites:
-            p = acc[sp.pos]
-            calls = acc[sp.pos + 1]
+        called = 0
+        for pos, request_offsets, share_off, calls_off in hp.sites:
+            slot = acc[pos]
+            if not slot:
+                continue
+            p = slot & _TIME_MASK
+            calls = slot >> _CALLS_SHIFT
             total += p
-            calls_total += calls
-            off = sp.request_offsets[slow]
+            called = 1
+            off = request_offsets[slow]
             ints[off + bisect_left(_DURATION_BOUNDS, p)] += 1
             ints[off + _DURATION_SUM] += p
             share = p * _PPB // elapsed if elapsed > 0 else 0
-            off = sp.share_offset
-            ints[off + bisect_left(_SHARE_BOUNDS, share)] += 1
-            ints[off + _SHARE_SUM] += share
-            off = sp.calls_offset
-            ints[off + bisect_left(_CALLS_BOUNDS, calls)] += 1
-            ints[off + _CALLS_SUM] += calls
+            ints[share_off + bisect_left(_SHARE_BOUNDS, share)] += 1
+            ints[share_off + _SHARE_SUM] += share
+            ints[calls_off + bisect_left(_CALLS_BOUNDS, calls)] += 1
+            ints[calls_off + _CALLS_SUM] += calls
         off = hp.int_moments[slow]
         ints[off] += 1
-        ints[off + 1] += calls_total > 0
-        ints[off + 2] += total
         ints[off + 3] += elapsed
-        off = hp.float_moments[slow]
-        p_seconds = total / _PPB
-        floats[off] += p_seconds * p_seconds
-        floats[off + 1] += e_seconds * e_seconds
-        floats[off + 2] += p_seconds * e_seconds
+        fo = hp.float_moments[slow]
+        floats[fo + 1] += e_squared
+        if called:
+            ints[off + 1] += 1
+            ints[off + 2] += total
+            p_seconds = total / _PPB
+            floats[fo] += p_seconds * p_seconds
+            floats[fo + 2] += p_seconds * e_seconds
 
 
 class endpoint:
@@ -143,8 +173,11 @@ class endpoint:
         if not ENABLED or CURRENT.get() is not None:
             return self
         try:
+            start = CLOCK()
+            if start >= _plan.NEXT_DEADLINE:
+                _plan.expire_due(start)
             plan = _plan.PLANS[self._eidx] or _plan.plan(self._eidx)
-            scope = Scope(plan, CLOCK())
+            scope = Scope(plan, start)
             self._token = CURRENT.set(scope)
             self._scope = scope
         except Exception:  # never let instrumentation break the request
