@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import prometheus_client
 import pytest
+from budgets import LOOP
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import hypoprobe
-from conftest import LOOP
 
 pytestmark = pytest.mark.benchmark(group="overhead")
 
@@ -59,7 +59,7 @@ def registry() -> prometheus_client.CollectorRegistry:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def hypotheses() -> Iterator[None]:
+def hypotheses() -> None:
     for i in range(3):
         hypoprobe.hypothesis(
             f"BENCH-{i}",
@@ -67,7 +67,6 @@ def hypotheses() -> Iterator[None]:
             endpoint="GET /bench",
             min_share=0.5,
         )
-    yield
 
 
 def test_bare_call(benchmark: Any) -> None:
