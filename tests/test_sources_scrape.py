@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, start_http_server
+from prometheus_client.openmetrics import exposition as openmetrics_exposition
 
 import hypoprobe
 from conftest import FakeClock
@@ -220,6 +221,22 @@ def test_scrape_rebuilds_what_the_process_recorded(
     assert info.expires == want.expires[:10]  # the info series carries the expiry's date
     assert info.observed_share == pytest.approx(1.2 / 1.5)
     assert got.source == f"metrics {metrics_url}"
+
+
+def test_openmetrics_answer_is_parsed_too(
+    plain_server: Callable[..., str], fake_clock: FakeClock, unique_id: Callable[[str], str]
+) -> None:
+    hid, endpoint = unique_id("h"), unique_id("GET /campaigns")
+    _hypothesis(hid, endpoint)
+    _mixed(_traffic(fake_clock, hid, endpoint), 15)
+    truth = hypoprobe.snapshot()
+    # A server that answers OpenMetrics whatever was asked for.
+    body = openmetrics_exposition.generate_latest(REGISTRY)
+    url = plain_server(200, body, openmetrics_exposition.CONTENT_TYPE_LATEST)
+
+    got = scrape_metrics([url])
+
+    _assert_rebuilt(got, truth, hid, endpoint)
 
 
 def test_url_without_scheme_or_path_means_http_and_metrics(

@@ -27,8 +27,10 @@ __all__ = ["scrape_metrics"]
 
 #: Targets scraped at once; enough for a fleet, small enough to be polite.
 MAX_PARALLEL = 8
-#: Classic text first: it is what every Prometheus client serves by default.
-ACCEPT = "text/plain;version=0.0.4;q=1, application/openmetrics-text;version=1.0.0;q=0.5"
+#: The classic text format, which every Prometheus client serves. (prometheus_client
+#: switches to OpenMetrics whenever the header names it, whatever its q-value; a server
+#: that answers OpenMetrics anyway is parsed with the OpenMetrics parser.)
+ACCEPT = "text/plain;version=0.0.4"
 
 Progress = Callable[[str], None]
 
