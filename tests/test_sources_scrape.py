@@ -197,12 +197,34 @@ def test_scrape_rebuilds_what_the_process_recorded(
     hid, endpoint = unique_id("h"), unique_id("GET /campaigns")
     _hypothesis(hid, endpoint)
     _mixed(_traffic(fake_clock, hid, endpoint), 30)
+    ghost = unique_id("ghost")  # probed, never registered
+
+    @hypoprobe.probe(hid, name="flaky")
+    def flaky() -> None:
+        raise KeyError("gone")
+
+    @hypoprobe.probe(ghost)
+    def haunted() -> None:
+        pass
+
+    for _ in range(3):
+        with pytest.raises(KeyError), hypoprobe.endpoint(endpoint):
+            flaky()
+    haunted()
     truth = hypoprobe.snapshot()
 
     got = scrape_metrics([metrics_url])
 
     _assert_rebuilt(got, truth, hid, endpoint)
+    mine = [x for x in got.exceptions if x.hypothesis == hid]
+    assert mine == [x for x in truth.exceptions if x.hypothesis == hid]
+    assert [(x.probe, x.count) for x in mine] == [("flaky", 3)]
+    assert ghost in truth.unregistered
+    assert got.unregistered == truth.unregistered
+    assert got.internal_errors == truth.internal_errors
+    assert got.series_overflow == truth.series_overflow
     assert got.moments_for(hid, endpoint, slow=True).requests == 6
+    assert got.moments_for(hid, endpoint).requests == 30 + 3
     info, want = got.hypothesis(hid), truth.hypothesis(hid)
     assert info is not None
     assert want is not None
