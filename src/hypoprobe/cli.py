@@ -51,6 +51,9 @@ COMMANDS: dict[str, str] = {
     "report": "hypoprobe._cli.report",
     "compare": "hypoprobe._cli.compare",
     "snapshot": "hypoprobe._cli.snapshot",
+    "demo": "hypoprobe.demo",
+    "rules": "hypoprobe._rules",
+    "dashboard": "hypoprobe._dashboard",
 }
 
 
