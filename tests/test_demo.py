@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from hypoprobe import cli
 from hypoprobe.demo import DemoOptions, main, run_demo
-from servers import require_postgres, start_postgres
+from servers import free_port, require_postgres, start_postgres
 
 REQUESTS = 120
 EXPECTED = {"PERF-412": "DISPROVED", "PERF-415": "CONFIRMED", "PERF-419": "INCONCLUSIVE"}
@@ -58,7 +59,9 @@ def test_demo_command_prints_the_three_verdicts_for_any_seed(
 ) -> None:
     out = tmp_path / "out"
     argv = ["--requests", str(REQUESTS), "--seed", str(seed), "--out", str(out)]
-    assert main([*argv, "--database-url", sqlite_url]) == 0
+    argv += ["--database-url", sqlite_url]
+    # `hypoprobe demo` and `python -m hypoprobe.demo` are the same command.
+    assert (cli.main(["demo", *argv]) if seed == 1 else main(argv)) == 0
 
     printed = capsys.readouterr().out
     anecdote = re.search(r"The active_subscriber_count query took (\d+)% of this request", printed)
@@ -73,6 +76,15 @@ def test_demo_command_prints_the_three_verdicts_for_any_seed(
 def test_demo_rejects_a_request_count_below_one(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--requests", "0"]) == 2
     assert "--requests" in capsys.readouterr().err
+
+
+def test_demo_says_which_database_it_cannot_reach(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/campaigns"
+    assert main(["--database-url", url, "--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"hypoprobe demo: cannot open or build the database at {url}")
 
 
 @pytest.mark.real_server

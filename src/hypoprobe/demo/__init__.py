@@ -22,9 +22,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._story import DemoOptions, DemoResult, run_demo
+from ._story import DatabaseUnavailable, DemoOptions, DemoResult, run_demo
 
-__all__ = ["DemoOptions", "DemoResult", "add_arguments", "main", "run", "run_demo"]
+__all__ = ["HELP", "DemoOptions", "DemoResult", "add_arguments", "main", "run", "run_demo"]
 
 #: One line for the CLI's list of subcommands.
 HELP = "run the whole story on an example app: anecdote, hypotheses, load, verdicts, fix"
@@ -62,7 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo with parsed ``args``; 0 when it completed, 1 when it could not."""
+    """Run the demo with parsed ``args``.
+
+    Exit codes as the rest of the CLI: 0 the story ran, 2 usage (a bad option, or the
+    demo's extra is not installed), 3 the database could not be opened or built.
+    """
     if args.requests < 1:
         print("hypoprobe demo: --requests must be at least 1", file=sys.stderr)
         return 2
@@ -80,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
             f"hypoprobe demo: {exc}; install the demo's extra: pip install 'hypoprobe[demo]'",
             file=sys.stderr,
         )
-        return 1
-    except OSError as exc:
+        return 2
+    except DatabaseUnavailable as exc:
         print(f"hypoprobe demo: {exc}", file=sys.stderr)
-        return 1
+        return 3
     return 0
 
 

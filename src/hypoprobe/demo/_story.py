@@ -17,15 +17,18 @@ from ..snapshot import Snapshot
 from . import _report, loadgen
 from ._progress import ProgressBar
 from ._server import BackgroundServer
-from .app import HYPOTHESES, create_app, set_fixes
 
-__all__ = ["DemoOptions", "DemoResult", "run_demo"]
+__all__ = ["DatabaseUnavailable", "DemoOptions", "DemoResult", "run_demo"]
 
 #: The endpoint the story is about.
 CAMPAIGNS = "GET /accounts/{account_id}/campaigns"
 #: Wall-time cap of each load phase: on a slow machine the demo sends fewer requests
 #: rather than overrun its time budget (2 minutes by default).
 PHASE_SECONDS = 45.0
+
+
+class DatabaseUnavailable(Exception):
+    """The demo's database could not be opened or built; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class DemoOptions:
     out: Path = Path("hypoprobe-demo")
     database_url: str | None = None
     keep_running: bool = False
-    hypotheses: Path = HYPOTHESES
+    #: The hypotheses file; None: the campaigns app's own ``hypotheses.toml``.
+    hypotheses: Path | None = None
     phase_seconds: float = PHASE_SECONDS
 
 
@@ -156,11 +160,22 @@ def _load(base_url: str, options: DemoOptions, label: str, stream: TextIO) -> tu
 
 def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
     """Run the whole story, printing to ``stream``; return what it found."""
+    # Imported here, not at the top: ``hypoprobe demo``'s options must parse (and the rest
+    # of the CLI work) without the demo's extra installed; only running it needs Flask.
+    from .app import HYPOTHESES, create_app, set_fixes
+
+    hypotheses = options.hypotheses or HYPOTHESES
     result = DemoResult()
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    app = create_app(options.database_url)
+    try:
+        app = create_app(options.database_url)
+    except ImportError:
+        raise
+    except Exception as exc:  # sqlite3.Error, psycopg.Error, OSError: say which database
+        url = options.database_url or "the default SQLite file"
+        raise DatabaseUnavailable(f"cannot open or build the database at {url}: {exc}") from exc
     db = app.extensions["campaigns_db"]
     where = db.url if db.kind == "postgresql" else str(db.path)
     built = " (built and seeded now)" if app.config["CAMPAIGNS_BUILT"] else ""
@@ -170,8 +185,8 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
             _say(stream, f"serving {server.url}/  (an in-process WSGI server)\n")
             result.anecdote_share = _step1_anecdote(server.url, stream)
 
-            _say(stream, f"Step 2 - hypotheses from {options.hypotheses}")
-            hyps = hypoprobe.load(options.hypotheses)
+            _say(stream, f"Step 2 - hypotheses from {hypotheses}")
+            hyps = hypoprobe.load(hypotheses)
             for h in hyps:
                 seen = f", anecdote {h.observed_share:.0%}" if h.observed_share else ""
                 _say(stream, f"  {h.id}  needs >= {h.min_share:.0%} of {h.endpoints[0]}{seen}")
