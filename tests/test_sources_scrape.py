@@ -280,7 +280,18 @@ def test_windowed_scrape_keeps_only_what_happened_between_the_scrapes(
     hid, endpoint = unique_id("h"), unique_id("GET /campaigns")
     _hypothesis(hid, endpoint)
     request = _traffic(fake_clock, hid, endpoint)
+
+    @hypoprobe.probe(hid, name="flaky")
+    def flaky() -> None:
+        raise KeyError("gone")
+
+    def fail(times: int) -> None:
+        for _ in range(times):
+            with pytest.raises(KeyError):
+                flaky()
+
     _mixed(request, 25)  # before the window: must not count
+    fail(2)
     seen: dict[str, Snapshot] = {}
     messages: list[str] = []
 
@@ -289,11 +300,13 @@ def test_windowed_scrape_keeps_only_what_happened_between_the_scrapes(
         if message.startswith("waiting"):  # the first scrape is done: traffic in the window
             seen["before"] = hypoprobe.snapshot()
             _mixed(request, 12)
+            fail(1)
             seen["after"] = hypoprobe.snapshot()
 
     got = scrape_metrics([metrics_url], window_seconds=0.2, progress=progress)
 
     assert got.moments_for(hid, endpoint).requests == 12
+    assert [(x.probe, x.count) for x in got.exceptions if x.hypothesis == hid] == [("flaky", 1)]
     _assert_rebuilt(got, seen["after"].minus(seen["before"]), hid, endpoint)
     assert messages[0] == f"scraped {metrics_url}"
     assert messages[1] == "waiting 0.2 s for the second scrape"

@@ -69,6 +69,11 @@ def _key(labels: Mapping[str, str], names: Iterable[str]) -> tuple[str, ...]:
     return tuple(labels.get(n, "") for n in names)
 
 
+def _segment(segment: str) -> dict[str, str]:
+    """The ``segment`` field, given only when set (older snapshot models have no such field)."""
+    return {"segment": segment} if segment else {}
+
+
 def _histogram(parts: _HistogramParts) -> Histogram:
     bounds = sorted(parts.cumulative)
     # Rounded, then made monotone: increase() returns extrapolated, fractional counts, and
@@ -134,8 +139,8 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
     exact scrapes unchanged and turns Prometheus' extrapolated ``increase()`` values into
     the nearest whole number; second sums are kept as given.
     """
-    histograms: dict[tuple[str, tuple[str, ...]], _HistogramParts] = {}
-    moments: dict[tuple[str, str, bool], dict[str, float]] = {}
+    histograms: dict[tuple[str, tuple[tuple[str, str], ...]], _HistogramParts] = {}
+    moments: dict[tuple[str, str, str, bool], dict[str, float]] = {}
     info_rows: dict[str, list[Mapping[str, str]]] = {}
     expired: dict[str, bool] = {}
     unregistered: set[str] = set()
@@ -149,7 +154,10 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
         base, _, suffix = s.name.rpartition("_")
         family = _HISTOGRAMS.get(base)
         if family is not None and suffix in ("bucket", "sum"):
-            parts = histograms.setdefault((base, _key(s.labels, family.labels)), _HistogramParts())
+            # Keyed by label *names*, so a label added to a family cannot shift the others.
+            names = tuple(n for n in family.labels if n != "le")
+            key = (base, tuple(zip(names, _key(s.labels, names), strict=True)))
+            parts = histograms.setdefault(key, _HistogramParts())
             if suffix == "sum":
                 parts.sum += s.value
             elif s.labels.get("le") in ("+Inf", "Inf", "inf"):
@@ -159,8 +167,8 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
                 if math.isfinite(le):
                     parts.cumulative[le] = parts.cumulative.get(le, 0.0) + s.value
         elif s.name in _MOMENT_FIELDS:
-            key = (s.labels.get("hypothesis", ""), s.labels.get("endpoint", ""))
-            slot = moments.setdefault((*key, s.labels.get("slow") == "true"), {})
+            hid, endpoint, segment = _key(s.labels, ("hypothesis", "endpoint", "segment"))
+            slot = moments.setdefault((hid, endpoint, segment, s.labels.get("slow") == "true"), {})
             name = _MOMENT_FIELDS[s.name]
             slot[name] = slot.get(name, 0.0) + s.value
         elif s.name == m.HYPOTHESIS_INFO.name and s.value > 0:
@@ -182,24 +190,27 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
 
     endpoints: list[EndpointData] = []
     probes: list[ProbeData] = []
-    per_request: dict[tuple[str, str, str], dict[str, Histogram]] = {}
-    for (name, labels), parts in histograms.items():
+    per_request: dict[tuple[str, str, str, str], dict[str, Histogram]] = {}
+    for (name, pairs), parts in histograms.items():
         hist = _histogram(parts)
+        labels = dict(pairs)
+        hid, probe, endpoint = _key(labels, ("hypothesis", "probe", "endpoint"))
         if name == m.ENDPOINT_DURATION.name:
-            endpoints.append(EndpointData(labels[0], hist))
+            endpoints.append(EndpointData(endpoint, hist))
         elif name == m.PROBE_DURATION.name:
-            probes.append(ProbeData(labels[0], labels[1], labels[2], hist))
+            probes.append(ProbeData(hid, probe, endpoint, hist))
         else:
-            part = per_request.setdefault((labels[0], labels[1], labels[2]), {})
+            part = per_request.setdefault((hid, probe, endpoint, labels.get("segment", "")), {})
             if name == m.REQUEST_PROBE.name:
-                part["probe_seconds_slow" if labels[3] == "true" else "probe_seconds_fast"] = hist
+                slow_part = labels.get("slow") == "true"
+                part["probe_seconds_slow" if slow_part else "probe_seconds_fast"] = hist
             elif name == m.REQUEST_SHARE.name:
                 part["share"] = hist
             else:
                 part["calls"] = hist
 
     requests = []
-    for (hid, probe, endpoint), parts_of in per_request.items():
+    for (hid, probe, endpoint, segment), parts_of in per_request.items():
         fast = parts_of.get("probe_seconds_fast")
         slow = parts_of.get("probe_seconds_slow")
         requests.append(
@@ -211,6 +222,7 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
                 probe_seconds_slow=slow or _empty(m.REQUEST_PROBE.layout, fast),
                 share=parts_of.get("share") or _empty(m.REQUEST_SHARE.layout),
                 calls=parts_of.get("calls") or _empty(m.REQUEST_CALLS.layout),
+                **_segment(segment),
             )
         )
 
@@ -226,8 +238,9 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
             probe_seconds_squared=values.get("probe_seconds_squared", 0.0),
             endpoint_seconds_squared=values.get("endpoint_seconds_squared", 0.0),
             probe_endpoint_seconds_squared=values.get("probe_endpoint_seconds_squared", 0.0),
+            **_segment(segment),
         )
-        for (hid, endpoint, is_slow), values in moments.items()
+        for (hid, endpoint, segment, is_slow), values in moments.items()
     ]
 
     hypotheses = tuple(_info(hid, rows, expired.get(hid, False)) for hid, rows in info_rows.items())
