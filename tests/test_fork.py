@@ -1,0 +1,129 @@
+"""Fork: a child starts from zero, so a pre-fork server never reports the parent's counts twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+
+import pytest
+
+import hypoprobe
+from conftest import FakeClock
+from hypoprobe.snapshot import Snapshot
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+
+CHILD_TIMEOUT = 20.0
+
+
+def _in_child(work: Callable[[], str]) -> Snapshot:
+    """Run ``work`` in a forked child; return the snapshot JSON it wrote to the pipe."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            os.close(read_fd)
+            with os.fdopen(write_fd, "w") as out:
+                try:
+                    out.write(work())
+                    code = 0
+                except BaseException:
+                    out.write(traceback.format_exc())  # the parent's failure message
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    deadline = time.monotonic() + CHILD_TIMEOUT
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung (a lock held across fork?)")
+        time.sleep(0.01)
+    with os.fdopen(read_fd) as pipe:
+        text = pipe.read()
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    return Snapshot.from_json(text)
+
+
+def _calls(snap: Snapshot, hid: str, endpoint: str) -> int:
+    return sum(
+        p.duration.count for p in snap.probes if (p.hypothesis, p.endpoint) == (hid, endpoint)
+    )
+
+
+def test_child_starts_from_zero_and_parent_keeps_its_counts(
+    unique_id: Callable[[str], str], fake_clock: FakeClock
+) -> None:
+    hid, ep = unique_id(), unique_id("ep")
+    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+
+    @hypoprobe.probe(hid, name="q")
+    def query() -> None:
+        fake_clock.advance(1_000_000)
+
+    def request(calls: int) -> None:
+        with hypoprobe.endpoint(ep):
+            for _ in range(calls):
+                query()
+
+    for _ in range(5):
+        request(2)
+    before = hypoprobe.snapshot()
+    assert before.moments_for(hid, ep).requests == 5
+
+    def child() -> str:
+        zero = hypoprobe.snapshot()
+        assert _calls(zero, hid, ep) == 0
+        assert zero.moments_for(hid, ep).requests == 0
+        assert not zero.internal_errors
+        request(3)  # the probes and scopes made before fork keep working
+        return hypoprobe.snapshot().to_json()
+
+    child_snap = _in_child(child)
+    mo = child_snap.moments_for(hid, ep)
+    assert (mo.requests, mo.probe_seconds) == (1, pytest.approx(0.003))
+    assert _calls(child_snap, hid, ep) == 3
+    assert child_snap.hypothesis(hid) is not None  # the registry is inherited
+
+    after = hypoprobe.snapshot()
+    assert after.moments_for(hid, ep) == before.moments_for(hid, ep)
+    assert _calls(after, hid, ep) == 10
+
+
+def test_fork_while_another_thread_records_does_not_hang(unique_id: Callable[[str], str]) -> None:
+    hid, ep = unique_id(), unique_id("spin")
+    stop = threading.Event()
+
+    @hypoprobe.probe(hid, name="busy")
+    def busy() -> None:
+        pass
+
+    def spin() -> None:
+        while not stop.is_set():
+            with hypoprobe.endpoint(ep):
+                busy()
+            hypoprobe.snapshot()  # takes the storage lock often
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    try:
+        time.sleep(0.05)
+
+        def child() -> str:
+            busy()
+            return hypoprobe.snapshot().to_json()
+
+        for _ in range(3):
+            child_snap = _in_child(child)
+            assert _calls(child_snap, hid, "<none>") == 1
+    finally:
+        stop.set()
+        thread.join()
