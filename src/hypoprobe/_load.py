@@ -108,13 +108,17 @@ class _Source:
                 return i + 1
         return start + 1
 
-    def value_line(self, index: int, key: str, value: str) -> int | None:
+    def value_line(self, index: int, key: str, value: str, nth: int = 0) -> int | None:
+        """The line of the ``nth`` (0-based) occurrence of a string value of ``key``."""
         line = self.key_line(index, key)
         if line is None or index >= len(self.tables):
             return line
         _, end = self.tables[index]
+        seen = 0
         for i in range(line - 1, end):  # a multi-line array: find the value itself
-            if f'"{value}"' in self.lines[i] or f"'{value}'" in self.lines[i]:
+            text = self.lines[i]
+            seen += text.count(f'"{value}"') + text.count(f"'{value}'")
+            if seen > nth:
                 return i + 1
         return line
 
@@ -307,8 +311,8 @@ def _patches(source: _Source, index: int, hyp: Hypothesis, probes: object) -> li
     if not isinstance(probes, list) or not all(isinstance(p, str) for p in probes):
         raise source.error(line, "field 'probes' must be a list of \"module:attribute\" strings")
     out = []
-    for target in probes:
-        where_line = source.value_line(index, "probes", target)
+    for n, target in enumerate(probes):
+        where_line = source.value_line(index, "probes", target, probes[:n].count(target))
         if not _TARGET.fullmatch(target):
             raise source.error(
                 where_line,
