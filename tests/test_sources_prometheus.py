@@ -158,6 +158,19 @@ def test_prometheus_window_equals_the_recorded_traffic(
     assert info.observed_share == pytest.approx(0.8)
     assert got.source.startswith(f"prometheus {prometheus.url}")
     assert Snapshot.from_json(got.to_json()) == got  # a plain snapshot, ready to save
+
+    # A window that starts 0.5 s before the first sample: increase() extrapolates the
+    # series that were not at zero there by up to 0.5 s / (end - start). Counts stay whole,
+    # non-negative numbers within that bound.
+    stretched = query_prometheus(prometheus.url, window_seconds=end - start + 0.5, at=end)
+    factor = 1 + 0.5 / (end - start)
+    n = stretched.moments_for(hid, endpoint).requests
+    assert isinstance(n, int)
+    assert 60 <= n <= 60 * factor + 1
+    e = stretched.endpoint(endpoint)
+    assert e is not None
+    assert all(isinstance(c, int) and c >= 0 for c in e.duration.counts)
+    assert 60 <= e.duration.count <= 60 * factor + 1
     assert progress
     assert progress[-1].startswith(f"queried {len(progress)}/{len(progress)}")
 
