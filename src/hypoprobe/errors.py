@@ -25,7 +25,7 @@ class HypoprobeError(Exception):
     Example::
 
         try:
-            hypoprobe.snapshot_from_json("{}")
+            hypoprobe.Snapshot.from_json("{}")
         except hypoprobe.HypoprobeError:
             ...
     """
