@@ -163,8 +163,8 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
             elif s.labels.get("le") in ("+Inf", "Inf", "inf"):
                 parts.inf = (parts.inf or 0.0) + s.value
             else:
-                le = float(s.labels.get("le", "nan"))
-                if math.isfinite(le):
+                le = _optional_float(s.labels.get("le"))
+                if le is not None:
                     parts.cumulative[le] = parts.cumulative.get(le, 0.0) + s.value
         elif s.name in _MOMENT_FIELDS:
             hid, endpoint, segment = _key(s.labels, ("hypothesis", "endpoint", "segment"))
@@ -179,8 +179,9 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
         elif s.name == m.UNKNOWN_HYPOTHESIS.name and s.value > 0:
             unregistered.add(s.labels.get("hypothesis", ""))
         elif s.name == _EXCEPTIONS:
-            k = _key(s.labels, m.PROBE_EXCEPTIONS.labels)
-            exceptions[(k[0], k[1], k[2])] = exceptions.get((k[0], k[1], k[2]), 0) + round(s.value)
+            hid, probe, exc_class = _key(s.labels, ("hypothesis", "probe", "exception"))
+            xkey = (hid, probe, exc_class)
+            exceptions[xkey] = exceptions.get(xkey, 0) + round(s.value)
         elif s.name == _INTERNAL_ERRORS:
             kind = s.labels.get("kind", "")
             internal_errors[kind] = internal_errors.get(kind, 0) + round(s.value)
