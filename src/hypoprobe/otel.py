@@ -42,7 +42,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from . import _buckets, _faults
@@ -51,7 +51,7 @@ from ._collect import snapshot as take_snapshot
 from ._config import HOLDER, validate
 from .errors import ConfigurationError
 from .prometheus import _exposed_bounds
-from .snapshot import ExceptionCount, Histogram, Snapshot
+from .snapshot import ExceptionCount, Histogram, Moments, Snapshot
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import (
@@ -91,6 +91,7 @@ ATTRIBUTES: Mapping[str, str] = {
     "probe": "hypoprobe.probe",
     "endpoint": "http.route",
     "slow": "hypoprobe.slow",
+    "segment": "hypoprobe.segment",
     "exception": "exception.type",
     "claim": "hypoprobe.claim",
     "min_share": "hypoprobe.min_share",
@@ -185,13 +186,19 @@ class _Build:
     bpo: int
 
 
-def _attrs(family: m.Family, values: Iterable[AttributeValue | None]) -> Attributes:
-    # None means "not set" (an optional hypothesis field): the attribute is left out.
-    return {
-        ATTRIBUTES[label]: v
-        for label, v in zip(family.labels, values, strict=True)
-        if v is not None
-    }
+def _attrs(family: m.Family, row: object = None, **given: AttributeValue | None) -> Attributes:
+    """The attributes of one point: each label's value from ``given``, else ``row``'s field.
+
+    Snapshot rows name their fields after the labels (``hypothesis``, ``endpoint``,
+    ``segment``...), so a label added to a family is exported without a change here.
+    None means "not set" (an optional hypothesis field): the attribute is left out.
+    """
+    out: Attributes = {}
+    for label in family.labels:
+        value = given[label] if label in given else getattr(row, label)
+        if value is not None:
+            out[ATTRIBUTES[label]] = value
+    return out
 
 
 def _explicit_point(
@@ -283,14 +290,14 @@ def _number_point(b: _Build, attrs: Attributes, value: float) -> NumberDataPoint
 
 
 def _histogram_metric(
-    b: _Build, family: m.Family, rows: Iterable[tuple[Sequence[AttributeValue], Histogram]]
+    b: _Build, family: m.Family, rows: Iterable[tuple[Attributes, Histogram]]
 ) -> Metric | None:
     export = b.sdk.export
     name = metric_name(family, b.histograms)
     if family.layout is _buckets.DURATION and b.histograms == "exponential":
         exp_points = []
-        for values, hist in rows:
-            point = _exponential_point(b, _attrs(family, values), hist)
+        for attrs, hist in rows:
+            point = _exponential_point(b, attrs, hist)
             if point is None:
                 # A snapshot merged from coarser sources: no exact exponential form.
                 _faults.record("otel_histogram_not_exponential")
@@ -301,7 +308,7 @@ def _histogram_metric(
         )
         unit = "ns"
     else:
-        points = [_explicit_point(b, family, _attrs(family, v), h) for v, h in rows]
+        points = [_explicit_point(b, family, attrs, h) for attrs, h in rows]
         data = export.Histogram(data_points=points, aggregation_temporality=b.temporality)
         unit = _UNITS[family.name]
     if not data.data_points:
@@ -312,10 +319,10 @@ def _histogram_metric(
 def _number_metric(
     b: _Build,
     family: m.Family,
-    rows: Iterable[tuple[Sequence[AttributeValue | None], float]],
+    rows: Iterable[tuple[Attributes, float]],
 ) -> Metric | None:
     export = b.sdk.export
-    points = [_number_point(b, _attrs(family, values), value) for values, value in rows]
+    points = [_number_point(b, attrs, value) for attrs, value in rows]
     if not points:
         return None
     data: Any
@@ -351,45 +358,34 @@ def _clamped(snap: Snapshot) -> list[tuple[tuple[str, str], float]]:
 
 
 def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
-    yield _histogram_metric(
-        b, m.ENDPOINT_DURATION, (((e.endpoint,), e.duration) for e in snap.endpoints)
-    )
-    yield _histogram_metric(
-        b,
-        m.PROBE_DURATION,
-        (((p.hypothesis, p.probe, p.endpoint), p.duration) for p in snap.probes),
-    )
+    def hist(family: m.Family, rows: Iterable[tuple[object, Histogram]]) -> Metric | None:
+        return _histogram_metric(b, family, ((_attrs(family, row), h) for row, h in rows))
+
+    yield hist(m.ENDPOINT_DURATION, ((e, e.duration) for e in snap.endpoints))
+    yield hist(m.PROBE_DURATION, ((p, p.duration) for p in snap.probes))
     yield _histogram_metric(
         b,
         m.REQUEST_PROBE,
         (
-            ((r.hypothesis, r.probe, r.endpoint, slow), hist)
+            (_attrs(m.REQUEST_PROBE, r, slow=slow), h)
             for r in snap.requests
-            for slow, hist in ((False, r.probe_seconds_fast), (True, r.probe_seconds_slow))
+            for slow, h in ((False, r.probe_seconds_fast), (True, r.probe_seconds_slow))
         ),
     )
-    yield _histogram_metric(
-        b, m.REQUEST_SHARE, (((r.hypothesis, r.probe, r.endpoint), r.share) for r in snap.requests)
-    )
-    yield _histogram_metric(
-        b, m.REQUEST_CALLS, (((r.hypothesis, r.probe, r.endpoint), r.calls) for r in snap.requests)
-    )
+    yield hist(m.REQUEST_SHARE, ((r, r.share) for r in snap.requests))
+    yield hist(m.REQUEST_CALLS, ((r, r.calls) for r in snap.requests))
     yield _number_metric(
         b,
         m.HYPOTHESIS_INFO,
         (
             (
-                (
-                    h.id,
-                    endpoint,
-                    h.claim,
-                    h.min_share,
-                    h.observed_share,
-                    h.slow_threshold,
-                    h.owner,
-                    h.ticket,
+                _attrs(
+                    m.HYPOTHESIS_INFO,
+                    h,
+                    hypothesis=h.id,
+                    endpoint=endpoint,
                     # The date, as on /metrics: a datetime's time would split the series.
-                    h.expires[:10] if h.expires else None,
+                    expires=h.expires[:10] if h.expires else None,
                 ),
                 1,
             )
@@ -398,10 +394,16 @@ def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
         ),
     )
     yield _number_metric(
-        b, m.HYPOTHESIS_EXPIRED, (((h.id,), int(h.expired)) for h in snap.hypotheses)
+        b,
+        m.HYPOTHESIS_EXPIRED,
+        ((_attrs(m.HYPOTHESIS_EXPIRED, hypothesis=h.id), int(h.expired)) for h in snap.hypotheses),
     )
-    yield _number_metric(b, m.UNKNOWN_HYPOTHESIS, (((hid,), 1) for hid in snap.unregistered))
-    moment_values: tuple[Callable[[Any], float], ...] = (
+    yield _number_metric(
+        b,
+        m.UNKNOWN_HYPOTHESIS,
+        ((_attrs(m.UNKNOWN_HYPOTHESIS, hypothesis=hid), 1) for hid in snap.unregistered),
+    )
+    moment_values: tuple[Callable[[Moments], float], ...] = (
         lambda mo: mo.requests,
         lambda mo: mo.requests_with_probe,
         lambda mo: mo.probe_seconds,
@@ -411,23 +413,25 @@ def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
         lambda mo: mo.probe_endpoint_seconds_squared,
     )
     for family, value in zip((*m.INT_MOMENTS, *m.FLOAT_MOMENTS), moment_values, strict=True):
-        yield _number_metric(
-            b,
-            family,
-            (((mo.hypothesis, mo.endpoint, mo.slow), value(mo)) for mo in snap.moments),
-        )
+        yield _number_metric(b, family, ((_attrs(family, mo), value(mo)) for mo in snap.moments))
+    yield _number_metric(
+        b, m.PROBE_EXCEPTIONS, ((_attrs(m.PROBE_EXCEPTIONS, x), x.count) for x in snap.exceptions)
+    )
     yield _number_metric(
         b,
-        m.PROBE_EXCEPTIONS,
-        (((x.hypothesis, x.probe, x.exception), x.count) for x in snap.exceptions),
+        m.INTERNAL_ERRORS,
+        ((_attrs(m.INTERNAL_ERRORS, kind=k), n) for k, n in sorted(snap.internal_errors.items())),
     )
     yield _number_metric(
-        b, m.INTERNAL_ERRORS, (((k,), n) for k, n in sorted(snap.internal_errors.items()))
+        b,
+        m.SERIES_DROPPED,
+        ((_attrs(m.SERIES_DROPPED, metric=k), n) for k, n in sorted(snap.series_overflow.items())),
     )
     yield _number_metric(
-        b, m.SERIES_DROPPED, (((k,), n) for k, n in sorted(snap.series_overflow.items()))
+        b,
+        m.CLAMPED,
+        ((_attrs(m.CLAMPED, metric=k, side=side), n) for (k, side), n in _clamped(snap)),
     )
-    yield _number_metric(b, m.CLAMPED, _clamped(snap))
 
 
 def _check_modes(histograms: str, temporality: str) -> None:
@@ -517,17 +521,9 @@ def _window(later: Snapshot, earlier: Snapshot) -> Snapshot:
         # A counter that went down was reset (a fork): all of it is new.
         return {k: v - then.get(k, 0) if v >= then.get(k, 0) else v for k, v in now.items()}
 
-    window = later.minus(earlier)
-    return Snapshot(
-        created_at=window.created_at,
-        source=window.source,
-        hypotheses=window.hypotheses,
-        endpoints=window.endpoints,
-        probes=window.probes,
-        requests=window.requests,
-        moments=window.moments,
+    return replace(
+        later.minus(earlier),
         exceptions=tuple(exception(x) for x in later.exceptions),
-        unregistered=window.unregistered,
         internal_errors=counters(later.internal_errors, earlier.internal_errors),
         series_overflow=counters(later.series_overflow, earlier.series_overflow),
     )
