@@ -36,7 +36,7 @@ from ._config import Config, configure
 from ._hypothesis import Hypothesis, Observation, hypothesis
 from ._load import load, unload
 from ._probe import probe
-from ._scope import endpoint
+from ._scope import endpoint, segment
 from .errors import ConfigurationError, HypoprobeError, SnapshotError
 from .snapshot import Snapshot
 
@@ -48,8 +48,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "Config",
     "ConfigurationError",
-    "Hypothesis",
     "HypoprobeError",
+    "Hypothesis",
     "Observation",
     "Snapshot",
     "SnapshotError",
@@ -59,6 +59,7 @@ __all__ = [
     "hypothesis",
     "load",
     "probe",
+    "segment",
     "snapshot",
     "unload",
 ]

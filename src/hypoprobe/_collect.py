@@ -38,6 +38,8 @@ def _info(h: Hypothesis) -> HypothesisInfo:
         ticket=h.ticket,
         expires=h.expires.isoformat() if h.expires else None,
         expired=h.is_expired(),
+        segments=h.segments,
+        segment=h.segment,
     )
 
 
@@ -71,13 +73,15 @@ def _with_zero_observations(
     ``_scope._finish``); every other request of the hypothesis' endpoint is a zero, and the
     hypothesis' moments count those requests exactly.
     """
-    requests_seen = {(mo.hypothesis, mo.endpoint, mo.slow): mo.requests for mo in moments}
+    requests_seen = {
+        (mo.hypothesis, mo.endpoint, mo.segment, mo.slow): mo.requests for mo in moments
+    }
     out = []
-    for (hid, name, endpoint), parts in per_request.items():
+    for (hid, name, endpoint, segment), parts in per_request.items():
         if len(parts) != 4:
             continue
-        fast = requests_seen.get((hid, endpoint, False), 0)
-        slow = requests_seen.get((hid, endpoint, True), 0)
+        fast = requests_seen.get((hid, endpoint, segment, False), 0)
+        slow = requests_seen.get((hid, endpoint, segment, True), 0)
         out.append(
             RequestData(
                 hid,
@@ -87,6 +91,7 @@ def _with_zero_observations(
                 probe_seconds_slow=_pad(parts["probe_seconds_slow"], slow),
                 share=_pad(parts["share"], fast + slow),
                 calls=_pad(parts["calls"], fast + slow),
+                segment=segment,
             )
         )
     return out
@@ -120,8 +125,8 @@ def snapshot() -> Snapshot:
             hid, name, endpoint = s.labels
             probes.append(ProbeData(hid, name, endpoint, _histogram(s, ints)))
         elif s.metric == m.REQUEST_PROBE.name:
-            part = "probe_seconds_slow" if s.labels[3] == "true" else "probe_seconds_fast"
-            per_request.setdefault(s.labels[:3], {})[part] = _histogram(s, ints)
+            part = "probe_seconds_slow" if s.labels[4] == "true" else "probe_seconds_fast"
+            per_request.setdefault(s.labels[:4], {})[part] = _histogram(s, ints)
         elif s.metric == m.REQUEST_SHARE.name:
             per_request.setdefault(s.labels, {})["share"] = _histogram(s, ints)
         elif s.metric == m.REQUEST_CALLS.name:
@@ -132,7 +137,8 @@ def snapshot() -> Snapshot:
                 Moments(
                     s.labels[0],
                     s.labels[1],
-                    s.labels[2] == "true",
+                    s.labels[3] == "true",
+                    segment=s.labels[2],
                     requests=ints[io],
                     requests_with_probe=ints[io + 1],
                     probe_seconds=ints[io + 2] / 1e9,

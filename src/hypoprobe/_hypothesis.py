@@ -19,6 +19,10 @@ _log = logging.getLogger("hypoprobe")
 _ID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _MAX_TEXT = 1000
 _MAX_ENDPOINT = 200
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+_MAX_SEGMENTS = 50
+#: Segment label of requests whose segment is not on a hypothesis' allow-list.
+OTHER_SEGMENT = "other"
 
 
 def validate_id(hypothesis_id: object) -> str:
@@ -133,6 +137,10 @@ class Hypothesis:
     owner: str | None = None
     ticket: str | None = None
     expires: _dt.datetime | None = field(default=None)
+    #: Allow-list of segment values kept apart ("for these users"); others count as "other".
+    segments: tuple[str, ...] | None = None
+    #: When set, only requests tagged with this segment count for the hypothesis.
+    segment: str | None = None
 
     @property
     def observed_share(self) -> float | None:
@@ -144,6 +152,31 @@ class Hypothesis:
         if self.expires is None:
             return False
         return (now or _dt.datetime.now(_dt.timezone.utc)) >= self.expires
+
+
+def _segment_value(hid: str, value: object) -> str:
+    if not isinstance(value, str) or not _SEGMENT_RE.fullmatch(value) or value == OTHER_SEGMENT:
+        raise ConfigurationError(
+            f"{hid}: segment {value!r} must be 1 to 64 letters, digits, '-', '_', '.' or ':' "
+            f"(and not {OTHER_SEGMENT!r}, which counts everything off the list)"
+        )
+    return value
+
+
+def _segments(
+    hid: str, segments: object, segment: object
+) -> tuple[tuple[str, ...] | None, str | None]:
+    only = None if segment is None else _segment_value(hid, segment)
+    if segments is None:
+        return ((only,) if only else None), only
+    if isinstance(segments, str) or not isinstance(segments, Iterable):
+        raise ConfigurationError(f"{hid}: segments must be a list of segment values")
+    allowed = tuple(dict.fromkeys(_segment_value(hid, s) for s in segments))
+    if not allowed or len(allowed) > _MAX_SEGMENTS:
+        raise ConfigurationError(f"{hid}: segments must list 1 to {_MAX_SEGMENTS} values")
+    if only is not None and only not in allowed:
+        raise ConfigurationError(f"{hid}: segment {only!r} is not in segments {list(allowed)}")
+    return allowed, only
 
 
 def _text(name: str, value: object, *, required: bool) -> str | None:
@@ -167,6 +200,8 @@ def build(
     owner: object = None,
     ticket: object = None,
     expires: object = None,
+    segments: object = None,
+    segment: object = None,
 ) -> Hypothesis:
     """Validate every field and return the frozen Hypothesis (not registered)."""
     hid = validate_id(hypothesis_id)
@@ -188,6 +223,7 @@ def build(
             f"endpoint_seconds=...), got {observed!r}"
         )
     slow = None if slow_threshold is None else _positive_seconds("slow_threshold", slow_threshold)
+    allowed, only = _segments(hid, segments, segment)
     return Hypothesis(
         id=hid,
         claim=_text(f"{hid}: claim", claim, required=True) or "",
@@ -198,6 +234,8 @@ def build(
         owner=_text(f"{hid}: owner", owner, required=False),
         ticket=_text(f"{hid}: ticket", ticket, required=False),
         expires=_to_expiry(expires),
+        segments=allowed,
+        segment=only,
     )
 
 
@@ -268,6 +306,8 @@ def hypothesis(
     owner: str | None = None,
     ticket: str | None = None,
     expires: _dt.date | _dt.datetime | str | None = None,
+    segments: Iterable[str] | None = None,
+    segment: str | None = None,
     **unknown: object,
 ) -> Hypothesis:
     """Register a hypothesis and return it.
@@ -277,6 +317,9 @@ def hypothesis(
     ``observed`` is the single request that started the story; requests slower than
     ``slow_threshold`` seconds are "slow"; after ``expires`` (a date: through that day, UTC)
     the hypothesis' probes pass straight through and a warning is logged once.
+    ``segments`` is an allow-list of segment values (see :func:`hypoprobe.segment`) whose
+    requests are kept apart; any other value counts as ``other``, so raw user ids never
+    become labels. ``segment`` restricts the hypothesis to requests of that one segment.
 
     Registering the same id again with the same definition is a no-op (module reloads);
     with a different definition it raises :class:`ConfigurationError`.
@@ -310,5 +353,7 @@ def hypothesis(
         owner=owner,
         ticket=ticket,
         expires=expires,
+        segments=segments,
+        segment=segment,
     )
     return REGISTRY.register(hyp)

@@ -38,21 +38,21 @@ PROBE_DURATION = Family(
 REQUEST_PROBE = Family(
     "hypoprobe_request_probe_seconds",
     "histogram",
-    ("hypothesis", "probe", "endpoint", "slow"),
+    ("hypothesis", "probe", "endpoint", "segment", "slow"),
     "Total probe time per request, one observation per request (0 when not called).",
     DURATION,
 )
 REQUEST_SHARE = Family(
     "hypoprobe_request_share_ratio",
     "histogram",
-    ("hypothesis", "probe", "endpoint"),
+    ("hypothesis", "probe", "endpoint", "segment"),
     "Probe time / endpoint time per request, one observation per request.",
     SHARE,
 )
 REQUEST_CALLS = Family(
     "hypoprobe_request_calls",
     "histogram",
-    ("hypothesis", "probe", "endpoint"),
+    ("hypothesis", "probe", "endpoint", "segment"),
     "Probe calls per request, one observation per request (N+1 patterns show here).",
     CALLS,
 )
@@ -86,7 +86,7 @@ HYPOTHESIS_EXPIRED = Family(
 )
 
 # Per-request moments for the ratio estimator, summed over the hypothesis' probes.
-MOMENT_LABELS = ("hypothesis", "endpoint", "slow")
+MOMENT_LABELS = ("hypothesis", "endpoint", "segment", "slow")
 MOMENT_REQUESTS = Family(
     "hypoprobe_hypothesis_requests",
     "counter",

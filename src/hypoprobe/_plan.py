@@ -61,13 +61,28 @@ class Site:
 
 
 @dataclass(frozen=True)
-class HypothesisPlan:
-    hypothesis: Hypothesis
-    slow_ns: int
-    #: Per site: (accumulator position, request offsets (not slow, slow), share, calls).
-    sites: tuple[tuple[int, tuple[int, int], int, int], ...]
+class SegmentSeries:
+    """Series offsets of one hypothesis, endpoint and segment label."""
+
+    #: Per site, in the hypothesis' site order: (request offsets (not slow, slow), share, calls).
+    sites: tuple[tuple[tuple[int, int], int, int], ...]
     int_moments: tuple[int, int]  # (not slow, slow)
     float_moments: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class HypothesisPlan:
+    hypothesis: Hypothesis
+    endpoint: str
+    slow_ns: int
+    #: Accumulator position of each of the hypothesis' sites, in site order.
+    positions: tuple[int, ...]
+    #: The segment allow-list (None: segments not kept apart) and the one segment that
+    #: counts (None: every request counts).
+    allowed: frozenset[str] | None
+    only: str | None
+    #: Series by segment label ("" when segments are not kept apart), made on first use.
+    series: dict[str, SegmentSeries]
 
 
 @dataclass(frozen=True)
@@ -218,38 +233,59 @@ def count_exception(s: Site, exc_type: type[BaseException], limit: int) -> None:
     ints[offset] += 1
 
 
+def segment_series(hp: HypothesisPlan, label: str) -> SegmentSeries:
+    """The series of a hypothesis plan for one segment label, allocated on first use."""
+    with _lock:
+        found = hp.series.get(label)
+        if found is not None:
+            return found
+        hyp, endpoint = hp.hypothesis, hp.endpoint
+        sites = []
+        for s in SITES_BY_HYPOTHESIS.get(hyp.id, ())[: len(hp.positions)]:
+            base = (hyp.id, s.name, endpoint, label)
+            req = tuple(
+                STORAGE.series(m.REQUEST_PROBE.name, (*base, slow), m.REQUEST_PROBE.layout)
+                for slow in ("false", "true")
+            )
+            share = STORAGE.series(m.REQUEST_SHARE.name, base, m.REQUEST_SHARE.layout)
+            calls = STORAGE.series(m.REQUEST_CALLS.name, base, m.REQUEST_CALLS.layout)
+            offsets = (req[0].int_offset, req[1].int_offset)
+            sites.append((offsets, share.int_offset, calls.int_offset))
+        moments = [
+            STORAGE.series(
+                m.MOMENTS_SERIES,
+                (hyp.id, endpoint, label, slow),
+                ints=len(m.INT_MOMENTS),
+                floats=len(m.FLOAT_MOMENTS),
+            )
+            for slow in ("false", "true")
+        ]
+        made = SegmentSeries(
+            tuple(sites),
+            (moments[0].int_offset, moments[1].int_offset),
+            (moments[0].float_offset, moments[1].float_offset),
+        )
+        hp.series[label] = made
+        return made
+
+
 def _hypothesis_plan(
     hyp: Hypothesis, endpoint: str, first_pos: int
 ) -> tuple[HypothesisPlan, dict[Site, int]]:
-    sites = []
-    positions: dict[Site, int] = {}
-    for i, s in enumerate(SITES_BY_HYPOTHESIS.get(hyp.id, ())):
-        base = (hyp.id, s.name, endpoint)
-        req = tuple(
-            STORAGE.series(m.REQUEST_PROBE.name, (*base, slow), m.REQUEST_PROBE.layout).int_offset
-            for slow in ("false", "true")
-        )
-        share = STORAGE.series(m.REQUEST_SHARE.name, base, m.REQUEST_SHARE.layout)
-        calls = STORAGE.series(m.REQUEST_CALLS.name, base, m.REQUEST_CALLS.layout)
-        positions[s] = first_pos + i
-        sites.append((first_pos + i, (req[0], req[1]), share.int_offset, calls.int_offset))
-    moments = [
-        STORAGE.series(
-            m.MOMENTS_SERIES,
-            (hyp.id, endpoint, slow),
-            ints=len(m.INT_MOMENTS),
-            floats=len(m.FLOAT_MOMENTS),
-        )
-        for slow in ("false", "true")
-    ]
-    slow_ns = NEVER if hyp.slow_threshold is None else int(hyp.slow_threshold * 1e9)
+    sites = SITES_BY_HYPOTHESIS.get(hyp.id, [])
+    positions = {s: first_pos + i for i, s in enumerate(sites)}
     made = HypothesisPlan(
         hyp,
-        slow_ns,
-        tuple(sites),
-        (moments[0].int_offset, moments[1].int_offset),
-        (moments[0].float_offset, moments[1].float_offset),
+        endpoint,
+        NEVER if hyp.slow_threshold is None else int(hyp.slow_threshold * 1e9),
+        tuple(positions.values()),
+        None if hyp.segments is None else frozenset(hyp.segments),
+        hyp.segment,
+        {},
     )
+    # Series exist (at zero) before the first request, so rate() has a start; segment
+    # labels beyond the first appear with their first request.
+    segment_series(made, "" if hyp.segments is None else (hyp.segment or hyp.segments[0]))
     return made, positions
 
 
@@ -272,7 +308,7 @@ def plan(eidx: int) -> Plan:
             hp, positions = _hypothesis_plan(hyp, endpoint, width)
             for s, position in positions.items():
                 slots[s] = (call_series(s, eidx), position)
-            width += len(hp.sites)
+            width += len(hp.positions)
             hyps.append(hp)
         made = Plan(eidx, endpoint_series.int_offset, slots, width, tuple(hyps))
         PLANS[eidx] = made

@@ -22,10 +22,10 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from . import _buckets, _faults, _plan
-from ._hypothesis import validate_endpoint
+from ._hypothesis import OTHER_SEGMENT, validate_endpoint
 from ._storage import STORAGE, TLS
 
-__all__ = ["endpoint"]
+__all__ = ["endpoint", "segment"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,13 +37,15 @@ CLOCK: Callable[[], int] = time.perf_counter_ns
 class Scope:
     """One request in flight: which endpoint, when it began, and what probes added."""
 
-    __slots__ = ("acc", "eidx", "plan", "sites", "start")
+    __slots__ = ("acc", "eidx", "plan", "segment", "sites", "start")
 
     def __init__(self, plan: _plan.Plan, start: int) -> None:
         self.plan = plan
         self.eidx = plan.endpoint_index
         self.sites = plan.sites
         self.start = start
+        #: The request's segment (hypoprobe.segment); only allow-listed values become labels.
+        self.segment: str | None = None
         #: Per relevant site: ``calls << CALLS_SHIFT | probe_ns`` (see _plan.CALLS_SHIFT).
         self.acc = [0] * plan.width
 
@@ -77,6 +79,7 @@ _CALLS_SUM = _buckets.CALLS.sum_slot
 _CALLS_SHIFT = _plan.CALLS_SHIFT
 _TIME_MASK = _plan.TIME_MASK
 _PPB = 1_000_000_000
+_OTHER = OTHER_SEGMENT
 
 
 def _finish(scope: Scope, elapsed: int) -> None:
@@ -102,11 +105,24 @@ def _finish(scope: Scope, elapsed: int) -> None:
     acc = scope.acc
     e_seconds = elapsed / _PPB
     e_squared = e_seconds * e_seconds
+    segment = scope.segment
     for hp in plan.hypotheses:
+        if hp.allowed is None:
+            label = ""
+        elif hp.only is not None and segment != hp.only:
+            continue  # the hypothesis is about another segment's requests
+        else:
+            label = segment if segment in hp.allowed else _OTHER
+        series = hp.series.get(label)
+        if series is None:  # the first request of this segment label
+            series = _plan.segment_series(hp, label)
+            ints, floats = STORAGE.shard()
         slow = 1 if elapsed > hp.slow_ns else 0
         total = 0
         called = 0
-        for pos, request_offsets, share_off, calls_off in hp.sites:
+        for pos, (request_offsets, share_off, calls_off) in zip(
+            hp.positions, series.sites, strict=False
+        ):
             slot = acc[pos]
             if not slot:
                 continue
@@ -122,10 +138,10 @@ def _finish(scope: Scope, elapsed: int) -> None:
             ints[share_off + _SHARE_SUM] += share
             ints[calls_off + bisect_left(_CALLS_BOUNDS, calls)] += 1
             ints[calls_off + _CALLS_SUM] += calls
-        off = hp.int_moments[slow]
+        off = series.int_moments[slow]
         ints[off] += 1
         ints[off + 3] += elapsed
-        fo = hp.float_moments[slow]
+        fo = series.float_moments[slow]
         floats[fo + 1] += e_squared
         if called:
             ints[off + 1] += 1
@@ -238,3 +254,26 @@ class endpoint:
                 return fn(*args, **kwargs)
 
         return cast(F, scoped)
+
+
+def segment(value: str) -> None:
+    """Tag the current request with a segment ("for these users"), such as a plan or tier.
+
+    Hypotheses that declare ``segments=[...]`` keep their shares per segment; a value not
+    on a hypothesis' allow-list is counted as ``other``, so a raw user id or e-mail never
+    becomes a label. Outside an endpoint scope, or with a value that is not a string, it
+    does nothing (and never raises).
+
+    Example::
+
+        with hypoprobe.endpoint("GET /campaigns"):
+            hypoprobe.segment(account.plan)  # "free", "pro" or "enterprise"
+            ...
+    """
+    scope = CURRENT.get()
+    if scope is None:
+        return
+    if isinstance(value, str):
+        scope.segment = value
+    else:
+        _faults.record("segment_not_a_string")

@@ -83,7 +83,7 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
     yield _histogram_family(
         m.REQUEST_PROBE,
         (
-            ((r.hypothesis, r.probe, r.endpoint, slow), hist)
+            ((r.hypothesis, r.probe, r.endpoint, r.segment, slow), hist)
             for r in snap.requests
             for slow, hist in (("false", r.probe_seconds_fast), ("true", r.probe_seconds_slow))
         ),
@@ -91,12 +91,12 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
     )
     yield _histogram_family(
         m.REQUEST_SHARE,
-        (((r.hypothesis, r.probe, r.endpoint), r.share) for r in snap.requests),
+        (((r.hypothesis, r.probe, r.endpoint, r.segment), r.share) for r in snap.requests),
         bpo,
     )
     yield _histogram_family(
         m.REQUEST_CALLS,
-        (((r.hypothesis, r.probe, r.endpoint), r.calls) for r in snap.requests),
+        (((r.hypothesis, r.probe, r.endpoint, r.segment), r.calls) for r in snap.requests),
         bpo,
     )
 
@@ -137,7 +137,7 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
         for f in (*m.INT_MOMENTS, *m.FLOAT_MOMENTS)
     ]
     for mo in snap.moments:
-        labels = [mo.hypothesis, mo.endpoint, "true" if mo.slow else "false"]
+        labels = [mo.hypothesis, mo.endpoint, mo.segment, "true" if mo.slow else "false"]
         values = (
             mo.requests,
             mo.requests_with_probe,

@@ -219,6 +219,8 @@ class HypothesisInfo:
     ticket: str | None = None
     expires: str | None = None
     expired: bool = False
+    segments: tuple[str, ...] | None = None
+    segment: str | None = None
 
     @property
     def observed_share(self) -> float | None:
@@ -256,6 +258,8 @@ class RequestData:
     probe_seconds_slow: Histogram
     share: Histogram
     calls: Histogram
+    #: The segment label ("" when the hypothesis does not keep segments apart).
+    segment: str = ""
 
     @property
     def probe_seconds(self) -> Histogram:
@@ -281,6 +285,8 @@ class Moments:
     probe_seconds_squared: float = 0.0
     endpoint_seconds_squared: float = 0.0
     probe_endpoint_seconds_squared: float = 0.0
+    #: The segment label ("" when the hypothesis does not keep segments apart).
+    segment: str = ""
 
     def plus(self, other: Moments, sign: int = 1) -> Moments:
         return replace(
@@ -288,7 +294,7 @@ class Moments:
             **{
                 f.name: getattr(self, f.name) + sign * getattr(other, f.name)
                 for f in fields(self)
-                if f.name not in ("hypothesis", "endpoint", "slow")
+                if f.name not in ("hypothesis", "endpoint", "slow", "segment")
             },
         )
 
@@ -336,12 +342,22 @@ class Snapshot:
     def endpoint(self, name: str) -> EndpointData | None:
         return next((e for e in self.endpoints if e.endpoint == name), None)
 
-    def moments_for(self, hypothesis_id: str, endpoint: str, slow: bool | None = None) -> Moments:
-        """Moments summed over slow and non-slow requests, or for one of them."""
-        total = Moments(hypothesis_id, endpoint, bool(slow))
+    def moments_for(
+        self,
+        hypothesis_id: str,
+        endpoint: str,
+        slow: bool | None = None,
+        segment: str | None = None,
+    ) -> Moments:
+        """Moments summed over slow and non-slow requests and every segment, or for one."""
+        total = Moments(hypothesis_id, endpoint, bool(slow), segment=segment or "")
         for mo in self.moments:
             same = mo.hypothesis == hypothesis_id and mo.endpoint == endpoint
-            if same and (slow is None or mo.slow == slow):
+            if (
+                same
+                and (slow is None or mo.slow == slow)
+                and (segment is None or mo.segment == segment)
+            ):
                 total = total.plus(mo)
         return total
 
@@ -377,12 +393,12 @@ class Snapshot:
             ),
             requests=_merge_keyed(
                 (r for s in snaps for r in s.requests),
-                lambda r: (r.hypothesis, r.probe, r.endpoint),
+                lambda r: (r.hypothesis, r.probe, r.endpoint, r.segment),
                 _merge_requests,
             ),
             moments=_merge_keyed(
                 (mo for s in snaps for mo in s.moments),
-                lambda mo: (mo.hypothesis, mo.endpoint, mo.slow),
+                lambda mo: (mo.hypothesis, mo.endpoint, mo.segment, mo.slow),
                 lambda a, b: a.plus(b),
             ),
             exceptions=_merge_keyed(
@@ -399,17 +415,17 @@ class Snapshot:
         """What happened between ``earlier`` and this snapshot (a window)."""
         before_e = {e.endpoint: e for e in earlier.endpoints}
         before_p = {(p.hypothesis, p.probe, p.endpoint): p for p in earlier.probes}
-        before_r = {(r.hypothesis, r.probe, r.endpoint): r for r in earlier.requests}
-        before_m = {(mo.hypothesis, mo.endpoint, mo.slow): mo for mo in earlier.moments}
+        before_r = {(r.hypothesis, r.probe, r.endpoint, r.segment): r for r in earlier.requests}
+        before_m = {(mo.hypothesis, mo.endpoint, mo.segment, mo.slow): mo for mo in earlier.moments}
 
         def moments_minus(mo: Moments) -> Moments:
-            prior = before_m.get((mo.hypothesis, mo.endpoint, mo.slow))
+            prior = before_m.get((mo.hypothesis, mo.endpoint, mo.segment, mo.slow))
             if prior is None or prior.requests > mo.requests:
                 return mo
             return mo.plus(prior, sign=-1)
 
         def request_minus(r: RequestData) -> RequestData:
-            prior = before_r.get((r.hypothesis, r.probe, r.endpoint))
+            prior = before_r.get((r.hypothesis, r.probe, r.endpoint, r.segment))
             if prior is None:
                 return r
             return replace(
@@ -464,6 +480,7 @@ class Snapshot:
                     "hypothesis": r.hypothesis,
                     "probe": r.probe,
                     "endpoint": r.endpoint,
+                    "segment": r.segment,
                     "probe_seconds_fast": r.probe_seconds_fast.to_dict(),
                     "probe_seconds_slow": r.probe_seconds_slow.to_dict(),
                     "share": r.share.to_dict(),
@@ -495,7 +512,13 @@ class Snapshot:
                 created_at=float(data["created_at"]),
                 source=str(data.get("source", "")),
                 hypotheses=tuple(
-                    HypothesisInfo(**{**h, "endpoints": tuple(h["endpoints"])})
+                    HypothesisInfo(
+                        **{
+                            **h,
+                            "endpoints": tuple(h["endpoints"]),
+                            "segments": tuple(h["segments"]) if h.get("segments") else None,
+                        }
+                    )
                     for h in data.get("hypotheses", ())
                 ),
                 endpoints=tuple(
@@ -520,6 +543,7 @@ class Snapshot:
                         Histogram.from_dict(r["probe_seconds_slow"]),
                         Histogram.from_dict(r["share"]),
                         Histogram.from_dict(r["calls"]),
+                        segment=str(r.get("segment", "")),
                     )
                     for r in data.get("requests", ())
                 ),
@@ -560,6 +584,7 @@ def _moments(data: Mapping[str, Any]) -> Moments:
         probe_seconds_squared=float(mo.probe_seconds_squared),
         endpoint_seconds_squared=float(mo.endpoint_seconds_squared),
         probe_endpoint_seconds_squared=float(mo.probe_endpoint_seconds_squared),
+        segment=str(mo.segment),
     )
 
 
