@@ -48,16 +48,10 @@ _log = logging.getLogger("hypoprobe")
 #: Environment variable naming a configuration file to load at import time.
 ENV_VAR = "HYPOPROBE_CONFIG"
 
+# Every keyword of hypoprobe.hypothesis (read from the validator, so new fields follow).
 _FIELDS = (
     "id",
-    "claim",
-    "endpoint",
-    "min_share",
-    "observed",
-    "slow_threshold",
-    "owner",
-    "ticket",
-    "expires",
+    *(name for name in inspect.signature(build).parameters if name != "hypothesis_id"),
     "probes",
 )
 _REQUIRED = ("id", "claim", "endpoint", "min_share")
@@ -152,8 +146,8 @@ class _Patch:
                 parent = getattr(parent, name)
             except AttributeError:
                 raise _TargetError(
-                    f"{self.target}: {type(parent).__name__} {_name_of(parent)} has no "
-                    f"attribute {name!r}"
+                    f"probe target {self.target!r}: {type(parent).__name__} "
+                    f"{_name_of(parent)} has no attribute {name!r}"
                 ) from None
         attr = self.attrs[-1]
         try:
@@ -161,14 +155,15 @@ class _Patch:
             raw = inspect.getattr_static(parent, attr)
         except AttributeError:
             raise _TargetError(
-                f"{self.target}: {type(parent).__name__} {_name_of(parent)} has no "
-                f"attribute {attr!r}"
+                f"probe target {self.target!r}: {type(parent).__name__} "
+                f"{_name_of(parent)} has no attribute {attr!r}"
             ) from None
         if isinstance(raw, type) or not (
             callable(raw) or isinstance(raw, staticmethod | classmethod)
         ):
             raise _TargetError(
-                f"{self.target} is {type(raw).__name__} {raw!r}, not a function or method"
+                f"probe target {self.target!r} is {type(raw).__name__} {raw!r}, "
+                "not a function or method"
             )
         return parent, raw, attr in vars(parent)
 
@@ -290,7 +285,10 @@ def _hypothesis(source: _Source, index: int, table: Mapping[str, Any]) -> Hypoth
             build(table["id"], **{**stand_in, key: value})
         except ConfigurationError as exc:
             raise source.error(source.key_line(index, key), f"field {key!r}: {exc}") from None
-    return build(table["id"], **fields)
+    try:
+        return build(table["id"], **fields)
+    except ConfigurationError as exc:  # fields that are only wrong together
+        raise source.error(line, str(exc)) from None
 
 
 def _observation(source: _Source, index: int, value: object) -> Observation:
