@@ -14,7 +14,7 @@ from typing import TextIO
 import hypoprobe
 
 from ..snapshot import Snapshot
-from . import _report, loadgen
+from . import _report
 from ._progress import ProgressBar
 from ._server import BackgroundServer
 
@@ -140,6 +140,10 @@ def _step1_anecdote(base_url: str, stream: TextIO) -> float | None:
 
 
 def _load(base_url: str, options: DemoOptions, label: str, stream: TextIO) -> tuple[Snapshot, int]:
+    # Imported here so that `python -m hypoprobe.demo.loadgen` does not find the module
+    # already imported by this package (runpy warns about that).
+    from . import loadgen
+
     start = hypoprobe.snapshot()
     bar = ProgressBar(label, stream)
     result = loadgen.run(
