@@ -529,6 +529,27 @@ def test_hung_exporter_times_out_without_piling_up(
     assert (late.count, fresh.count, fresh.sum) == (1, 1, 2_000)
 
 
+def test_shutdown_does_not_wait_for_a_hung_exporter(
+    fake_clock: FakeClock, unique_id: Callable[..., str]
+) -> None:
+    hid, ep = unique_id(), unique_id("GET /hung-exit")
+    traffic(fake_clock, hid, ep, (1_000,))
+    exporter = CapturingExporter()
+    exporter.script = ["block"]
+    handle = otel.start_otel_export(exporter, interval_seconds=3600.0, timeout_seconds=0.2)
+    timeouts = _fault("otel_export_timeout")
+    try:
+        handle.shutdown()
+        # shutdown() returned while the exporter was still stuck in export().
+        assert exporter.blocked.is_set()
+        assert exporter.received == []
+        assert _fault("otel_export_timeout") == timeouts + 1
+        assert exporter.shutdowns == 1
+        assert handle.collect_and_export() is False  # closed
+    finally:
+        exporter.release.set()
+
+
 def test_timer_exports_every_interval_and_shutdown_flushes(
     fake_clock: FakeClock, unique_id: Callable[..., str]
 ) -> None:

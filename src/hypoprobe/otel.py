@@ -96,6 +96,9 @@ ATTRIBUTES: Mapping[str, str] = {
     "claim": "hypoprobe.claim",
     "min_share": "hypoprobe.min_share",
     "observed_share": "hypoprobe.observed_share",
+    "observed_probe_seconds": "hypoprobe.observed_probe_seconds",
+    "observed_endpoint_seconds": "hypoprobe.observed_endpoint_seconds",
+    "segments": "hypoprobe.segments",
     "slow_threshold": "hypoprobe.slow_threshold",
     "owner": "hypoprobe.owner",
     "ticket": "hypoprobe.ticket",
@@ -602,7 +605,8 @@ class OTelExport:
         self._source = source
         self._lock = threading.Lock()  # one collection at a time
         self._stop = threading.Event()
-        self._closed = False
+        self._stopping = False  # shutdown() has begun
+        self._closed = False  # shutdown() has exported for the last time
         self._inflight: threading.Thread | None = None
         #: The cumulative stream starts at the first collection.
         self._cumulative_start: int | None = None
@@ -630,17 +634,20 @@ class OTelExport:
 
         Never raises; waits at most ``timeout_seconds`` for the exporter.
         """
+        return self._export_now(self.timeout_seconds)
+
+    def _export_now(self, timeout: float) -> bool:
         try:
             with self._lock:
                 if self._closed:
                     return False
-                return self._collect_and_export()
+                return self._collect_and_export(timeout)
         except Exception:
             self.failed += 1
             _faults.record("otel_export_error")
             return False
 
-    def _collect_and_export(self) -> bool:
+    def _collect_and_export(self, timeout: float) -> bool:
         if self._inflight is not None:
             if self._inflight.is_alive():
                 # The previous export is still stuck in the exporter: skip this round
@@ -672,7 +679,7 @@ class OTelExport:
 
         def export() -> None:
             try:
-                result = self.exporter.export(data, timeout_millis=self.timeout_seconds * 1000)
+                result = self.exporter.export(data, timeout_millis=timeout * 1000)
             except Exception:
                 self.failed += 1
                 _faults.record("otel_export_raised")
@@ -687,7 +694,7 @@ class OTelExport:
                 self.failed += 1
                 _faults.record("otel_export_failed")
 
-        stuck = _in_thread(export, self.timeout_seconds, "hypoprobe-otel-exporter")
+        stuck = _in_thread(export, timeout, "hypoprobe-otel-exporter")
         if stuck is not None:
             self._inflight = stuck
             self.failed += 1
@@ -703,13 +710,14 @@ class OTelExport:
         """
         try:
             timeout = self.timeout_seconds if timeout_seconds is None else timeout_seconds
-            self._stop.set()
             with self._lock:
-                if self._closed:
+                if self._stopping:
                     return
+                self._stopping = True
+            self._stop.set()
             if self._thread.is_alive() and self._thread is not threading.current_thread():
                 self._thread.join(timeout)
-            self.collect_and_export()
+            self._export_now(timeout)
             with self._lock:
                 self._closed = True
             atexit.unregister(self._at_exit)
