@@ -250,3 +250,20 @@ def test_the_segment_hook_is_called_only_when_the_core_has_segments(
     mw = HypoprobeMiddleware(app, name=lambda e: f"GET /{unique_id()}", segment=segment)
     _Client(mw).get("/seg")
     assert seen == (["/seg"] if hasattr(hypoprobe, "segment") else [])
+
+
+@pytest.mark.usefixtures("restore_config")
+def test_when_disabled_the_app_and_its_body_are_untouched(unique_id: Callable[[str], str]) -> None:
+    name = f"GET /{unique_id()}"
+    body = [b"ok"]
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [])
+        return body
+
+    mw = HypoprobeMiddleware(app, name=lambda e: name)
+    hypoprobe.configure(enabled=False)
+    assert mw({"REQUEST_METHOD": "GET"}, lambda *a: None) is body
+    hypoprobe.configure(enabled=True)
+    assert _Client(mw).get("/").data == b"ok"
+    assert _count(name) == 1
