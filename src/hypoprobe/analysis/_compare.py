@@ -205,9 +205,9 @@ def _sentence(c: dict[str, Any], who: str) -> str:
     if sig is None:
         judged = f"too few requests to judge significance (at least {_ratio.MIN_REQUESTS} each)"
     elif sig:
-        judged = f"a significant change (Welch's test, p = {_p(c['mean_change_p_value'])})"
+        judged = f"a significant change (Welch's test, {_p(c['mean_change_p_value'])})"
     else:
-        judged = f"not a significant change (Welch's test, p = {_p(c['mean_change_p_value'])})"
+        judged = f"not a significant change (Welch's test, {_p(c['mean_change_p_value'])})"
     text = f"{head}: {judged}; p95 {seconds(c['endpoint_p95_before'])} → "
     text += f"{seconds(c['endpoint_p95_after'])}, across {count(n1)} → {count(n2)} requests."
     if c["share_before"] is not None and c["share_after"] is not None:
@@ -224,7 +224,7 @@ def _sentence(c: dict[str, Any], who: str) -> str:
 def _p(p: float | None) -> str:
     if p is None:
         return MISSING
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def _compare_one(

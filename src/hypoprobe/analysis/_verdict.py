@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import HypoprobeError
@@ -141,9 +141,9 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
         verdict = INCONCLUSIVE
     needed = _ratio.requests_needed(est, info.min_share) if verdict == INCONCLUSIVE else None
 
-    reqs: list[RequestData] = [
+    reqs = _per_probe(
         r for r in snap.requests if r.hypothesis == info.id and r.endpoint == endpoint
-    ]
+    )
     calls_data: list[ProbeData] = [
         p for p in snap.probes if p.hypothesis == info.id and p.endpoint == endpoint
     ]
@@ -213,6 +213,25 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
         share_histogram=share_hist,
         endpoint_histogram=ep_hist,
         calls_histogram=calls_hist,
+    )
+
+
+def _per_probe(rows: Iterable[RequestData]) -> list[RequestData]:
+    """One row per probe: rows of the same probe (other segments, say) merged."""
+    merged: dict[str, RequestData] = {}
+    for r in rows:
+        prior = merged.get(r.probe)
+        merged[r.probe] = r if prior is None else _merge_rows(prior, r)
+    return [merged[k] for k in sorted(merged)]
+
+
+def _merge_rows(a: RequestData, b: RequestData) -> RequestData:
+    return replace(
+        a,
+        probe_seconds_fast=a.probe_seconds_fast.merge(b.probe_seconds_fast),
+        probe_seconds_slow=a.probe_seconds_slow.merge(b.probe_seconds_slow),
+        share=a.share.merge(b.share),
+        calls=a.calls.merge(b.calls),
     )
 
 

@@ -1,6 +1,7 @@
 """Inline SVG histograms: bars on a linear or logarithmic axis, with labelled markers.
 
-Plain SVG text with classes styled by the page's own ``<style>``: no scripts, fonts or
+Plain SVG text, inline in HTML5 (so without a namespace declaration), with classes styled
+by the page's own ``<style>``: no scripts, fonts or
 anything fetched at view time.
 """
 
@@ -65,8 +66,7 @@ def histogram(
         return TOP + plot_h * (1 - v / top)
 
     out = [
-        f'<svg class="{css_class}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" '
-        f'role="img" aria-label="{escape(title)}">',
+        f'<svg class="{css_class}" viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
         f'<text class="title" x="{LEFT}" y="16">{escape(title)}</text>',
         f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{W - RIGHT}" '
@@ -80,7 +80,8 @@ def histogram(
         if b.value <= 0:
             continue
         x0, x1 = sx(b.x0), sx(b.x1)
-        y = sy(b.value)
+        # Rare is not nothing: a bin with any requests stays visible (the anecdote's tail).
+        y = min(sy(b.value), TOP + plot_h - 2)
         out.append(
             f'<rect class="{b.css}" x="{x0:.1f}" y="{y:.1f}" width="{max(x1 - x0 - 0.5, 0.8):.1f}" '
             f'height="{TOP + plot_h - y:.1f}"/>'
