@@ -68,7 +68,8 @@ def test_raw_values_never_become_labels(ids: tuple[str, str]) -> None:
         s.labels["segment"]
         for fam in text_string_to_metric_families(text)
         for s in fam.samples
-        if s.labels.get("hypothesis") == hid and "segment" in s.labels
+        if s.labels.get("hypothesis") == hid
+        and s.name.startswith(("hypoprobe_request_", "hypoprobe_hypothesis_requests"))
     }
     assert segments <= {"pro", "other"}
     assert "other" in segments

@@ -129,6 +129,8 @@ def _info(hid: str, rows: list[Mapping[str, str]], expired: bool) -> HypothesisI
         ticket=first.get("ticket") or None,
         expires=first.get("expires") or None,
         expired=expired,
+        segments=tuple(first["segments"].split(",")) if first.get("segments") else None,
+        segment=first.get("segment") or None,
     )
 
 
