@@ -127,9 +127,9 @@ def _row_panels(
         )
         shares.append(_target(expr, legend, ref))
     if min_share is not None:
-        shares.append(_target(f"vector({min_share!r})", "claim: min_share", "D"))
+        shares.append(_target(f"vector({min_share:.6g})", "claim: min_share", "D"))
     if observed is not None:
-        shares.append(_target(f"vector({observed!r})", "anecdote: observed share", "E"))
+        shares.append(_target(f"vector({observed:.6g})", "anecdote: observed share", "E"))
     panels.panel(_timeseries("Aggregate share of endpoint time (fleet)", shares, "percentunit"), 12)
 
     heat = _target(

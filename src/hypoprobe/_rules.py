@@ -154,7 +154,7 @@ def alerting_rules(
             {
                 "alert": "HypoprobeHypothesisConfirmed",
                 "expr": (
-                    f"{share}{sel} >= {t.min_share!r}\n"
+                    f"{share}{sel} >= {t.min_share:.6g}\n"
                     f"and on (hypothesis, endpoint)\n"
                     f"{requests}{sel} * 3600 >= {min_requests}"
                 ),
