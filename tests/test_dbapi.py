@@ -8,6 +8,7 @@ calls per request, and the driver behaves exactly as before (results and excepti
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -381,3 +382,36 @@ def test_bad_instrumentation_arguments_raise_configuration_errors(tmp_path: Path
         dbapi.instrument(conn, "not an id")
     with pytest.raises(ConfigurationError, match="max_fingerprints"):
         dbapi.instrument(conn, "PERF-1", max_fingerprints=0)
+
+
+def test_psycopg_async_connection_is_probed_around_awaited_calls(
+    postgres: PostgresServer, hyp: tuple[str, str]
+) -> None:
+    import psycopg
+
+    hid, ep = hyp
+
+    async def page() -> list[Any]:
+        raw = await psycopg.AsyncConnection.connect(postgres.dsn, autocommit=True)
+        async with dbapi.instrument(raw, hid, match=r"FROM campaigns") as conn:
+            assert isinstance(conn, psycopg.AsyncConnection)
+            with hypoprobe.endpoint(ep):
+                cur = await conn.execute("SELECT id FROM campaigns WHERE id < 3 ORDER BY id")
+                first = await cur.fetchall()
+                async with conn.cursor() as cur2:
+                    assert (
+                        await cur2.execute("SELECT pg_sleep(0.02) FROM campaigns LIMIT 1") is cur2
+                    )
+                    rows = [row async for row in cur2]
+                await conn.execute("SELECT 1")  # not matched
+            return [first, rows]
+
+    assert asyncio.run(page()) == [[(1,), (2,)], [("",)]]
+    assert _probe_counts(hid, ep) == {
+        "SELECT id FROM campaigns WHERE id < ? ORDER BY id": 1,
+        "fetch: SELECT id FROM campaigns WHERE id < ? ORDER BY id": 1,
+        "SELECT pg_sleep(?) FROM campaigns LIMIT ?": 1,
+        "fetch: SELECT pg_sleep(?) FROM campaigns LIMIT ?": 1,
+    }
+    # The awaited time is measured, not the time to create the coroutine.
+    assert hypoprobe.snapshot().moments_for(hid, ep).probe_seconds >= 0.02

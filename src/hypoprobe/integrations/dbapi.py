@@ -8,6 +8,8 @@ statement (``fetchone``, ``fetchmany``, ``fetchall``, or iterating the cursor) a
 as a second probe, ``fetch: <fingerprint>``, so that the *calls* of the first probe stay
 one per query — which is what makes N+1 loops visible as calls per request. A ``for``
 loop over a cursor records one call when the loop ends, for the time spent fetching rows.
+asyncio connections (psycopg's ``AsyncConnection``) get the same probes around the awaited
+calls (``async for`` and ``async with`` included).
 
 Statements that do not match pass straight to the driver. Driver exceptions propagate
 unchanged; faults of the instrumentation itself are counted, never raised.
@@ -15,7 +17,8 @@ unchanged; faults of the instrumentation itself are counted, never raised.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import wrapt
@@ -39,10 +42,19 @@ def _rows(cursor: Any) -> Iterator[Any]:
     yield from cursor
 
 
+async def _ainvoke(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+    return await fn(*args, **kwargs)
+
+
+async def _arows(cursor: Any) -> AsyncIterator[Any]:
+    async for row in cursor:
+        yield row
+
+
 class _Entry:
     """The probed callables of one probe name: the statement's, and its fetches'."""
 
-    __slots__ = ("call", "fetch", "rows")
+    __slots__ = ("acall", "afetch", "arows", "call", "fetch", "rows")
 
     def __init__(self, hypothesis_id: str, name: str) -> None:
         # Decorating a pass-through once per name reuses the probe's hot path (enabled
@@ -51,6 +63,12 @@ class _Entry:
         fetch_name = f"fetch: {name}"[:_MAX_NAME]
         self.fetch: Callable[..., Any] = probe(hypothesis_id, name=fetch_name)(_invoke)
         self.rows: Callable[[Any], Iterator[Any]] = probe(hypothesis_id, name=fetch_name)(_rows)
+        # The same for asyncio drivers (psycopg's AsyncConnection): the awaited time counts.
+        self.acall: Callable[..., Awaitable[Any]] = probe(hypothesis_id, name=name)(_ainvoke)
+        self.afetch: Callable[..., Awaitable[Any]] = probe(hypothesis_id, name=fetch_name)(_ainvoke)
+        self.arows: Callable[[Any], AsyncIterator[Any]] = probe(hypothesis_id, name=fetch_name)(
+            _arows
+        )
 
 
 class _Probes:
@@ -147,9 +165,73 @@ class _IteratorCursorProxy(_CursorProxy):
         return next(self.__wrapped__)
 
 
+class _AsyncCursorProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """An asyncio cursor (psycopg's AsyncCursor): the same probes, around awaited calls."""
+
+    def __init__(self, wrapped: Any, probes: _Probes, entry: _Entry | None = None) -> None:
+        super().__init__(wrapped)
+        self._self_probes = probes
+        self._self_entry = entry
+
+    async def _run(self, method: str, operation: Any, args: Any, kwargs: Any) -> Any:
+        wrapped = self.__wrapped__
+        entry = self._self_probes.lookup(operation, getattr(wrapped, "connection", None))
+        self._self_entry = entry
+        fn = getattr(wrapped, method)
+        if entry is None:
+            result = await fn(operation, *args, **kwargs)
+        else:
+            result = await entry.acall(fn, operation, *args, **kwargs)
+        return self if result is wrapped else result
+
+    def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return self._run("execute", operation, args, kwargs)
+
+    def executemany(self, operation: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return self._run("executemany", operation, args, kwargs)
+
+    def _fetch(self, method: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        fn = getattr(self.__wrapped__, method)
+        entry = self._self_entry
+        if entry is None:
+            return fn(*args, **kwargs)  # type: ignore[no-any-return]
+        return entry.afetch(fn, *args, **kwargs)
+
+    def fetchone(self) -> Awaitable[Any]:
+        return self._fetch("fetchone")
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return self._fetch("fetchmany", *args, **kwargs)
+
+    def fetchall(self) -> Awaitable[Any]:
+        return self._fetch("fetchall")
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        entry = self._self_entry
+        if entry is None:
+            return self.__wrapped__.__aiter__()  # type: ignore[no-any-return]
+        return entry.arows(self.__wrapped__)
+
+    def __anext__(self) -> Awaitable[Any]:
+        return self.__wrapped__.__anext__()  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> Any:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self.__wrapped__.__aexit__(*exc_info)
+
+
+def _is_async(obj: Any, method: str) -> bool:
+    return inspect.iscoroutinefunction(getattr(type(obj), method, None))
+
+
 def _wrap_cursor(cursor: Any, probes: _Probes, entry: _Entry | None = None) -> Any:
-    if isinstance(cursor, _CursorProxy) and cursor._self_probes is probes:
+    if isinstance(cursor, _CursorProxy | _AsyncCursorProxy) and cursor._self_probes is probes:
         return cursor
+    if _is_async(cursor, "execute"):
+        return _AsyncCursorProxy(cursor, probes, entry)
     if hasattr(type(cursor), "__next__"):
         return _IteratorCursorProxy(cursor, probes, entry)
     return _CursorProxy(cursor, probes, entry)
@@ -192,6 +274,34 @@ class _ConnectionProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         return self.__wrapped__.__exit__(*exc_info)
 
 
+class _AsyncConnectionProxy(_ConnectionProxy):
+    """An asyncio connection (psycopg's AsyncConnection): awaited ``execute`` shortcuts."""
+
+    async def _arun(self, method: str, operation: Any, args: Any, kwargs: Any) -> Any:
+        wrapped = self.__wrapped__
+        probes = self._self_probes
+        entry = probes.lookup(operation, wrapped)
+        fn = getattr(wrapped, method)
+        if entry is None:
+            cursor = await fn(operation, *args, **kwargs)
+        else:
+            cursor = await entry.acall(fn, operation, *args, **kwargs)
+        return _wrap_cursor(cursor, probes, entry)
+
+    def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._arun("execute", operation, args, kwargs)
+
+    def executemany(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._arun("executemany", operation, args, kwargs)
+
+    async def __aenter__(self) -> Any:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self.__wrapped__.__aexit__(*exc_info)
+
+
 def instrument(
     connection: C,
     hypothesis: str,
@@ -226,4 +336,5 @@ def instrument(
             f"{type(connection).__name__}"
         )
     statements = Statements(hypothesis, match=match, name=name, max_fingerprints=max_fingerprints)
-    return _ConnectionProxy(connection, _Probes(statements))  # type: ignore[return-value]
+    proxy = _AsyncConnectionProxy if _is_async(connection, "execute") else _ConnectionProxy
+    return proxy(connection, _Probes(statements))  # type: ignore[return-value]
