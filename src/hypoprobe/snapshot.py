@@ -416,6 +416,7 @@ class Snapshot:
         before_e = {e.endpoint: e for e in earlier.endpoints}
         before_p = {(p.hypothesis, p.probe, p.endpoint): p for p in earlier.probes}
         before_r = {(r.hypothesis, r.probe, r.endpoint, r.segment): r for r in earlier.requests}
+        before_x = {(x.hypothesis, x.probe, x.exception): x.count for x in earlier.exceptions}
         before_m = {(mo.hypothesis, mo.endpoint, mo.segment, mo.slow): mo for mo in earlier.moments}
 
         def moments_minus(mo: Moments) -> Moments:
@@ -453,6 +454,15 @@ class Snapshot:
             ),
             requests=tuple(request_minus(r) for r in self.requests),
             moments=tuple(moments_minus(mo) for mo in self.moments),
+            exceptions=tuple(
+                replace(x, count=x.count - before_x[k])
+                if (k := (x.hypothesis, x.probe, x.exception)) in before_x
+                and before_x[k] <= x.count
+                else x
+                for x in self.exceptions
+            ),
+            internal_errors=_minus_map(self.internal_errors, earlier.internal_errors),
+            series_overflow=_minus_map(self.series_overflow, earlier.series_overflow),
         )
 
     # -- JSON ----------------------------------------------------------------------------
@@ -614,6 +624,11 @@ def _merge_requests(a: RequestData, b: RequestData) -> RequestData:
         share=a.share.merge(b.share),
         calls=a.calls.merge(b.calls),
     )
+
+
+def _minus_map(later: Mapping[str, int], earlier: Mapping[str, int]) -> dict[str, int]:
+    """Counter differences; a counter that went down (a restart) counts from zero."""
+    return {k: v - earlier[k] if k in earlier and earlier[k] <= v else v for k, v in later.items()}
 
 
 def _sum_maps(maps: Iterable[Mapping[str, int]]) -> dict[str, int]:
