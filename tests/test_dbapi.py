@@ -415,3 +415,17 @@ def test_psycopg_async_connection_is_probed_around_awaited_calls(
     }
     # The awaited time is measured, not the time to create the coroutine.
     assert hypoprobe.snapshot().moments_for(hid, ep).probe_seconds >= 0.02
+
+
+def test_several_hypotheses_share_a_connection_but_one_is_not_instrumented_twice(
+    unique_id: Callable[[str], str],
+) -> None:
+    first, second = unique_id("A"), unique_id("B")
+    conn = dbapi.instrument(_sqlite_connect(), first, match=r"FROM campaigns", name="q")
+    both = dbapi.instrument(conn, second, match=r"count", name="q")
+    both.execute("SELECT count(*) FROM campaigns").fetchone()
+    both.execute("SELECT id FROM campaigns WHERE id = 1").fetchone()
+    assert _probe_counts(first) == {"q": 2, "fetch: q": 2}
+    assert _probe_counts(second) == {"q": 1, "fetch: q": 1}
+    with pytest.raises(ConfigurationError, match="already instrumented"):
+        dbapi.instrument(both, first)

@@ -197,3 +197,17 @@ def test_bad_arguments_raise_configuration_errors() -> None:
         instrument_engine(engine, "PERF-1", match="(")
     with pytest.raises(ConfigurationError, match="hypothesis id"):
         instrument_engine(engine, "no spaces allowed")
+
+
+def test_an_engine_is_not_instrumented_twice_for_one_hypothesis(
+    unique_id: Callable[[str], str],
+) -> None:
+    engine = create_engine("sqlite://")
+    hid = unique_id("PERF")
+    instrument_engine(engine, hid)
+    instrument_engine(engine, unique_id("OTHER"))  # another hypothesis is fine
+    with pytest.raises(ConfigurationError, match="already instrumented"):
+        instrument_engine(engine, hid)
+    uninstrument_engine(engine)
+    instrument_engine(engine, hid)  # fine again once removed
+    uninstrument_engine(engine)

@@ -25,6 +25,7 @@ import wrapt
 
 from .. import _faults
 from .._probe import probe
+from ..errors import ConfigurationError
 from ._fingerprint import DEFAULT_MAX_FINGERPRINTS, Matcher, Statements, statement_text
 
 __all__ = ["instrument"]
@@ -329,12 +330,18 @@ def instrument(
             rows = conn.execute("SELECT * FROM campaigns WHERE account = ?", (7,)).fetchall()
     """
     if not callable(getattr(connection, "cursor", None)):
-        from ..errors import ConfigurationError
-
         raise ConfigurationError(
             f"instrument() needs a DB-API 2.0 connection (with .cursor()), got "
             f"{type(connection).__name__}"
         )
     statements = Statements(hypothesis, match=match, name=name, max_fingerprints=max_fingerprints)
+    inner: Any = connection
+    while isinstance(inner, _ConnectionProxy):  # several hypotheses may share a connection
+        if inner._self_probes.statements.hypothesis_id == statements.hypothesis_id:
+            raise ConfigurationError(
+                f"this connection is already instrumented for {hypothesis}: instrumenting "
+                "it again would time its statements twice; use one match for both"
+            )
+        inner = inner.__wrapped__
     proxy = _AsyncConnectionProxy if _is_async(connection, "execute") else _ConnectionProxy
     return proxy(connection, _Probes(statements))  # type: ignore[return-value]

@@ -135,6 +135,14 @@ def instrument_engine(
     if name is not None:
         probe(hypothesis, name=name)  # resolve the site now: the first request counts it too
     with _lock:
+        if any(
+            other.statements.hypothesis_id == listeners.statements.hypothesis_id
+            for other in _installed.get(sync, ())
+        ):
+            raise ConfigurationError(
+                f"this engine is already instrumented for {hypothesis}: instrumenting it "
+                "again would time its statements twice; use one match for both"
+            )
         listeners.listen(sync)
         _installed.setdefault(sync, []).append(listeners)
 
