@@ -49,6 +49,18 @@ def unmatched(method: str) -> str:
     return f"{method} <unmatched>"
 
 
+_FALLBACKS: dict[object, str] = {m: unmatched(m) for m in METHODS}
+_OTHER = unmatched("OTHER")
+
+
+def fallback_for(raw_method: object) -> str:
+    """``unmatched(method_of(raw_method))``, precomputed: it is needed on every request."""
+    try:
+        return _FALLBACKS.get(raw_method, _OTHER)
+    except TypeError:  # unhashable
+        return _OTHER
+
+
 def call_namer(name: Namer | None, arg: Any, fallback: str) -> str:
     """The endpoint name for one request: ``name(arg)``, else the fallback; never raises."""
     if name is None:
@@ -66,7 +78,8 @@ class Request:
 
     States: open (between :meth:`start` and :meth:`finish`), finished, detached. While the
     body is with the server (WSGI, streamed Django), ``handed_off`` is True and
-    ``iterating`` says whether the server is inside a ``next()`` call right now.
+    ``iterating`` says whether the server has started iterating it and more may come (a
+    request starting then is nested in producing a chunk, not a sign of a leak).
     """
 
     __slots__ = ("_open_token", "_scope", "_token", "handed_off", "iterating", "scope")

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .. import _faults
-from ._request import Namer, Request, Segmenter, call_namer, method_of, unmatched
+from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["ASGIApp", "HypoprobeASGIMiddleware"]
 
@@ -52,7 +52,7 @@ class HypoprobeASGIMiddleware:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        fallback = unmatched(method_of(scope.get("method")))
+        fallback = fallback_for(scope.get("method"))
         req = Request.start(call_namer(self.name, scope, fallback), fallback, self.segment, scope)
         if req.scope is None:  # nested in another scope, or disabled
             await self.app(scope, receive, send)

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..errors import ConfigurationError
-from ._request import Namer, Request, Segmenter, call_namer, method_of, unmatched
+from ._request import Namer, Request, Segmenter, call_namer, fallback_for, method_of
 from .wsgi import ClosingBody
 
 __all__ = ["HypoprobeMiddleware", "django_route_name", "normalise_route"]
@@ -126,7 +126,7 @@ class HypoprobeMiddleware:
         self.segment: Segmenter | None = _setting("HYPOPROBE_SEGMENT")
 
     def __call__(self, request: Any) -> Any:
-        fallback = unmatched(method_of(getattr(request, "method", None)))
+        fallback = fallback_for(getattr(request, "method", None))
         req = Request.start(
             call_namer(self.name, request, fallback), fallback, self.segment, request
         )

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .. import _faults
-from ._request import Namer, Request, Segmenter, call_namer, method_of, unmatched
+from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["HypoprobeMiddleware", "WSGIApp"]
 
@@ -52,7 +52,7 @@ class HypoprobeMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         try:
-            fallback = unmatched(method_of(environ.get("REQUEST_METHOD")))
+            fallback = fallback_for(environ.get("REQUEST_METHOD"))
             endpoint_name = call_namer(self.name, environ, fallback)
         except Exception:  # environ is not a dict: the app will say so itself
             _faults.record("wsgi_name")
@@ -72,24 +72,19 @@ class HypoprobeMiddleware:
 class ClosingBody:
     """The app's body iterable, ending the request's scope when the server closes it."""
 
-    __slots__ = ("_body", "_iter", "_req")
+    __slots__ = ("_body", "_req")
 
     def __init__(self, body: Iterable[bytes], req: Request) -> None:
         self._body = body
-        self._iter: Iterator[bytes] | None = None
         self._req = req
 
-    def __iter__(self) -> ClosingBody:
-        return self
-
-    def __next__(self) -> bytes:
-        it = self._iter
-        if it is None:
-            it = self._iter = iter(self._body)
+    def __iter__(self) -> Iterator[bytes]:
+        # A generator: its body runs at the first next(), i.e. when the server starts
+        # sending (Django calls iter() long before), and `yield from` passes chunks in C.
         req = self._req
         req.iterating = True
         try:
-            return next(it)
+            yield from self._body
         finally:
             req.iterating = False
 
