@@ -28,6 +28,8 @@ class Outcome:
     share: float | None
     requests: int
     requests_needed: int | None = None
+    saving_seconds_per_request: float | None = None
+    endpoint_mean: float | None = None
     meaning: str = ""
 
 
@@ -50,6 +52,8 @@ def report(
             v.aggregate_share,
             v.requests,
             v.requests_needed,
+            v.saving_seconds_per_request,
+            v.endpoint_mean,
             v.meaning,
         )
         for v in rep.verdicts
@@ -59,8 +63,11 @@ def report(
 
 def compare(
     before: Snapshot, after: Snapshot, ids: Sequence[str], out_dir: Path, stream: TextIO
-) -> list[Path]:
-    """Print the before/after comparison of ``ids``; write it as Markdown, JSON and HTML."""
+) -> tuple[dict[str, tuple[float | None, float | None]], list[Path]]:
+    """Print the before/after comparison of ``ids``; write it as Markdown, JSON and HTML.
+
+    Returns each hypothesis' endpoint mean latency before and after, and the files written.
+    """
     rep = analysis.compare(before, after, hypotheses=list(ids))
     stream.write(render.render_comparison(rep, "table"))
     written = []
@@ -68,4 +75,5 @@ def compare(
         path = out_dir / f"compare.{ext}"
         path.write_text(render.render_comparison(rep, fmt), encoding="utf-8")
         written.append(path)
-    return written
+    means = {c.hypothesis: (c.endpoint_mean_before, c.endpoint_mean_after) for c in rep.comparisons}
+    return means, written

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -162,6 +163,41 @@ def _load(base_url: str, options: DemoOptions, label: str, stream: TextIO) -> tu
     return _window(start, result.requests + 1), result.requests
 
 
+def _ms(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _close_the_story(
+    hyps: Sequence[hypoprobe.Hypothesis],
+    outcomes: Sequence[_report.Outcome],
+    means: Mapping[str, tuple[float | None, float | None]],
+    stream: TextIO,
+) -> None:
+    """What the verdicts and the fix mean for each ticket, in one line each."""
+    _say(stream, "The story, closed:")
+    # A date expiry means "through that day": the probes stop at the next midnight, UTC.
+    expiry = {h.id: h.expires.date().isoformat() if h.expires else None for h in hyps}
+    for o in outcomes:
+        line = f"  {o.hypothesis} {o.verdict}: "
+        if o.verdict == "INCONCLUSIVE":
+            more = f"about {o.requests_needed:,} more" if o.requests_needed else "more"
+            line += f"{o.requests} requests so far, {more} needed; keep collecting."
+        else:
+            line += (
+                f"its code costs {_ms(o.saving_seconds_per_request)} of the endpoint's "
+                f"{_ms(o.endpoint_mean)} per request."
+            )
+            before, after = means.get(o.hypothesis, (None, None))
+            if o.verdict == "CONFIRMED" and before is not None and after is not None:
+                line += f" The fix saved {_ms(before - after)} ({_ms(before)} -> {_ms(after)})."
+        _say(stream, line)
+        if o.verdict != "INCONCLUSIVE":
+            when = expiry.get(o.hypothesis)
+            until = f"; from {when} they pass straight through anyway" if when else ""
+            _say(stream, f"    Settled: write it on the ticket and remove its probes{until}.")
+    _say(stream)
+
+
 def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
     """Run the whole story, printing to ``stream``; return what it found."""
     # Imported here, not at the top: ``hypoprobe demo``'s options must parse (and the rest
@@ -211,8 +247,10 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
             set_fixes(app, {"batch"})
             after, result.requests_after = _load(server.url, options, "after ", stream)
             (out / "after.json").write_text(after.to_json(indent=1), encoding="utf-8")
-            result.files += [out / "after.json", *_report.compare(before, after, ids, out, stream)]
+            means, files = _report.compare(before, after, ids, out, stream)
+            result.files += [out / "after.json", *files]
             _say(stream)
+            _close_the_story(hyps, outcomes, means, stream)
             _say(stream, f"Reports written to {out}/:")
             for path in result.files:
                 _say(stream, f"  {path}")
