@@ -267,3 +267,26 @@ def test_when_disabled_the_app_and_its_body_are_untouched(unique_id: Callable[[s
     hypoprobe.configure(enabled=True)
     assert _Client(mw).get("/").data == b"ok"
     assert _count(name) == 1
+
+
+def test_a_body_closed_on_another_thread_ends_the_request_there(
+    unique_id: Callable[[str], str],
+) -> None:
+    # Some servers hand the body to another thread; the request still ends at close(),
+    # and the thread that began it is not left inside a finished request.
+    name = f"GET /{unique_id()}"
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    mw = HypoprobeMiddleware(app, name=lambda e: name)
+    faults = dict(hypoprobe.snapshot().internal_errors)
+    body = mw({"REQUEST_METHOD": "GET"}, lambda *a: None)
+    closer = threading.Thread(target=lambda: (list(body), body.close()))
+    closer.start()
+    closer.join(5)
+    assert _count(name) == 1
+    assert _Client(mw).get("/").data == b"ok"
+    assert _count(name) == 2
+    assert dict(hypoprobe.snapshot().internal_errors) == faults

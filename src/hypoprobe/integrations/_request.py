@@ -100,8 +100,8 @@ class Request:
         req = cls()
         try:
             prev = _OPEN.get()
-            if prev is not None and prev._stale():
-                prev._abandon()
+            if prev is not None:
+                prev._clean_up()
             try:
                 ep = hypoprobe.endpoint(name)
             except Exception:  # a naming function returned an invalid endpoint name
@@ -139,42 +139,44 @@ class Request:
             _faults.record("integration_finish")
 
     def detach(self) -> None:
-        """Unset the current scope in this context. Idempotent; call where start() ran."""
+        """Unset the current scope in the context start() ran in. Idempotent.
+
+        Called from another context (a server closing a WSGI body on another thread), it
+        cannot: the entering context is then cleaned when its next request starts.
+        """
         token, open_token = self._token, self._open_token
         if token is None:
             return
-        self._token = self._open_token = None
         try:
             _core.CURRENT.reset(token)
-            if open_token is not None:
-                _OPEN.reset(open_token)
-        except ValueError:  # another context than start()'s: clear what is ours here
-            _faults.record("integration_context")
-            if _core.CURRENT.get() is self.scope:
+        except ValueError:  # not start()'s context
+            if _core.CURRENT.get() is self.scope:  # a copy of it (a child task): unset here
                 _core.CURRENT.set(None)
-            if _OPEN.get() is self:
-                _OPEN.set(None)
+            return
         except Exception:
             _faults.record("integration_detach")
+            return
+        self._token = self._open_token = None
+        if open_token is not None:
+            _OPEN.reset(open_token)  # set right after CURRENT, in the same context
 
     def end(self) -> None:
         """:meth:`finish`, then :meth:`detach`: the request ended in the context it began."""
         self.finish()
         self.detach()
 
-    def _stale(self) -> bool:
-        # A body handed to a server that never closed it (PEP 3333 says servers must), or a
-        # finished request that was never detached: left alone, it would make every later
-        # request of this thread a nested scope that records nothing.
-        if self._scope is None:
-            return self._token is not None
-        return self.handed_off and not self.iterating
-
-    def _abandon(self) -> None:
-        # Its true end is unknown: drop it rather than record a made-up duration.
-        _faults.record("integration_body_not_closed")
-        self._scope = None
-        self.detach()
+    def _clean_up(self) -> None:
+        # Called when a request starts while this one is still this context's latest.
+        # Left alone, a request that will never be ended here makes every later request
+        # of the thread a nested scope that records nothing.
+        if self._scope is None:  # finished, detached elsewhere or not yet: detach here
+            self.detach()
+        elif self.handed_off and not self.iterating:
+            # A body the server never closed (PEP 3333 says it must): its end is unknown,
+            # so drop it rather than record a made-up duration.
+            _faults.record("integration_body_not_closed")
+            self._scope = None
+            self.detach()
 
 
 def set_segment(segment: Segmenter, arg: Any) -> None:
