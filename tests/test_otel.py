@@ -299,6 +299,9 @@ def test_every_label_has_an_attribute() -> None:
     assert labels <= set(otel.ATTRIBUTES)
     assert otel.ATTRIBUTES["endpoint"] == "http.route"
     assert otel.ATTRIBUTES["hypothesis"] == "hypoprobe.hypothesis"
+    # A label nobody mapped yet still exports, under hypoprobe's namespace.
+    assert otel.attribute_name("endpoint") == "http.route"
+    assert otel.attribute_name("not_a_label_yet") == "hypoprobe.not_a_label_yet"
 
 
 @pytest.mark.parametrize("histograms", ["exponential", "explicit"])

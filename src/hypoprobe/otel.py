@@ -71,6 +71,7 @@ __all__ = [
     "DURATION_SCALE",
     "INSTALL_HINT",
     "OTelExport",
+    "attribute_name",
     "metric_name",
     "metrics_data",
     "start_otel_export",
@@ -107,6 +108,18 @@ ATTRIBUTES: Mapping[str, str] = {
     "metric": "hypoprobe.metric",
     "side": "hypoprobe.side",
 }
+
+
+def attribute_name(label: str) -> str:
+    """The OpenTelemetry attribute of a label: ``ATTRIBUTES``, else ``hypoprobe.<label>``.
+
+    Example::
+
+        assert attribute_name("endpoint") == "http.route"
+        assert attribute_name("region") == "hypoprobe.region"
+    """
+    return ATTRIBUTES.get(label) or f"hypoprobe.{label}"
+
 
 # UCUM units. Units in braces are annotations, which the collector's Prometheus translation
 # turns into no name suffix; the squared moments have no unit for the same reason ("s2"
@@ -200,7 +213,7 @@ def _attrs(family: m.Family, row: object = None, **given: AttributeValue | None)
     for label in family.labels:
         value = given[label] if label in given else getattr(row, label)
         if value is not None:
-            out[ATTRIBUTES[label]] = value
+            out[attribute_name(label)] = value
     return out
 
 
