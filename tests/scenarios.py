@@ -43,6 +43,8 @@ class Request:
 
     endpoint_ns: int
     calls_ns: tuple[int, ...] = ()
+    #: Tagged with ``hypoprobe.segment`` during the request, when set.
+    segment: str | None = None
 
     @property
     def probe_ns(self) -> int:
@@ -144,6 +146,8 @@ def replay(
         gaps = len(req.calls_ns) + 1
         gap = other // gaps
         with hypoprobe.endpoint(endpoint):
+            if req.segment is not None:
+                hypoprobe.segment(req.segment)
             for call in req.calls_ns:
                 clock.advance(gap)
                 with probe:
@@ -277,6 +281,20 @@ def slow_segment(seed: int, n: int = 2000) -> Scenario:
         observed=hypoprobe.Observation(probe_seconds=1.6, endpoint_seconds=2.5),
         probe_name="widget_query",
     )
+
+
+def segmented(seed: int, n: int = 1500) -> list[Request]:
+    """Enterprise accounts (10%) where the query is ~60% of the time; free ones at ~4%."""
+    rng = random.Random(seed)
+    reqs = []
+    for _ in range(n):
+        if rng.random() < 0.1:
+            e = rng.lognormvariate(math.log(0.8), 0.3)
+            reqs.append(Request(_ns(e), (_ns(e * rng.uniform(0.5, 0.7)),), "enterprise"))
+        else:
+            e = rng.lognormvariate(math.log(0.15), 0.3)
+            reqs.append(Request(_ns(e), (_ns(e * rng.uniform(0.0, 0.08)),), "free"))
+    return reqs
 
 
 #: The population share of :func:`coverage_traffic`, derived analytically: with

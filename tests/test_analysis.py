@@ -262,3 +262,48 @@ def test_a_hypothesis_with_several_endpoints_gets_one_verdict_each(
     assert [(v.endpoint, v.requests) for v in rep.verdicts] == [(ep1, 60), (ep2, 60)]
     only_b = analysis.report(hypoprobe.snapshot(), hypotheses=[hid], endpoint=ep2)
     assert [v.endpoint for v in only_b.verdicts] == [ep2]
+
+
+def _share_of(reqs: list[Request]) -> float:
+    return sum(r.probe_ns for r in reqs) / sum(r.endpoint_ns for r in reqs)
+
+
+def test_segments_get_their_own_share(unique_id: Callable[[str], str]) -> None:
+    reqs = scenarios.segmented(3)
+    by = {s: [r for r in reqs if r.segment == s] for s in ("enterprise", "free")}
+    hid, ep = unique_id("h"), unique_id("GET /campaigns")
+    only, ep2 = unique_id("h"), unique_id("GET /campaigns")
+    hypoprobe.hypothesis(
+        hid, claim="q is slow", endpoint=ep, min_share=0.3, segments=["enterprise", "free"]
+    )
+    hypoprobe.hypothesis(
+        only,
+        claim="q is slow for enterprise accounts",
+        endpoint=ep2,
+        min_share=0.3,
+        segments=["enterprise"],
+        segment="enterprise",
+    )
+    before = hypoprobe.snapshot()
+    with scenarios.scripted_clock() as clock:
+        scenarios.replay(reqs, hid, ep, clock)
+        scenarios.replay(reqs, only, ep2, clock)
+    window = hypoprobe.snapshot().minus(before)
+    (v,) = analysis.report(window, hypotheses=[hid]).verdicts
+    assert v.aggregate_share == pytest.approx(_share_of(reqs), abs=0.005)
+    assert v.verdict == "DISPROVED"
+    assert [(s.segment, s.requests) for s in v.segments] == [
+        ("enterprise", len(by["enterprise"])),
+        ("free", len(by["free"])),
+    ]
+    for seg in v.segments:
+        assert seg.aggregate_share == pytest.approx(_share_of(by[seg.segment]), abs=0.005)
+    assert "By segment: enterprise" in v.meaning
+
+    # Restricted to one segment: only those requests count, and the claim holds there.
+    (e,) = analysis.report(window, hypotheses=[only]).verdicts
+    assert e.requests == len(by["enterprise"])
+    assert e.aggregate_share == pytest.approx(_share_of(by["enterprise"]), abs=0.005)
+    assert e.verdict == "CONFIRMED"
+    assert e.segment == "enterprise"
+    assert "(segment enterprise)" in e.meaning

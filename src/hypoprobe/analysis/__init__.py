@@ -27,6 +27,7 @@ from ._verdict import (
     INCONCLUSIVE,
     NoDataError,
     Report,
+    SegmentShare,
     Verdict,
     report,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "RatioEstimate",
     "Report",
     "Sample",
+    "SegmentShare",
     "Verdict",
     "Welch",
     "Z95",

@@ -33,6 +33,8 @@ def meaning(v: Mapping[str, Any]) -> str:
             f"{verdict}: no requests of {endpoint} were recorded for {v['hypothesis']} yet; "
             f"the claim needs {claim}."
         )
+    if v.get("segment"):
+        endpoint = f"{endpoint} (segment {v['segment']})"
     share = pct(v["aggregate_share"])
     interval = pct_range(v["ci_low"], v["ci_high"])
     requests = "request" if n == 1 else "requests"
@@ -74,6 +76,18 @@ def meaning(v: Mapping[str, Any]) -> str:
         parts.append(
             f"Among the {count(v['slow_requests'])} slow requests "
             f"(over {seconds(v['slow_threshold'])}) its share is {pct(v['slow_share'])}."
+        )
+    segments = [seg for seg in v.get("segments", ()) if seg.requests]
+    if len(segments) > 1:
+        parts.append(
+            "By segment: "
+            + "; ".join(
+                f"{seg.segment} {pct(seg.aggregate_share)}"
+                + (f" ({pct_range(seg.ci_low, seg.ci_high)})" if seg.ci_low is not None else "")
+                + f" of {count(seg.requests)}"
+                for seg in segments
+            )
+            + "."
         )
     calls = v["calls_per_request_mean"]
     if calls is not None and calls >= MANY_CALLS:

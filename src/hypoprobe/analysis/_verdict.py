@@ -11,7 +11,16 @@ from ..snapshot import Histogram, HypothesisInfo, ProbeData, RequestData, Snapsh
 from . import _ratio
 from ._meaning import meaning
 
-__all__ = ["CONFIRMED", "DISPROVED", "INCONCLUSIVE", "NoDataError", "Report", "Verdict", "report"]
+__all__ = [
+    "CONFIRMED",
+    "DISPROVED",
+    "INCONCLUSIVE",
+    "NoDataError",
+    "Report",
+    "SegmentShare",
+    "Verdict",
+    "report",
+]
 
 CONFIRMED = "CONFIRMED"
 DISPROVED = "DISPROVED"
@@ -28,6 +37,20 @@ class NoDataError(HypoprobeError):
         except analysis.NoDataError as exc:
             print(exc)
     """
+
+
+@dataclass(frozen=True)
+class SegmentShare:
+    """The aggregate share within one segment of requests (``hypothesis(segments=[...])``)."""
+
+    segment: str
+    requests: int
+    aggregate_share: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -72,6 +95,10 @@ class Verdict:
     ticket: str | None = None
     owner: str | None = None
     expired: bool = False
+    #: The one segment the hypothesis is restricted to (``hypothesis(segment=...)``).
+    segment: str | None = None
+    #: The share per segment, when the hypothesis keeps segments apart.
+    segments: tuple[SegmentShare, ...] = ()
     # Distributions for plots; not part of the JSON contract.
     share_histogram: Histogram | None = field(default=None, repr=False, compare=False)
     endpoint_histogram: Histogram | None = field(default=None, repr=False, compare=False)
@@ -83,6 +110,8 @@ class Verdict:
             if f.name.endswith("_histogram"):
                 continue
             value = getattr(self, f.name)
+            if f.name == "segments":
+                value = [seg.to_dict() for seg in value]
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -174,6 +203,14 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
     probe_hist = _merged(p.duration for p in calls_data)
 
     saving = mo.probe_seconds / n if n > 0 else None
+    labels = sorted(
+        {
+            m.segment
+            for m in snap.moments
+            if m.hypothesis == info.id and m.endpoint == endpoint and m.segment
+        }
+    )
+    segments = tuple(_segment_share(snap, info.id, endpoint, label) for label in labels)
     values: dict[str, Any] = {
         "hypothesis": info.id,
         "endpoint": endpoint,
@@ -206,6 +243,8 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
         "ticket": info.ticket,
         "owner": info.owner,
         "expired": info.expired,
+        "segment": info.segment,
+        "segments": segments,
     }
     values["meaning"] = meaning(values)
     return Verdict(
@@ -214,6 +253,11 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
         endpoint_histogram=ep_hist,
         calls_histogram=calls_hist,
     )
+
+
+def _segment_share(snap: Snapshot, hid: str, endpoint: str, label: str) -> SegmentShare:
+    est = _ratio.estimate(snap.moments_for(hid, endpoint, segment=label))
+    return SegmentShare(label, round(est.n), est.share, est.ci_low, est.ci_high)
 
 
 def _per_probe(rows: Iterable[RequestData]) -> list[RequestData]:
