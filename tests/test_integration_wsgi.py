@@ -290,3 +290,43 @@ def test_a_body_closed_on_another_thread_ends_the_request_there(
     assert _Client(mw).get("/").data == b"ok"
     assert _count(name) == 2
     assert dict(hypoprobe.snapshot().internal_errors) == faults
+
+
+def test_the_segment_hook_tags_each_request_and_never_breaks_it(
+    unique_id: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stands in for the core's hypoprobe.segment (added later): records what it is given
+    # and whether a scope was open at that moment.
+    tagged: list[tuple[str, bool]] = []
+
+    def hypoprobe_scope_open() -> bool:
+        from hypoprobe import _scope
+
+        return _scope.CURRENT.get() is not None
+
+    monkeypatch.setattr(
+        hypoprobe,
+        "segment",
+        lambda value: tagged.append((value, hypoprobe_scope_open())),
+        raising=False,
+    )
+
+    def segment(environ: dict[str, Any]) -> str | None:
+        plan = environ.get("HTTP_X_PLAN")
+        if plan == "broken":
+            raise RuntimeError("segment lookup failed")
+        return plan
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    client = _Client(
+        HypoprobeMiddleware(app, name=lambda e: f"GET /{unique_id()}", segment=segment)
+    )
+    faults = _faults("integration_segment")
+    assert client.get("/", headers={"X-Plan": "enterprise"}).data == b"ok"
+    assert client.get("/").data == b"ok"  # None: not tagged
+    assert client.get("/", headers={"X-Plan": "broken"}).data == b"ok"
+    assert tagged == [("enterprise", True)]
+    assert _faults("integration_segment") == faults + 1
