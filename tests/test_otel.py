@@ -421,7 +421,8 @@ def test_cumulative_keeps_its_start_and_delta_covers_each_interval(
     assert d_points[2].positive.bucket_counts == []
 
     assert len({p.start_time_unix_nano for p in c_points}) == 1
-    assert c_points[0].start_time_unix_nano == c_points[0].time_unix_nano
+    assert c_points[0].start_time_unix_nano < c_points[0].time_unix_nano
+    assert d_points[0].start_time_unix_nano < d_points[0].time_unix_nano
     assert d_points[1].start_time_unix_nano == d_points[0].time_unix_nano
     assert d_points[2].start_time_unix_nano == d_points[1].time_unix_nano
     temporality = {

@@ -621,11 +621,12 @@ class OTelExport:
         self._stopping = False  # shutdown() has begun
         self._closed = False  # shutdown() has exported for the last time
         self._inflight: threading.Thread | None = None
-        #: The cumulative stream starts at the first collection.
-        self._cumulative_start: int | None = None
+        #: The cumulative stream starts when the export does: strictly before the first
+        #: point's time, as backends that reject empty cumulative intervals require.
+        self._started_at = time.time_ns()
         #: Delta bookkeeping: the last snapshot an exporter accepted, and when.
         self._baseline: Snapshot | None = None
-        self._baseline_time = time.time_ns()
+        self._baseline_time = self._started_at
         #: Exports the exporter accepted / that failed (raised, FAILURE or timed out).
         self.exported = 0
         self.failed = 0
@@ -670,15 +671,13 @@ class OTelExport:
                 return False
             self._inflight = None
         snap = self._source()
-        now = time.time_ns()
-        if self._cumulative_start is None:
-            self._cumulative_start = now
         if self.temporality == "delta":
             baseline = self._baseline
             window = snap if baseline is None else _window(snap, baseline)
             start = self._baseline_time
         else:
-            window, start = snap, self._cumulative_start
+            window, start = snap, self._started_at
+        now = max(time.time_ns(), start + 1)
         data = metrics_data(
             window,
             resource=self.resource,
@@ -762,7 +761,7 @@ def start_otel_export(
     ``exporter`` is any OpenTelemetry SDK ``MetricExporter`` (OTLP/HTTP, OTLP/gRPC,
     console, your own). ``resource`` is the OTel ``Resource`` the data belongs to
     (default ``Resource.create()``). ``temporality`` is ``"cumulative"`` (the stream starts
-    at the first collection) or ``"delta"`` (each export holds what happened since the
+    when this call is made) or ``"delta"`` (each export holds what happened since the
     previous accepted one). ``histograms`` is ``"exponential"`` (durations as exact
     base-2 exponential histograms in nanoseconds) or ``"explicit"`` (durations in seconds
     with the Prometheus view's bounds, at ``buckets_per_octave``; default: the configured
