@@ -9,7 +9,7 @@
 
 Example::
 
-    hypoprobe demo                       # SQLite, 2000 requests per phase, ./hypoprobe-demo/
+    hypoprobe demo                       # SQLite, 2000 requests per phase, ./hypoprobe-out/
     hypoprobe demo --requests 300 --seed 7 --out /tmp/demo
     hypoprobe demo --database-url postgresql://user@127.0.0.1/campaigns
     python -m hypoprobe.demo --keep-running    # then browse the app and its /metrics

@@ -38,7 +38,7 @@ class DemoOptions:
 
     requests: int = 2000
     seed: int = 1
-    out: Path = Path("hypoprobe-demo")
+    out: Path = Path("hypoprobe-out")
     database_url: str | None = None
     keep_running: bool = False
     #: The hypotheses file; None: the campaigns app's own ``hypotheses.toml``.
