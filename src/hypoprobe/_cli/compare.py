@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "files",
         nargs="*",
-        metavar="BEFORE AFTER",
-        help="two snapshot files: before and after the fix",
+        metavar="FILE",
+        help="two snapshot files: BEFORE the fix, then AFTER it",
     )
     prom = parser.add_argument_group("or two windows of a Prometheus server")
     prom.add_argument("--prometheus", metavar="URL", help="a Prometheus server's base URL")
