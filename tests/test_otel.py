@@ -378,6 +378,24 @@ def test_every_metric_and_attribute_is_present(histograms: otel.Histograms) -> N
         assert duration.sum == 123.5
 
 
+def test_coarse_histograms_are_explicit_only() -> None:
+    """A duration histogram at other bounds (e.g. rebuilt from a scrape) has no exact
+    exponential form: exponential mode leaves it out and counts it, explicit mode keeps it."""
+    coarse = Hist((0.001, 0.01), (1, 2, 3), 0.5)
+    snap = hypoprobe.Snapshot(
+        created_at=1_700_000_000.0,
+        source="scraped",
+        endpoints=(EndpointData("GET /coarse", coarse),),
+    )
+    before = _fault("otel_histogram_not_exponential")
+    exp = otel.metrics_data(snap)
+    assert otel.metric_name(m.ENDPOINT_DURATION) not in metrics_of(exp)
+    assert _fault("otel_histogram_not_exponential") == before + 1
+    point = one_point(otel.metrics_data(snap, histograms="explicit"), m.ENDPOINT_DURATION.name)
+    assert (list(point.explicit_bounds), list(point.bucket_counts)) == ([0.001, 0.01], [1, 2, 3])
+    assert (point.count, point.sum) == (6, 0.5)
+
+
 def test_resource_and_scope(unique_id: Callable[..., str]) -> None:
     resource = Resource.create({"service.name": "campaigns", "deployment.environment": "test"})
     data = otel.metrics_data(_full_snapshot(), resource=resource)

@@ -37,7 +37,6 @@ What is exact (``docs/opentelemetry.md`` has the whole mapping):
 from __future__ import annotations
 
 import atexit
-import logging
 import math
 import threading
 import time
@@ -76,8 +75,6 @@ __all__ = [
     "metrics_data",
     "start_otel_export",
 ]
-
-_log = logging.getLogger("hypoprobe")
 
 #: What to run when the SDK is missing.
 INSTALL_HINT = "pip install 'hypoprobe[otel]'"
