@@ -299,8 +299,8 @@ def compare(
         unknown = [h for h in hypotheses if h not in known]
         if unknown:
             raise NoDataError(
-                f"unknown hypothesis {', '.join(unknown)} in both snapshots; "
-                f"hypotheses there: {', '.join(sorted(known)) or 'none'}"
+                f"unknown hypothesis {', '.join(unknown)}: the snapshots have "
+                f"{', '.join(sorted(known)) or 'none'}; check the id given to --hypothesis"
             )
         chosen = [known[h] for h in dict.fromkeys(hypotheses)]
     else:

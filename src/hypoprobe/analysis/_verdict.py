@@ -309,8 +309,8 @@ def report(
         if unknown:
             listed = ", ".join(sorted(known)) or "none"
             raise NoDataError(
-                f"unknown hypothesis {', '.join(unknown)} in {snap.source}; "
-                f"hypotheses with data there: {listed}"
+                f"unknown hypothesis {', '.join(unknown)}: the data has {listed}; "
+                "check the id given to --hypothesis"
             )
         chosen = [known[h] for h in dict.fromkeys(hypotheses)]
     else:
