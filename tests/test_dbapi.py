@@ -429,3 +429,21 @@ def test_several_hypotheses_share_a_connection_but_one_is_not_instrumented_twice
     assert _probe_counts(second) == {"q": 1, "fetch: q": 1}
     with pytest.raises(ConfigurationError, match="already instrumented"):
         dbapi.instrument(both, first)
+
+
+def test_psycopg_composed_and_bytes_statements_are_matched_by_their_text(
+    postgres: PostgresServer, hyp: tuple[str, str]
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    hid, _ = hyp
+    with psycopg.connect(postgres.dsn, autocommit=True) as raw:
+        conn = dbapi.instrument(raw, hid, match=r"FROM campaigns")
+        query = sql.SQL("SELECT {} FROM campaigns WHERE id = %s").format(sql.Identifier("name"))
+        assert conn.execute(query, (4,)).fetchone() == ("c4",)
+        assert conn.execute(b"SELECT name FROM campaigns WHERE id = 5").fetchone() == ("c5",)
+
+    counts = _probe_counts(hid)
+    assert counts['SELECT "name" FROM campaigns WHERE id = ?'] == 1
+    assert counts["SELECT name FROM campaigns WHERE id = ?"] == 1
