@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -20,23 +22,25 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSI
 CHILD_TIMEOUT = 20.0
 
 
-def _in_child(work: Callable[[], str]) -> Snapshot:
-    """Run ``work`` in a forked child; return the snapshot JSON it wrote to the pipe."""
-    read_fd, write_fd = os.pipe()
+def _in_child(work: Callable[[], str], out_path: Path) -> Snapshot:
+    """Run ``work`` in a forked child; return the snapshot JSON it wrote to ``out_path``.
+
+    A file rather than a pipe: a snapshot can be larger than a pipe's buffer, and a child
+    blocked on a full pipe would look like a hang.
+    """
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         code = 1
         try:
-            os.close(read_fd)
-            with os.fdopen(write_fd, "w") as out:
-                try:
-                    out.write(work())
-                    code = 0
-                except BaseException:
-                    out.write(traceback.format_exc())  # the parent's failure message
+            faulthandler.dump_traceback_later(CHILD_TIMEOUT / 2, exit=True)
+            try:
+                text = work()
+                code = 0
+            except BaseException:
+                text = traceback.format_exc()  # the parent's failure message
+            out_path.write_text(text)
         finally:
             os._exit(code)
-    os.close(write_fd)
     deadline = time.monotonic() + CHILD_TIMEOUT
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -47,8 +51,7 @@ def _in_child(work: Callable[[], str]) -> Snapshot:
             os.waitpid(pid, 0)
             pytest.fail("the forked child hung (a lock held across fork?)")
         time.sleep(0.01)
-    with os.fdopen(read_fd) as pipe:
-        text = pipe.read()
+    text = out_path.read_text() if out_path.exists() else "(no output)"
     assert os.waitstatus_to_exitcode(status) == 0, text
     return Snapshot.from_json(text)
 
@@ -60,7 +63,7 @@ def _calls(snap: Snapshot, hid: str, endpoint: str) -> int:
 
 
 def test_child_starts_from_zero_and_parent_keeps_its_counts(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[[str], str], fake_clock: FakeClock, tmp_path: Path
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
@@ -87,7 +90,7 @@ def test_child_starts_from_zero_and_parent_keeps_its_counts(
         request(3)  # the probes and scopes made before fork keep working
         return hypoprobe.snapshot().to_json()
 
-    child_snap = _in_child(child)
+    child_snap = _in_child(child, tmp_path / "child.json")
     mo = child_snap.moments_for(hid, ep)
     assert (mo.requests, mo.probe_seconds) == (1, pytest.approx(0.003))
     assert _calls(child_snap, hid, ep) == 3
@@ -98,7 +101,9 @@ def test_child_starts_from_zero_and_parent_keeps_its_counts(
     assert _calls(after, hid, ep) == 10
 
 
-def test_fork_while_another_thread_records_does_not_hang(unique_id: Callable[[str], str]) -> None:
+def test_fork_while_another_thread_records_does_not_hang(
+    unique_id: Callable[[str], str], tmp_path: Path
+) -> None:
     hid, ep = unique_id(), unique_id("spin")
     stop = threading.Event()
 
@@ -121,8 +126,8 @@ def test_fork_while_another_thread_records_does_not_hang(unique_id: Callable[[st
             busy()
             return hypoprobe.snapshot().to_json()
 
-        for _ in range(3):
-            child_snap = _in_child(child)
+        for i in range(3):
+            child_snap = _in_child(child, tmp_path / f"child{i}.json")
             assert _calls(child_snap, hid, "<none>") == 1
     finally:
         stop.set()
