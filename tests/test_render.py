@@ -235,6 +235,10 @@ def test_html_comparison_is_self_contained(golden_comparison: ComparisonReport) 
     assert text.startswith("<!DOCTYPE html>")
     assert not re.search(r"https?:|url\(|@import|<script|<link", text, re.IGNORECASE)
     assert "significant" in text
+    page = _Page()
+    page.feed(text)
+    assert _classes(page, "svg") == ["plot latency-before", "plot latency-after"]
+    assert _classes(page, "rect").count("bar") > 10
 
 
 def test_markdown_escapes_table_cells(golden_report: Report) -> None:

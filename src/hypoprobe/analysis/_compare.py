@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..snapshot import Histogram, HypothesisInfo, Snapshot
@@ -161,10 +161,15 @@ class Comparison:
     verdict_before: str
     verdict_after: str
     meaning: str
+    # Distributions for plots; not part of the JSON contract.
+    endpoint_histogram_before: Histogram | None = field(default=None, repr=False, compare=False)
+    endpoint_histogram_after: Histogram | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
+            if "_histogram" in f.name:
+                continue
             value = getattr(self, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
@@ -275,7 +280,11 @@ def _compare_one(
     )
     who = a.probes or b.probes
     values["meaning"] = _sentence(values, subject(who, info.id))
-    return Comparison(**values)
+    return Comparison(
+        **values,
+        endpoint_histogram_before=b.endpoint_histogram,
+        endpoint_histogram_after=a.endpoint_histogram,
+    )
 
 
 def compare(

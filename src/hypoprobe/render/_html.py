@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from ..analysis import ComparisonReport, Report, Verdict
+from ..analysis import Comparison, ComparisonReport, Report, Verdict
 from ..analysis._text import pct, pct_claim, seconds
 from ..snapshot import Histogram
 from ._common import COMPARE_HEADERS, HEADERS, compare_rows, row, when
@@ -121,56 +121,79 @@ def share_plot(v: Verdict) -> str:
     )
 
 
-def latency_plot(v: Verdict) -> str:
-    """Endpoint latency per request on a log axis; slow requests in their own colour."""
-    h = v.endpoint_histogram
-    bars: list[Bar] = []
-    lo, hi = 1e-3, 10.0
-    if h is not None and h.count:
-        n = h.count
-        # Regroup the fine buckets into quarter-octaves so the bars are readable.
-        groups: dict[int, float] = {}
-        for i, c in enumerate(h.counts):
-            if not c:
-                continue
-            upper = h.bounds[min(i, len(h.bounds) - 1)]
-            groups[math.ceil(math.log2(upper) * 4)] = (
-                groups.get(math.ceil(math.log2(upper) * 4), 0) + c
-            )
-        keys = sorted(groups)
-        lo = min(lo, 2 ** ((keys[0] - 1) / 4))
-        hi = max(2 ** (keys[-1] / 4) * 1.2, lo * 10)
-        limit = v.slow_threshold
-        for k in keys:
-            x0, x1 = 2 ** ((k - 1) / 4), 2 ** (k / 4)
-            slow = limit is not None and x0 >= limit * 0.999
-            bars.append(Bar(x0, x1, groups[k] / n, "bar-slow" if slow else "bar"))
+def _latency_bars(h: Histogram | None, slow_threshold: float | None) -> list[Bar]:
+    """Latency bars in quarter-octaves (the fine buckets regrouped to be readable)."""
+    if h is None or not h.count:
+        return []
+    groups: dict[int, int] = {}
+    for i, c in enumerate(h.counts):
+        if c:
+            key = math.ceil(math.log2(h.bounds[min(i, len(h.bounds) - 1)]) * 4)
+            groups[key] = groups.get(key, 0) + c
+    bars = []
+    for k in sorted(groups):
+        x0, x1 = 2 ** ((k - 1) / 4), 2 ** (k / 4)
+        slow = slow_threshold is not None and x0 >= slow_threshold * 0.999
+        bars.append(Bar(x0, x1, groups[k] / h.count, "bar-slow" if slow else "bar"))
+    return bars
+
+
+def _latency_range(bars: list[Bar]) -> tuple[float, float]:
+    lo = min([1e-3, *(b.x0 for b in bars)])
+    hi = max([lo * 10, *(b.x1 * 1.2 for b in bars)])
+    return lo, hi
+
+
+def _latency_svg(
+    title: str, bars: list[Bar], markers: list[Marker], x_range: tuple[float, float], css: str
+) -> str:
+    lo, hi = x_range
     ticks = [
         (10.0**e, seconds(10.0**e))
         for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
         if lo <= 10.0**e <= hi
     ]
+    return histogram(
+        title,
+        bars,
+        markers,
+        x_range=x_range,
+        x_ticks=ticks,
+        x_label="endpoint time per request (log scale)",
+        log_x=True,
+        css_class=css,
+    )
+
+
+def latency_plot(v: Verdict) -> str:
+    """Endpoint latency per request on a log axis; slow requests in their own colour."""
+    bars = _latency_bars(v.endpoint_histogram, v.slow_threshold)
     markers = []
     if v.slow_threshold is not None:
         markers.append(Marker(v.slow_threshold, f"slow > {seconds(v.slow_threshold)}", "threshold"))
     if v.anecdote_endpoint_seconds is not None:
-        markers.append(
-            Marker(
-                v.anecdote_endpoint_seconds,
-                f"anecdote {seconds(v.anecdote_endpoint_seconds)}",
-                "anecdote",
-            )
-        )
-    return histogram(
-        f"Latency of {v.endpoint} (slow requests in orange)",
-        bars,
-        markers,
-        x_range=(lo, hi),
-        x_ticks=ticks,
-        x_label="endpoint time per request (log scale)",
-        log_x=True,
-        css_class="plot latency",
+        seen = v.anecdote_endpoint_seconds
+        markers.append(Marker(seen, f"anecdote {seconds(seen)}", "anecdote"))
+    title = f"Latency of {v.endpoint}" + (
+        " (slow requests in orange)" if v.slow_threshold is not None else ""
     )
+    return _latency_svg(title, bars, markers, _latency_range(bars), "plot latency")
+
+
+def comparison_plots(c: Comparison) -> list[str]:
+    """Endpoint latency before and after, on the same axis, with each mean marked."""
+    before = _latency_bars(c.endpoint_histogram_before, None)
+    after = _latency_bars(c.endpoint_histogram_after, None)
+    x_range = _latency_range(before + after)
+    out = []
+    for label, bars, mean in (
+        ("before", before, c.endpoint_mean_before),
+        ("after", after, c.endpoint_mean_after),
+    ):
+        markers = [] if mean is None else [Marker(mean, f"mean {seconds(mean)}", "aggregate")]
+        title = f"Latency of {c.endpoint}, {label}"
+        out.append(_latency_svg(title, bars, markers, x_range, f"plot latency-{label}"))
+    return out
 
 
 def calls_plot(v: Verdict) -> str:
@@ -239,6 +262,9 @@ def comparison(rep: ComparisonReport) -> str:
             f"<h2>{escape(c.hypothesis)} · {escape(c.endpoint)}</h2>",
             f'<p class="meaning">{escape(c.meaning)}</p>',
             _table(COMPARE_HEADERS, compare_rows(c), None),
+            '<div class="plots">',
+            *comparison_plots(c),
+            "</div>",
             "</section>",
         ]
     return _page("hypoprobe compare", body)
