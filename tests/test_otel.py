@@ -10,6 +10,8 @@ import dataclasses
 import io
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -613,6 +615,29 @@ def test_timer_exports_every_interval_and_shutdown_flushes(
     assert handle.collect_and_export() is False
     assert (exporter.calls, exporter.shutdowns) == (calls, 1)
     assert not handle._thread.is_alive()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_inherit_the_export(
+    fake_clock: FakeClock, unique_id: Callable[..., str], handles: list[otel.OTelExport]
+) -> None:
+    """The child's copy is disarmed (its exit cannot hang on the parent's lock); the parent
+    keeps exporting."""
+    hid, ep = unique_id(), unique_id("GET /fork")
+    traffic(fake_clock, hid, ep, (1_000,))
+    exporter = CapturingExporter()
+    handle = _start(handles, exporter)
+    with handle._lock:  # held at fork time, as a collection in progress would hold it
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            signal.alarm(20)  # a hang (the inherited lock) kills the child: the test fails
+            ok = handle.collect_and_export() is False and exporter.calls == 0
+            handle.shutdown(timeout_seconds=1.0)
+            os._exit(0 if ok and _faults.snapshot().get("otel_export_forked") == 1 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert handle.collect_and_export() is True
+    assert exporter.calls == 1
 
 
 def test_console_exporter(

@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import atexit
 import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -632,6 +634,17 @@ class OTelExport:
     def _start(self) -> None:
         self._thread.start()
         atexit.register(self._at_exit)
+        _LIVE.add(self)
+
+    def _forget_after_fork(self) -> None:
+        # In a forked child the timer thread is gone and the lock may be held by a thread
+        # that no longer exists: a fresh lock, and the handle closed, so the child's exit
+        # cannot hang on it. Each worker starts its own export (see start_otel_export).
+        self._lock = threading.Lock()
+        self._stopping = self._closed = True
+        self._inflight = None
+        atexit.unregister(self._at_exit)
+        _faults.record("otel_export_forked")
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_seconds):
@@ -742,6 +755,19 @@ class OTelExport:
             _faults.record("otel_export_error")
 
 
+#: Running exports, so a fork can disarm them in the child.
+_LIVE: weakref.WeakSet[OTelExport] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for handle in list(_LIVE):
+        handle._forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def start_otel_export(
     exporter: MetricExporter,
     interval_seconds: float = 60.0,
@@ -764,7 +790,8 @@ def start_otel_export(
     with the Prometheus view's bounds, at ``buckets_per_octave``; default: the configured
     value). ``source`` replaces :func:`hypoprobe.snapshot` as what is exported.
 
-    Start it once per process, after any fork (pre-fork servers: in the worker). Raises
+    Start it once per process, after any fork (pre-fork servers: in the worker; an export
+    started before a fork stays with the parent and is disarmed in the child). Raises
     :class:`~hypoprobe.ConfigurationError` for invalid arguments or a missing SDK
     (``pip install 'hypoprobe[otel]'``); afterwards nothing raises.
 
