@@ -154,3 +154,21 @@ def test_a_custom_naming_function_overrides_the_rule(unique_id: Callable[[str], 
     app.test_client().get(f"/{tok}/3", buffered=True)
     assert _count(f"GET /{tok}/custom") == 1
     assert _count(f"GET /{tok}/{{x}}") == 0
+
+
+def test_host_matching_rules_are_matched_per_host(unique_id: Callable[[str], str]) -> None:
+    tok = unique_id("app")
+    app = Flask(tok, host_matching=True, static_host="static.test")
+    instrument_app(app)
+
+    @app.get(f"/{tok}/<int:n>", host="a.test")
+    def on_a(n: int) -> str:
+        return "a"
+
+    client = app.test_client()
+    before = _count("GET <unmatched>")
+    assert client.get(f"/{tok}/1", headers={"Host": "a.test"}, buffered=True).text == "a"
+    assert client.get(f"/{tok}/1", headers={"Host": "b.test"}, buffered=True).status_code == 404
+    assert client.get(f"/{tok}/2", headers={"Host": "a.test"}, buffered=True).text == "a"
+    assert _count(f"GET /{tok}/{{n}}") == 2
+    assert _count("GET <unmatched>") == before + 1

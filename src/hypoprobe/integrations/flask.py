@@ -19,6 +19,8 @@ from .wsgi import HypoprobeMiddleware
 __all__ = ["flask_namer", "instrument_app", "normalise_rule"]
 
 _VARIABLE = re.compile(r"<(?:[^<>]*:)?(\w+)>")
+#: Bound on cached URL-map adapters (one per host, script name and scheme seen).
+_MAX_ADAPTERS = 64
 
 
 def normalise_rule(rule: str) -> str:
@@ -45,24 +47,47 @@ def flask_namer(app: Any) -> Namer:
 
     url_map = app.url_map
     templates: dict[str, str] = {}
+    # Binding the URL map to a request is half the cost of matching it; an adapter only
+    # depends on host, script name and scheme, so keep a few (hosts come from clients:
+    # bounded) and pass each request's path and method to match().
+    adapters: dict[tuple[object, ...], Any] = {}
 
-    def name(environ: dict[str, Any]) -> str | None:
+    def bind(environ: dict[str, Any]) -> Any:
         # Bind as Flask.create_url_adapter does, so host and subdomain rules match alike.
         if url_map.host_matching:
-            adapter = url_map.bind_to_environ(environ)
+            return url_map.bind_to_environ(environ)
+        subdomain = None if app.subdomain_matching else (url_map.default_subdomain or "")
+        return url_map.bind_to_environ(
+            environ, server_name=app.config.get("SERVER_NAME"), subdomain=subdomain
+        )
+
+    def name(environ: dict[str, Any]) -> str | None:
+        method = environ.get("REQUEST_METHOD")
+        if "HTTP_UPGRADE" in environ:  # websocket rules: bind per request, as Flask does
+            adapter = bind(environ)
         else:
-            subdomain = None if app.subdomain_matching else (url_map.default_subdomain or "")
-            adapter = url_map.bind_to_environ(
-                environ, server_name=app.config.get("SERVER_NAME"), subdomain=subdomain
+            key = (
+                environ.get("HTTP_HOST"),
+                environ.get("SERVER_NAME"),
+                environ.get("SERVER_PORT"),
+                environ.get("SCRIPT_NAME"),
+                environ.get("wsgi.url_scheme"),
             )
+            adapter = adapters.get(key)
+            if adapter is None:
+                adapter = bind(environ)
+                if len(adapters) < _MAX_ADAPTERS:
+                    adapters[key] = adapter
+        # PEP 3333 strings are latin-1 decoded bytes; URLs are UTF-8 (as Werkzeug decodes).
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         try:
-            rule, _ = adapter.match(return_rule=True)
+            rule, _ = adapter.match(path_info=path, method=method, return_rule=True)
         except (HTTPException, RequestRedirect):
             return None
         template = templates.get(rule.rule)
         if template is None:  # one entry per rule: bounded by the app's URL map
             template = templates[rule.rule] = normalise_rule(rule.rule)
-        return f"{method_of(environ.get('REQUEST_METHOD'))} {template}"
+        return f"{method_of(method)} {template}"
 
     return name
 

@@ -9,6 +9,7 @@ mounts prefix their sub-routes — and ``"GET <unmatched>"`` when none matches f
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
@@ -18,24 +19,43 @@ from .asgi import ASGIApp, HypoprobeASGIMiddleware
 __all__ = ["HypoprobeMiddleware", "instrument_app", "starlette_namer"]
 
 
-def _template(routes: Iterable[Any], scope: MutableMapping[str, Any]) -> str | None:
-    from starlette.routing import Host, Match, Mount
-
+def _template(routes: Iterable[Any], scope: MutableMapping[str, Any], kinds: Any) -> str | None:
+    route_class, mount_class, host_class, full, route_path = kinds
+    path = route_path(scope) if route_path is not None else None
     for route in routes:
+        # Most routes are plain Routes that do not match: reject them by their path
+        # regex alone, as Route.matches would, without building its result.
+        if (
+            path is not None
+            and isinstance(route, route_class)
+            and route.path_regex.match(path) is None
+        ):
+            continue
         match, child = route.matches(scope)
-        if match is not Match.FULL:
+        if match is not full:
             continue  # PARTIAL (wrong method) is Starlette's 405: unmatched for us
-        if isinstance(route, Mount | Host):
-            prefix = route.path if isinstance(route, Mount) else ""
+        if isinstance(route, mount_class | host_class):
+            prefix = route.path if isinstance(route, mount_class) else ""
             inner = getattr(route, "routes", None)
             if not inner:  # a mounted app without routes (static files, WSGI, ...)
                 whole = getattr(route, "path_format", None)
                 return str(whole) if whole else None
-            found = _template(inner, {**scope, **child})
+            found = _template(inner, {**scope, **child}, kinds)
             return None if found is None else prefix + found
         path_format = getattr(route, "path_format", None)
         return str(path_format) if path_format else None
     return None
+
+
+def _kinds() -> tuple[Any, ...]:
+    from starlette.routing import Host, Match, Mount, Route
+
+    # How Starlette (>= 0.33) finds the path routes match against; older: no pre-filter,
+    # Route.matches decides alone.
+    route_path: Any = None
+    with contextlib.suppress(ImportError):
+        from starlette._utils import get_route_path as route_path
+    return Route, Mount, Host, Match.FULL, route_path
 
 
 def starlette_namer(app: Any = None) -> Namer:
@@ -49,12 +69,14 @@ def starlette_namer(app: Any = None) -> Namer:
         HypoprobeASGIMiddleware(app, name=starlette_namer(app))
     """
 
+    kinds = _kinds()
+
     def name(scope: MutableMapping[str, Any]) -> str | None:
         source = app if app is not None else scope.get("app")
         routes = getattr(source, "routes", None)
         if routes is None:
             return None
-        found = _template(routes, scope)
+        found = _template(routes, scope, kinds)
         return None if found is None else f"{method_of(scope.get('method'))} {found}"
 
     return name
