@@ -11,7 +11,9 @@ so every exposed cumulative count is exact.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
+from itertools import accumulate
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -31,19 +33,20 @@ from .snapshot import Histogram, Snapshot
 __all__ = ["HypoprobeCollector", "families"]
 
 
-def _exposed_bounds(layout: _buckets.BucketLayout, buckets_per_octave: int) -> set[float]:
+@functools.lru_cache(maxsize=64)
+def _exposed(layout: _buckets.BucketLayout, buckets_per_octave: int) -> tuple[tuple[int, str], ...]:
+    """(index, ``le`` text) of the bounds a layout shows: computed once, not per series."""
     if layout is _buckets.DURATION:
         indices: Iterable[int] = _buckets.duration_exposed(buckets_per_octave)
     else:
         indices = layout.default_exposed
-    return {layout.natural_bounds[i] for i in indices}
+    return tuple((i, _le(layout.natural_bounds[i])) for i in sorted(indices))
 
 
-def _buckets_of(hist: Histogram, exposed: set[float] | None) -> list[tuple[str, float]]:
-    if exposed is not None:
-        hist = hist.restrict(b for b in hist.bounds if b in exposed)
-    cum = hist.cumulative()
-    out = [(_le(b), float(c)) for b, c in zip(hist.bounds, cum, strict=False)]
+def _buckets_of(hist: Histogram, exposed: tuple[tuple[int, str], ...]) -> list[tuple[str, float]]:
+    """Cumulative counts at the exposed bounds: sums of whole internal buckets, so exact."""
+    cum = list(accumulate(hist.counts))
+    out = [(le, float(cum[i])) for i, le in exposed]
     out.append(("+Inf", float(cum[-1])))
     return out
 
@@ -57,11 +60,16 @@ def _histogram_family(
     family: m.Family, rows: Iterable[tuple[tuple[str, ...], Histogram]], bpo: int
 ) -> HistogramMetricFamily:
     metric = HistogramMetricFamily(family.name, family.help, labels=family.labels)
-    assert family.layout is not None
-    exposed = _exposed_bounds(family.layout, bpo)
+    layout = family.layout
+    assert layout is not None
+    exposed = _exposed(layout, bpo)
     for labels, hist in rows:
-        own = exposed if hist.bounds == family.layout.natural_bounds else None
-        metric.add_metric(list(labels), _buckets_of(hist, own), hist.sum)
+        if hist.bounds is layout.natural_bounds or hist.bounds == layout.natural_bounds:
+            buckets = _buckets_of(hist, exposed)
+        else:  # from another source, with bounds of its own: show them all
+            own = tuple((i, _le(b)) for i, b in enumerate(hist.bounds))
+            buckets = _buckets_of(hist, own)
+        metric.add_metric(list(labels), buckets, hist.sum)
     return metric
 
 
