@@ -99,7 +99,8 @@ class Plan:
 
 _endpoint_index: dict[str, int] = {m.NO_ENDPOINT: 0}
 ENDPOINT_NAMES: list[str] = [m.NO_ENDPOINT]
-_sites: dict[tuple[str, str], Site] = {}
+#: Every site, by (hypothesis id, probe name).
+SITES: dict[tuple[str, str], Site] = {}
 SITES_BY_HYPOTHESIS: dict[str, list[Site]] = {}
 #: Plans by endpoint index; None means "build on next use" (after any registration).
 PLANS: list[Plan | None] = [None]
@@ -146,18 +147,18 @@ def _arm(s: Site, hyp: Hypothesis | None, now: int) -> None:
 def site(hypothesis_id: str, name: str) -> Site:
     """The site for (hypothesis, name), created on first use with its out-of-scope series."""
     key = (hypothesis_id, name)
-    found = _sites.get(key)
+    found = SITES.get(key)
     if found is not None:
         return found
     with _lock:
-        found = _sites.get(key)
+        found = SITES.get(key)
         if found is None:
             from ._config import HOLDER
 
             found = Site(hypothesis_id, name)
             call_series(found, 0)
             _arm(found, REGISTRY.get(hypothesis_id), HOLDER.config.clock())
-            _sites[key] = found
+            SITES[key] = found
             SITES_BY_HYPOTHESIS.setdefault(hypothesis_id, []).append(found)
             invalidate()
         return found
@@ -165,7 +166,7 @@ def site(hypothesis_id: str, name: str) -> Site:
 
 def all_sites() -> list[Site]:
     with _lock:
-        return list(_sites.values())
+        return list(SITES.values())
 
 
 def set_enabled(enabled: bool) -> None:
@@ -173,7 +174,7 @@ def set_enabled(enabled: bool) -> None:
     global ENABLED
     with _lock:
         ENABLED = enabled
-        for s in _sites.values():
+        for s in SITES.values():
             s.off = s.expired or not enabled
 
 
@@ -183,7 +184,7 @@ def expire_due(now: int) -> None:
     with _lock:
         upcoming = NEVER
         changed = False
-        for s in _sites.values():
+        for s in SITES.values():
             if s.expired:
                 continue
             hyp = REGISTRY.get(s.hypothesis_id)

@@ -40,6 +40,9 @@ _FAST_LIMIT = 1 << 16
 _FAST_INDEX = [bisect_left(_BOUNDS, v) for v in range(_FAST_LIMIT)]
 _ONE_CALL = _plan.ONE_CALL
 _MAX_NAME = 200
+#: Start-time markers of a context-manager probe: not entered, and entered but not timing.
+_IDLE = -2
+_OFF = -1
 _MAX_EXCEPTION_CLASSES = 20
 
 
@@ -272,7 +275,7 @@ class probe:
             await client.get(url)
     """
 
-    __slots__ = ("_site", "_starts", "hypothesis_id", "name")
+    __slots__ = ("_outer", "_site", "_t0", "hypothesis_id", "name")
 
     def __init__(self, hypothesis_id: str, name: str | None = None, **unknown: object) -> None:
         if unknown:
@@ -280,12 +283,19 @@ class probe:
                 f"probe() got unknown keyword(s) {', '.join(sorted(unknown))}; "
                 "it takes a hypothesis id and an optional name"
             )
-        self.hypothesis_id = validate_id(hypothesis_id)
-        self.name = None if name is None else _validate_name(name)
-        self._site: _plan.Site | None = (
-            None if name is None else _plan.site(hypothesis_id, self.name)  # type: ignore[arg-type]
-        )
-        self._starts: list[int] = []
+        # ``with probe("PERF-1", name="q"):`` builds a probe per use: a known (id, name)
+        # pair was validated when its site was made, so skip straight to the site.
+        site = _plan.SITES.get((hypothesis_id, name)) if type(name) is str else None
+        if site is None:
+            validate_id(hypothesis_id)
+            if name is not None:
+                site = _plan.site(hypothesis_id, _validate_name(name))
+        self.hypothesis_id = hypothesis_id
+        self.name = name
+        self._site = site
+        self._t0 = _IDLE
+        #: Start times of outer, still open uses of this object (re-entry), else None.
+        self._outer: list[int] | None = None
 
     # -- decorator ---------------------------------------------------------------------
 
@@ -317,8 +327,12 @@ class probe:
         return self
 
     def _enter(self) -> None:
-        # The start times form a stack, so one probe object may be re-entered (nested);
-        # for concurrent use from many threads or tasks create one per use: it is cheap.
+        # One probe object may be re-entered (nested): outer start times wait in _outer.
+        # For concurrent use from many threads or tasks create one per use: it is cheap.
+        if self._t0 != _IDLE:
+            if self._outer is None:
+                self._outer = []
+            self._outer.append(self._t0)
         try:
             site = self._site
             if site is None:  # named after the function holding the ``with`` statement
@@ -326,10 +340,10 @@ class probe:
                 site = self._site = _plan.site(
                     self.hypothesis_id, getattr(code, "co_qualname", code.co_name)
                 )
-            self._starts.append(-1 if site.off else CLOCK())
+            self._t0 = _OFF if site.off else CLOCK()
         except Exception:
             _faults.record("probe_enter")
-            self._starts.append(-1)
+            self._t0 = _OFF
 
     def __exit__(
         self,
@@ -338,7 +352,8 @@ class probe:
         tb: TracebackType | None,
     ) -> None:
         try:
-            t0 = self._starts.pop()
+            t0 = self._t0
+            self._t0 = self._outer.pop() if self._outer else _IDLE
             site = self._site
             if t0 < 0 or site is None:
                 return
