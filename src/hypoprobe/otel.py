@@ -37,6 +37,7 @@ What is exact (``docs/opentelemetry.md`` has the whole mapping):
 from __future__ import annotations
 
 import atexit
+import functools
 import math
 import os
 import threading
@@ -44,6 +45,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from . import _buckets, _faults
@@ -51,7 +53,6 @@ from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER, validate
 from .errors import ConfigurationError
-from .prometheus import _exposed_bounds
 from .snapshot import ExceptionCount, Histogram, Moments, Snapshot
 
 if TYPE_CHECKING:
@@ -216,6 +217,24 @@ def _attrs(family: m.Family, row: object = None, **given: AttributeValue | None)
     return out
 
 
+@functools.lru_cache(maxsize=32)
+def _shown(layout: _buckets.BucketLayout, bpo: int) -> tuple[tuple[int, ...], list[float]]:
+    """(indices, bounds) that /metrics shows for a layout, computed once per resolution.
+
+    The same rule as the Prometheus view; the tests compare the two outputs.
+    """
+    if layout is _buckets.DURATION:
+        indices = tuple(sorted(_buckets.duration_exposed(bpo)))
+    else:
+        indices = tuple(sorted(layout.default_exposed))
+    return indices, [layout.natural_bounds[i] for i in indices]
+
+
+def _same_bounds(hist: Histogram, layout: _buckets.BucketLayout) -> bool:
+    # Snapshots of this process share the layout's tuple: the identity test is the fast path.
+    return hist.bounds is layout.natural_bounds or hist.bounds == layout.natural_bounds
+
+
 def _explicit_point(
     b: _Build,
     family: m.Family,
@@ -229,19 +248,25 @@ def _explicit_point(
     here once the storage keeps them.
     """
     assert family.layout is not None
-    if hist.bounds == family.layout.natural_bounds:
-        shown = _exposed_bounds(family.layout, b.bpo)
-        hist = hist.restrict(x for x in hist.bounds if x in shown)
+    if _same_bounds(hist, family.layout):
+        # Whole internal buckets summed up to each shown bound: exact, as on /metrics.
+        indices, bounds = _shown(family.layout, b.bpo)
+        cumulative = list(accumulate(hist.counts))
+        shown = [cumulative[i] for i in indices]
+        counts = [c - p for c, p in zip(shown, [0, *shown], strict=False)]
+        counts.append(cumulative[-1] - (shown[-1] if shown else 0))
+    else:  # bounds of another source: all of them
+        bounds, counts = list(hist.bounds), list(hist.counts)
     return cast(
         "HistogramDataPoint",
         b.sdk.export.HistogramDataPoint(
             attributes=attrs,
             start_time_unix_nano=b.start,
             time_unix_nano=b.now,
-            count=hist.count,
+            count=sum(counts),
             sum=hist.sum,
-            bucket_counts=list(hist.counts),
-            explicit_bounds=list(hist.bounds),
+            bucket_counts=counts,
+            explicit_bounds=bounds,
             min=_UNSET,
             max=_UNSET,
             exemplars=list(exemplars),
@@ -258,13 +283,13 @@ def _exponential_point(
     (exact for integer nanoseconds; see the module docstring). ``exemplars`` as in
     :func:`_explicit_point`.
     """
-    if hist.bounds != _buckets.DURATION.natural_bounds:
+    if not _same_bounds(hist, _buckets.DURATION):
         return None
     counts = hist.counts
-    nonzero = [i for i, c in enumerate(counts) if c]
     export = b.sdk.export
-    if nonzero:
-        first, last = nonzero[0], nonzero[-1]
+    if any(counts):
+        first = next(i for i, c in enumerate(counts) if c)
+        last = len(counts) - next(i for i, c in enumerate(reversed(counts)) if c) - 1
         positive = export.Buckets(
             offset=DURATION_INDEX_OFFSET + first, bucket_counts=list(counts[first : last + 1])
         )
