@@ -324,3 +324,45 @@ def test_sigkilled_gunicorn_style_worker_files_are_read_by_the_next_worker(
     while _multiproc.is_alive(proc.pid, 0) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert run(tmp_path, "report()")["count"] == 321
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sums_by_key_equal_a_naive_sum(seed: int) -> None:
+    # Sparse histograms (empty, first bucket only, last bucket only, scattered) and narrow
+    # series, at offsets that differ between files, summed by key.
+    import random
+    import struct as st
+
+    rng = random.Random(seed)
+    width = 40
+    keys = [(f"m{i}", (str(i),)) for i in range(6)]
+    expected = {key: [0] * width for key in keys}
+    totals = _multiproc.Totals()
+    for _ in range(4):
+        order = rng.sample(keys, len(keys))
+        records, slots = [], []
+        for n, key in enumerate(order):
+            values = [0] * width
+            shape = rng.choice(["empty", "first", "last", "scattered", "full"])
+            if shape == "first":
+                values[0] = rng.randint(1, 9)
+            elif shape == "last":
+                values[width - 2] = rng.randint(1, 9)
+            elif shape == "scattered":
+                for i in rng.sample(range(width - 1), 5):
+                    values[i] = rng.randint(1, 2**40)
+            elif shape == "full":
+                values = [rng.randint(0, 3) for _ in range(width)]
+            values[-1] = rng.randint(0, 2**62)
+            records.append(_multiproc.Record(key, "duration_ns", n * width, width, 0, 0))
+            slots.extend(values)
+            expected[key] = [a + b for a, b in zip(expected[key], values, strict=True)]
+        narrow = ("narrow", ("x",))
+        records.append(_multiproc.Record(narrow, None, len(slots), 3, 0, 0))
+        slots.extend([1, 2, 3])
+        expected.setdefault(narrow, [0, 0, 0])
+        expected[narrow] = [a + b for a, b in zip(expected[narrow], [1, 2, 3], strict=True)]
+        assert totals.add(records, st.pack(f"<{len(slots)}q", *slots), b"")
+    for key, want in expected.items():
+        _, offset, w, _, _ = totals.index[key]
+        assert totals.ints[offset : offset + w] == want, key
