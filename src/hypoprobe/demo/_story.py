@@ -7,13 +7,14 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import hypoprobe
 
+from .. import analysis
 from ..snapshot import Snapshot
 from . import _report
 from ._progress import ProgressBar
@@ -21,8 +22,6 @@ from ._server import BackgroundServer
 
 __all__ = ["DatabaseUnavailable", "DemoOptions", "DemoResult", "run_demo"]
 
-#: The endpoint the story is about.
-CAMPAIGNS = "GET /accounts/{account_id}/campaigns"
 #: Wall-time cap of each load phase: on a slow machine the demo sends fewer requests
 #: rather than overrun its time budget (2 minutes by default).
 PHASE_SECONDS = 45.0
@@ -34,7 +33,12 @@ class DatabaseUnavailable(Exception):
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What ``hypoprobe demo`` was asked to do (its command-line options)."""
+    """What ``hypoprobe demo`` was asked to do (its command-line options).
+
+    Example::
+
+        options = DemoOptions(requests=300, seed=7, out=Path("/tmp/demo"))
+    """
 
     requests: int = 2000
     seed: int = 1
@@ -48,17 +52,23 @@ class DemoOptions:
 
 @dataclass
 class DemoResult:
-    """What a run found: the anecdote, the verdicts, the files written."""
+    """What a run found: the anecdote, the verdicts, the files written.
+
+    Example::
+
+        result = run_demo(DemoOptions(requests=300), sys.stdout)
+        assert result.verdicts()["PERF-415"] == "CONFIRMED"
+    """
 
     anecdote_share: float | None = None
-    outcomes: list[_report.Outcome] = field(default_factory=list)
+    verdicts_before: list[analysis.Verdict] = field(default_factory=list)
     requests_before: int = 0
     requests_after: int = 0
     files: list[Path] = field(default_factory=list)
 
     def verdicts(self) -> dict[str, str]:
         """Hypothesis id -> verdict."""
-        return {o.hypothesis: o.verdict for o in self.outcomes}
+        return {v.hypothesis: v.verdict for v in self.verdicts_before}
 
 
 def _say(stream: TextIO, text: str = "") -> None:
@@ -72,7 +82,7 @@ def _get(url: str) -> bytes:
         return body
 
 
-def _biggest_account(base_url: str) -> int:
+def _enterprise_account(base_url: str) -> int:
     """The first enterprise account the app lists (all three have ~10^5 subscribers)."""
     accounts = json.loads(_get(base_url + "/api/accounts"))
     enterprise = [a for a in accounts if a["plan"] == "enterprise"] or accounts
@@ -104,7 +114,7 @@ def _profile_once(url: str) -> Snapshot:
 
 def _step1_anecdote(base_url: str, stream: TextIO) -> float | None:
     _say(stream, "Step 1 - the anecdote: one slow request, profiled once")
-    account = _biggest_account(base_url)
+    account = _enterprise_account(base_url)
     path = f"/accounts/{account}/campaigns"
     _profile_once(base_url + path)  # warm caches: the ticket's profile was of a warm server
 
@@ -169,15 +179,16 @@ def _ms(seconds: float | None) -> str:
 
 def _close_the_story(
     hyps: Sequence[hypoprobe.Hypothesis],
-    outcomes: Sequence[_report.Outcome],
-    means: Mapping[str, tuple[float | None, float | None]],
+    verdicts: Sequence[analysis.Verdict],
+    comparisons: Sequence[analysis.Comparison],
     stream: TextIO,
 ) -> None:
     """What the verdicts and the fix mean for each ticket, in one line each."""
     _say(stream, "The story, closed:")
     # A date expiry means "through that day": the probes stop at the next midnight, UTC.
     expiry = {h.id: h.expires.date().isoformat() if h.expires else None for h in hyps}
-    for o in outcomes:
+    means = {c.hypothesis: (c.endpoint_mean_before, c.endpoint_mean_after) for c in comparisons}
+    for o in verdicts:
         line = f"  {o.hypothesis} {o.verdict}: "
         if o.verdict == "INCONCLUSIVE":
             more = f"about {o.requests_needed:,} more" if o.requests_needed else "more"
@@ -199,7 +210,13 @@ def _close_the_story(
 
 
 def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
-    """Run the whole story, printing to ``stream``; return what it found."""
+    """Run the whole story, printing to ``stream``; return what it found.
+
+    Example::
+
+        result = run_demo(DemoOptions(requests=300, out=Path("/tmp/demo")), sys.stdout)
+        print(result.verdicts())  # {'PERF-412': 'DISPROVED', 'PERF-415': 'CONFIRMED', ...}
+    """
     # Imported here, not at the top: ``hypoprobe demo``'s options must parse (and the rest
     # of the CLI work) without the demo's extra installed; only running it needs Flask.
     from .app import HYPOTHESES, create_app, set_fixes
@@ -238,8 +255,8 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
             _say(stream)
 
             _say(stream, "Step 3 - verdicts, in aggregate")
-            outcomes, files = _report.report(before, ids, out, stream)
-            result.outcomes = outcomes
+            verdicts, files = _report.report(before, ids, out, stream)
+            result.verdicts_before = verdicts
             result.files += [out / "before.json", *files]
             _say(stream)
 
@@ -247,10 +264,10 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
             set_fixes(app, {"batch"})
             after, result.requests_after = _load(server.url, options, "after ", stream)
             (out / "after.json").write_text(after.to_json(indent=1), encoding="utf-8")
-            means, files = _report.compare(before, after, ids, out, stream)
+            comparisons, files = _report.compare(before, after, ids, out, stream)
             result.files += [out / "after.json", *files]
             _say(stream)
-            _close_the_story(hyps, outcomes, means, stream)
+            _close_the_story(hyps, verdicts, comparisons, stream)
             _say(stream, f"Reports written to {out}/:")
             for path in result.files:
                 _say(stream, f"  {path}")
