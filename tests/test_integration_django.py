@@ -7,7 +7,7 @@ client; each test brings its own URLconf and middleware list via ``override_sett
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -195,3 +195,23 @@ def test_naming_from_settings_and_bad_settings_fail_at_startup(
         pytest.raises(ConfigurationError, match="HYPOPROBE_SEGMENT"),
     ):
         Client().get(f"/{tok}/x")
+
+
+def test_an_async_streamed_response_is_timed_to_its_end(unique_id: Callable[[str], str]) -> None:
+    tok = unique_id("app")
+    endpoint = f"GET /{tok}/async-export"
+
+    def export(request: Any) -> StreamingHttpResponse:
+        async def rows() -> AsyncIterator[bytes]:
+            for i in range(3):
+                yield b"%d\n" % i
+
+        return StreamingHttpResponse(rows())
+
+    urls = _urls(path(f"{tok}/async-export", export))
+    with override_settings(ROOT_URLCONF=urls, MIDDLEWARE=MIDDLEWARE):
+        response = Client().get(f"/{tok}/async-export")
+        assert _count(endpoint) == 0
+        with pytest.warns(Warning, match="synchronously"):  # Django's own, under WSGI
+            assert b"".join(response) == b"0\n1\n2\n"
+    assert _count(endpoint) == 1
