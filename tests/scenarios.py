@@ -364,7 +364,34 @@ def run_coverage_in_subprocess(reps: int, n: int) -> list[tuple[float, float]]:
     return [(low, high) for low, high in json.loads(proc.stdout)]
 
 
-ALL: dict[str, Callable[[int], Scenario]] = {
+def app_process(name: str, *, seed: int, n: int, hid: str, endpoint: str, out: str) -> None:
+    """A stand-alone application process for source tests, driven by lines on stdin.
+
+    It registers the scenario's hypothesis, serves ``/metrics`` on a free port and records
+    one warm-up request (so every series exists before any window), then prints
+    ``port N``. On ``go`` it replays the rest of the traffic, writes the snapshot of just
+    that traffic to ``out`` and prints ``done``; it exits at end of input.
+    """
+    from prometheus_client import start_http_server
+
+    scenario = ALL[name](seed, n)
+    register(scenario, hid, endpoint)
+    server, _ = start_http_server(0, addr="127.0.0.1")
+    with scripted_clock() as clock:
+        replay(scenario.requests[:1], hid, endpoint, clock, scenario.probe_name)
+        print(f"port {server.server_port}", flush=True)
+        for line in sys.stdin:
+            if line.strip() == "go":
+                before = hypoprobe.snapshot()
+                replay(scenario.requests[1:], hid, endpoint, clock, scenario.probe_name)
+                with open(out, "w", encoding="utf-8") as f:
+                    f.write(hypoprobe.snapshot().minus(before).to_json())
+                print("done", flush=True)
+    server.shutdown()
+
+
+#: Every story by name; each takes a seed and, optionally, the number of requests.
+ALL: dict[str, Callable[..., Scenario]] = {
     "seed_story": seed_story,
     "dominant_query": dominant_query,
     "n_plus_one": n_plus_one,

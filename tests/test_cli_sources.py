@@ -1,54 +1,93 @@
 """The three sources agree: a snapshot file, a live /metrics scrape and a real Prometheus
 server (Debian's, started on 127.0.0.1) give the same verdict on the same traffic.
 
-The Prometheus window is taken from the scrapes' own timestamps — it starts at a scrape
-after every series existed and before the traffic, and ends at the first scrape after it —
-so ``increase()`` needs no extrapolation and counts exactly the replayed requests.
+The traffic runs in a separate application process (tests/scenarios.py ``app_process``),
+as in production, so the scrape sees only that process's series. The Prometheus window is
+taken from the scrapes' own timestamps — it starts at a scrape after every series existed
+and before the traffic, and ends at the first scrape after it — so ``increase()`` needs no
+extrapolation and counts exactly the replayed requests.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import start_http_server
 
-import hypoprobe
 import scenarios
 from hypoprobe.cli import EXIT_OK, main
-from servers import PrometheusServer, free_port, require_prometheus, start_prometheus
+from servers import PrometheusServer, require_prometheus, start_prometheus
 
 pytestmark = pytest.mark.real_server
 
 JOB = "app"
+N = 1500
+SEED = 8
 
 
-@pytest.fixture(scope="module")
-def metrics_url() -> Iterator[str]:
-    port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1")
+class App:
+    """The application process: its /metrics URL, and a way to run its traffic."""
+
+    def __init__(self, proc: subprocess.Popen[str], snapshot: Path) -> None:
+        self.proc = proc
+        self.snapshot = snapshot
+        self.port = int(self._line().removeprefix("port "))
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line:
+            raise AssertionError(f"the app process ended early (exit {self.proc.wait(5)})")
+        return line
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def run_traffic(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        assert self._line() == "done"
+
+
+@pytest.fixture
+def app(tmp_path: Path, unique_id: Callable[[str], str]) -> Iterator[tuple[App, str, str]]:
+    hid, endpoint = unique_id("h"), unique_id("GET /dashboard")
+    here = str(Path(__file__).parent)
+    out = tmp_path / "window.json"
+    code = (
+        "import scenarios; "
+        f"scenarios.app_process('slow_segment', seed={SEED}, n={N}, hid={hid!r}, "
+        f"endpoint={endpoint!r}, out={str(out)!r})"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=here,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        yield f"http://127.0.0.1:{port}/metrics"
+        yield App(proc, out), hid, endpoint
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def prometheus(
-    tmp_path_factory: pytest.TempPathFactory, metrics_url: str
-) -> Iterator[PrometheusServer]:
-    require_prometheus()
-    target = metrics_url.removeprefix("http://").removesuffix("/metrics")
-    with start_prometheus(
-        tmp_path_factory.mktemp("prometheus"), {JOB: [target]}, scrape_interval="1s"
-    ) as prom:
-        prom.wait_for_up(JOB)  # the first scrape comes ~5 s after start
-        yield prom
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _scrape_after_now(prom: PrometheusServer) -> float:
@@ -67,48 +106,42 @@ def _verdict(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object
 
 
 def test_snapshot_scrape_and_prometheus_give_the_same_verdict(
-    prometheus: PrometheusServer,
-    metrics_url: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    unique_id: Callable[[str], str],
+    app: tuple[App, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    story = scenarios.slow_segment(8, 1500)
-    hid, ep = unique_id("h"), unique_id("GET /dashboard")
-    scenarios.register(story, hid, ep)
-    warm_up, traffic = story.requests[:1], story.requests[1:]
-    with scenarios.scripted_clock() as clock:
-        # One request creates every series, so each has a sample before the window.
-        scenarios.replay(warm_up, hid, ep, clock, story.probe_name)
+    require_prometheus()
+    proc, hid, _ = app
+    with start_prometheus(
+        tmp_path / "prometheus", {JOB: [f"127.0.0.1:{proc.port}"]}, scrape_interval="1s"
+    ) as prometheus:
+        prometheus.wait_for_up(JOB)  # the first scrape comes ~5 s after start
         start = _scrape_after_now(prometheus)
-        before = hypoprobe.snapshot()
-        scenarios.replay(traffic, hid, ep, clock, story.probe_name)
-        after = hypoprobe.snapshot()
-    end = _scrape_after_now(prometheus)
-    window = tmp_path / "window.json"
-    window.write_text(after.minus(before).to_json())
+        proc.run_traffic()
+        end = _scrape_after_now(prometheus)
 
-    from_file = _verdict(capsys, "report", "--snapshot", str(window), "--hypothesis", hid)
-    scraped = _verdict(capsys, "report", "--metrics-url", metrics_url, "--hypothesis", hid)
-    queried = _verdict(
-        capsys,
-        "report",
-        "--prometheus",
-        prometheus.url,
-        "--window",
-        f"{end - start:.3f}s",
-        "--at",
-        f"{end:.3f}",
-        "--hypothesis",
-        hid,
-    )
+        from_file = _verdict(capsys, "report", "--snapshot", str(proc.snapshot))
+        scraped = _verdict(capsys, "report", "--metrics-url", proc.metrics_url)
+        queried = _verdict(
+            capsys,
+            "report",
+            "--prometheus",
+            prometheus.url,
+            "--window",
+            f"{end - start:.3f}s",
+            "--at",
+            f"{end:.3f}",
+            "--hypothesis",
+            hid,
+        )
 
+    story = scenarios.slow_segment(SEED, N)
+    traffic = story.requests[1:]
     truth = sum(r.probe_ns for r in traffic) / sum(r.endpoint_ns for r in traffic)
     slow_truth = scenarios.Scenario(
-        "", ep, "", story.min_share, tuple(traffic), "", slow_threshold=story.slow_threshold
+        "", "", "", story.min_share, traffic, "", slow_threshold=story.slow_threshold
     ).true_slow_share()
+    assert from_file["hypothesis"] == scraped["hypothesis"] == queried["hypothesis"] == hid
     assert from_file["requests"] == queried["requests"] == len(traffic)
-    assert scraped["requests"] == len(story.requests)  # totals since start
+    assert scraped["requests"] == N  # totals since the process started: with the warm-up
     for v in (from_file, scraped, queried):
         assert v["verdict"] == story.expected_verdict == "DISPROVED"
         assert v["aggregate_share"] == pytest.approx(truth, abs=0.005)
