@@ -272,7 +272,7 @@ def _full_snapshot() -> hypoprobe.Snapshot:
         slow_threshold=0.25,
         owner="perf",
         ticket="https://t/OT-1",
-        expires="2099-12-31T00:00:00+00:00",
+        expires="2100-01-01T00:00:00+00:00",  # stale from then: valid through 2099-12-31
         expired=True,
     )
     known = {f.name for f in dataclasses.fields(HypothesisInfo)}

@@ -53,6 +53,7 @@ from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER, validate
 from .errors import ConfigurationError
+from .prometheus import expires_label
 from .snapshot import ExceptionCount, Histogram, Moments, Snapshot
 
 if TYPE_CHECKING:
@@ -424,8 +425,7 @@ def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
                     h,
                     hypothesis=h.id,
                     endpoint=endpoint,
-                    # The date, as on /metrics: a datetime's time would split the series.
-                    expires=h.expires[:10] if h.expires else None,
+                    expires=expires_label(h.expires) or None,  # as on /metrics
                 ),
                 1,
             )

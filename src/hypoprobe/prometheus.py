@@ -11,6 +11,7 @@ so every exposed cumulative count is exact.
 
 from __future__ import annotations
 
+import datetime as _dt
 import functools
 from collections.abc import Iterable, Iterator
 from itertools import accumulate
@@ -73,6 +74,24 @@ def _histogram_family(
     return metric
 
 
+def expires_label(expires: str | None) -> str:
+    """The expiry as people wrote it: a date "through that day", else the ISO instant.
+
+    Example::
+
+        assert expires_label("2100-01-01T00:00:00+00:00") == "2099-12-31"
+    """
+    if not expires:
+        return ""
+    instant = _dt.datetime.fromisoformat(expires)
+    if instant.timetz().replace(tzinfo=None) == _dt.time(0) and instant.utcoffset() in (
+        None,
+        _dt.timedelta(0),
+    ):
+        return (instant - _dt.timedelta(days=1)).date().isoformat()
+    return instant.isoformat()
+
+
 def _fmt(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
@@ -128,7 +147,7 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
                     _fmt(h.slow_threshold),
                     h.owner or "",
                     h.ticket or "",
-                    (h.expires or "")[:10],
+                    expires_label(h.expires),
                     ",".join(h.segments or ()),
                     h.segment or "",
                 ],
