@@ -12,12 +12,11 @@ import logging
 from collections.abc import Callable
 
 import pytest
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import REGISTRY
 
 import hypoprobe
 from hypoprobe import _faults, _plan, _scope
+from hypoprobe.prometheus import families
+from hypoprobe.snapshot import Snapshot
 
 
 class Backwards:
@@ -45,8 +44,10 @@ def backwards_clock(restore_config: None) -> Backwards:
 
 
 def _exposed_faults() -> dict[str, float]:
-    text = generate_latest(REGISTRY).decode()
-    for fam in text_string_to_metric_families(text):
+    """The internal-errors counter as the Prometheus collector exposes it."""
+    snap = hypoprobe.snapshot()
+    only_faults = Snapshot(created_at=0.0, source="", internal_errors=snap.internal_errors)
+    for fam in families(only_faults):
         if fam.name == "hypoprobe_internal_errors":
             return {s.labels["kind"]: s.value for s in fam.samples if s.name.endswith("_total")}
     return {}

@@ -10,13 +10,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 import hypoprobe
 from conftest import FakeClock
 from hypoprobe import ConfigurationError
-from hypoprobe.snapshot import Histogram
+from hypoprobe.prometheus import families
+from hypoprobe.snapshot import Histogram, Snapshot
 
 PACKAGE_DIR = str(Path(hypoprobe.__file__).parent)
 NO_ENDPOINT = "<none>"
@@ -625,9 +624,10 @@ def test_probe_on_an_unknown_hypothesis_is_recorded_and_reported(
     assert hid in snap.unregistered
     assert _calls(hid, "orphan").count == 1
 
+    only_ids = Snapshot(created_at=snap.created_at, source="", unregistered=snap.unregistered)
     exposed = {
         s.labels["hypothesis"]: s.value
-        for fam in text_string_to_metric_families(generate_latest().decode())
+        for fam in families(only_ids)
         if fam.name == "hypoprobe_unregistered_hypothesis"
         for s in fam.samples
     }
