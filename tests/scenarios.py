@@ -390,6 +390,67 @@ def app_process(name: str, *, seed: int, n: int, hid: str, endpoint: str, out: s
     server.shutdown()
 
 
+class App:
+    """A running :func:`app_process`: its /metrics URL, and a way to run its traffic."""
+
+    def __init__(self, proc: subprocess.Popen[str], snapshot: str) -> None:
+        self.proc = proc
+        #: Where the app writes the snapshot of the traffic ``run_traffic`` replays.
+        self.snapshot = snapshot
+        self.port = int(self._line().removeprefix("port "))
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line:
+            raise AssertionError(f"the app process ended early (exit {self.proc.wait(5)})")
+        return line
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def run_traffic(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        if self._line() != "done":
+            raise AssertionError("the app process did not finish its traffic")
+
+
+@contextlib.contextmanager
+def start_app(
+    name: str, *, seed: int, n: int, hid: str, endpoint: str, out: os.PathLike[str] | str
+) -> Iterator[App]:
+    """Start :func:`app_process` in a fresh interpreter; stop it on exit."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = (
+        f"import scenarios; scenarios.app_process({name!r}, seed={seed}, n={n}, "
+        f"hid={hid!r}, endpoint={endpoint!r}, out={os.fspath(out)!r})"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=here,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield App(proc, os.fspath(out))
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()  # end of input: the app exits
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 #: Every story by name; each takes a seed and, optionally, the number of requests.
 ALL: dict[str, Callable[..., Scenario]] = {
     "seed_story": seed_story,

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import start_http_server
 
 import hypoprobe
 import scenarios
@@ -266,39 +265,29 @@ def test_network_sources_fail_with_distinct_codes(run: Run, other_service: str) 
     _one_clear_line(err)
 
 
-@pytest.fixture(scope="module")
-def live_metrics() -> Iterator[str]:
-    """This process's /metrics (hypoprobe's collector is on the default registry)."""
-    port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1")
-    try:
-        yield f"http://127.0.0.1:{port}/metrics"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 def test_snapshot_command_freezes_a_live_process(
-    run: Run, live_metrics: str, tmp_path: Path, unique_id: Callable[[str], str]
+    run: Run, tmp_path: Path, unique_id: Callable[[str], str]
 ) -> None:
     hid = unique_id("h")
     story = scenarios.n_plus_one(3, 150)
-    scenarios.run(story, hid, unique_id("GET /orders"))
     target = tmp_path / "frozen.json"
-    code, out, err = run("snapshot", "--metrics-url", live_metrics, "-o", str(target))
+    with scenarios.start_app(
+        "n_plus_one", seed=3, n=150, hid=hid, endpoint="GET /orders", out=tmp_path / "w.json"
+    ) as app:
+        app.run_traffic()
+        code, out, err = run("snapshot", "--metrics-url", app.metrics_url, "-o", str(target))
     assert (code, out, err) == (EXIT_OK, "", "")
-    frozen = Snapshot.from_json(target.read_text())
-    code, out, _ = run("report", "--snapshot", str(target), "--hypothesis", hid, "--format", "json")
+    assert Snapshot.from_json(target.read_text()).hypothesis(hid) is not None
+    code, out, _ = run("report", "--snapshot", str(target), "--format", "json")
     assert code == EXIT_OK
     (v,) = json.loads(out)["verdicts"]
+    assert v["hypothesis"] == hid
     assert v["requests"] == 150
     assert v["aggregate_share"] == pytest.approx(story.true_share, abs=0.005)
     assert v["verdict"] == "CONFIRMED"
     assert v["calls_per_request_mean"] == pytest.approx(
         sum(len(r.calls_ns) for r in story.requests) / 150
     )
-    assert frozen.hypothesis(hid) is not None
 
 
 class _Terminal(io.StringIO):

@@ -11,9 +11,6 @@ extrapolation and counts exactly the replayed requests.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +19,7 @@ import pytest
 
 import scenarios
 from hypoprobe.cli import EXIT_OK, main
+from scenarios import App
 from servers import PrometheusServer, require_prometheus, start_prometheus
 
 pytestmark = pytest.mark.real_server
@@ -31,63 +29,13 @@ N = 1500
 SEED = 8
 
 
-class App:
-    """The application process: its /metrics URL, and a way to run its traffic."""
-
-    def __init__(self, proc: subprocess.Popen[str], snapshot: Path) -> None:
-        self.proc = proc
-        self.snapshot = snapshot
-        self.port = int(self._line().removeprefix("port "))
-
-    def _line(self) -> str:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        if not line:
-            raise AssertionError(f"the app process ended early (exit {self.proc.wait(5)})")
-        return line
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/metrics"
-
-    def run_traffic(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-        assert self._line() == "done"
-
-
 @pytest.fixture
 def app(tmp_path: Path, unique_id: Callable[[str], str]) -> Iterator[tuple[App, str, str]]:
     hid, endpoint = unique_id("h"), unique_id("GET /dashboard")
-    here = str(Path(__file__).parent)
-    out = tmp_path / "window.json"
-    code = (
-        "import scenarios; "
-        f"scenarios.app_process('slow_segment', seed={SEED}, n={N}, hid={hid!r}, "
-        f"endpoint={endpoint!r}, out={str(out)!r})"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=here,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield App(proc, out), hid, endpoint
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with scenarios.start_app(
+        "slow_segment", seed=SEED, n=N, hid=hid, endpoint=endpoint, out=tmp_path / "window.json"
+    ) as proc:
+        yield proc, hid, endpoint
 
 
 def _scrape_after_now(prom: PrometheusServer) -> float:
