@@ -307,3 +307,11 @@ def test_segments_get_their_own_share(unique_id: Callable[[str], str]) -> None:
     assert e.verdict == "CONFIRMED"
     assert e.segment == "enterprise"
     assert "(segment enterprise)" in e.meaning
+
+
+def test_a_slow_threshold_no_request_reaches_is_said(unique_id: Callable[[str], str]) -> None:
+    story = scenarios.dominant_query(2, 40)
+    quick = Scenario("", "", story.claim, 0.5, story.requests, "CONFIRMED", slow_threshold=30.0)
+    v = _judge(quick, unique_id("h"), unique_id("GET /reports"))
+    assert (v.slow_requests, v.slow_share) == (0, None)
+    assert "No request was slower than 30 s." in v.meaning

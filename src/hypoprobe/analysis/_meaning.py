@@ -77,6 +77,8 @@ def meaning(v: Mapping[str, Any]) -> str:
             f"Among the {count(v['slow_requests'])} slow requests "
             f"(over {seconds(v['slow_threshold'])}) its share is {pct(v['slow_share'])}."
         )
+    elif v["slow_threshold"] is not None and v["slow_requests"] == 0:
+        parts.append(f"No request was slower than {seconds(v['slow_threshold'])}.")
     segments = [seg for seg in v.get("segments", ()) if seg.requests]
     if len(segments) > 1:
         parts.append(
