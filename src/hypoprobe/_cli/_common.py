@@ -12,6 +12,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
+from .. import sources
+from ..cli import UsageError
 from ..render import FORMATS
 from ..snapshot import Snapshot
 
@@ -180,8 +182,6 @@ class Progress:
 
 
 def _check_source_options(args: argparse.Namespace) -> None:
-    from ..cli import UsageError
-
     if args.prometheus and args.window is None:
         raise UsageError("--prometheus needs --window, e.g. --window 1h")
     if args.at is not None and not args.prometheus:
@@ -192,8 +192,6 @@ def _check_source_options(args: argparse.Namespace) -> None:
 
 def load_source(args: argparse.Namespace) -> Snapshot:
     """Read the snapshot the arguments name, with a progress indicator for slow sources."""
-    from .. import sources
-
     _check_source_options(args)
     if args.snapshot:
         return sources.load_snapshot_files(args.snapshot)
@@ -211,8 +209,6 @@ def write_output(text: str, path: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from ..cli import UsageError
-
     try:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import analysis, render
+from .. import analysis, render, sources
+from ..cli import UsageError
 from ..snapshot import Snapshot
 from ._common import (
     Progress,
@@ -44,9 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[Snapshot, Snapshot]:
-    from .. import sources
-    from ..cli import UsageError
-
     if args.prometheus:
         if args.files:
             raise UsageError("give either two snapshot files or --prometheus, not both")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import sources
 from ._common import Progress, parse_window, write_output
 
 HELP = "scrape live /metrics endpoints and write a snapshot file for report and compare"
@@ -29,8 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import sources
-
     with Progress() as progress:
         snap = sources.scrape_metrics(
             args.metrics_url, window_seconds=args.window, progress=progress
