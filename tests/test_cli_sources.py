@@ -80,6 +80,25 @@ def test_snapshot_scrape_and_prometheus_give_the_same_verdict(
             "--hypothesis",
             hid,
         )
+        # compare reads two windows of the server; the same window twice is no change.
+        code = main(
+            [
+                "compare",
+                "--prometheus",
+                prometheus.url,
+                "--window",
+                f"{end - start:.3f}",
+                "--before",
+                f"{end:.3f}",
+                "--after",
+                f"{end:.3f}",
+                "--format",
+                "json",
+            ]
+        )
+        out, err = capsys.readouterr()
+        assert code == EXIT_OK, err
+        (same,) = json.loads(out)["comparisons"]
 
     story = scenarios.slow_segment(SEED, N)
     traffic = story.requests[1:]
@@ -98,3 +117,8 @@ def test_snapshot_scrape_and_prometheus_give_the_same_verdict(
         assert v["anecdote_share"] == pytest.approx(0.64)
     for key in ("aggregate_share", "ci_low", "ci_high", "slow_share"):
         assert queried[key] == pytest.approx(from_file[key], rel=1e-9)
+    assert same["hypothesis"] == hid
+    assert same["requests_before"] == same["requests_after"] == len(traffic)
+    assert same["endpoint_mean_change"] == 0
+    assert same["mean_change_significant"] is False
+    assert same["share_before"] == same["share_after"] == pytest.approx(truth, abs=0.005)
