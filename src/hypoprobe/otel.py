@@ -53,7 +53,7 @@ from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER, validate
 from .errors import ConfigurationError
-from .prometheus import expires_label
+from .prometheus import clamped_totals, expires_label
 from .snapshot import ExceptionCount, Histogram, Moments, Snapshot
 
 if TYPE_CHECKING:
@@ -379,25 +379,6 @@ def _number_metric(
     )
 
 
-def _clamped(snap: Snapshot) -> list[tuple[tuple[str, str], float]]:
-    # The same totals as the Prometheus view's hypoprobe_clamped_values.
-    totals: dict[tuple[str, str], int] = {}
-
-    def add(metric: str, hist: Histogram, low: bool) -> None:
-        if low:
-            totals[(metric, "low")] = totals.get((metric, "low"), 0) + hist.counts[0]
-        totals[(metric, "high")] = totals.get((metric, "high"), 0) + hist.counts[-1]
-
-    for e in snap.endpoints:
-        add(m.ENDPOINT_DURATION.name, e.duration, True)
-    for p in snap.probes:
-        add(m.PROBE_DURATION.name, p.duration, True)
-    for r in snap.requests:
-        add(m.REQUEST_SHARE.name, r.share, False)
-        add(m.REQUEST_CALLS.name, r.calls, False)
-    return [(key, n) for key, n in sorted(totals.items())]
-
-
 def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
     def hist(family: m.Family, rows: Iterable[tuple[object, Histogram]]) -> Metric | None:
         return _histogram_metric(b, family, ((_attrs(family, row), h) for row, h in rows))
@@ -470,7 +451,7 @@ def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
     yield _number_metric(
         b,
         m.CLAMPED,
-        ((_attrs(m.CLAMPED, metric=k, side=side), n) for (k, side), n in _clamped(snap)),
+        ((_attrs(m.CLAMPED, metric=k, side=side), n) for (k, side), n in clamped_totals(snap)),
     )
 
 

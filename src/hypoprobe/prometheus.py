@@ -205,6 +205,17 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
 
 def _clamped(snap: Snapshot) -> CounterMetricFamily:
     fam = CounterMetricFamily(m.CLAMPED.name, m.CLAMPED.help, labels=m.CLAMPED.labels)
+    for (metric, side), n in clamped_totals(snap):
+        fam.add_metric([metric, side], float(n))
+    return fam
+
+
+def clamped_totals(snap: Snapshot) -> list[tuple[tuple[str, str], int]]:
+    """Values outside each histogram's range, by (metric, side): the first and last buckets.
+
+    Only the duration layouts have a "low" side: the first share and calls bucket is an
+    exact 0, not a clamp.
+    """
     totals: dict[tuple[str, str], int] = {}
 
     def add(metric: str, hist: Histogram, low: bool) -> None:
@@ -219,9 +230,7 @@ def _clamped(snap: Snapshot) -> CounterMetricFamily:
     for r in snap.requests:
         add(m.REQUEST_SHARE.name, r.share, False)
         add(m.REQUEST_CALLS.name, r.calls, False)
-    for (metric, side), n in sorted(totals.items()):
-        fam.add_metric([metric, side], float(n))
-    return fam
+    return sorted(totals.items())
 
 
 class HypoprobeCollector(Collector):
