@@ -104,7 +104,7 @@ def test_thread_churn_loses_no_counts(
                 short(k + 1_000)
 
     seen: list[int] = []
-    batch = 20
+    batch = 40
     for first in range(0, threads_n, batch):
         threads = [threading.Thread(target=worker, args=(k,)) for k in range(first, first + batch)]
         for t in threads:
@@ -223,3 +223,74 @@ def test_threads_each_see_their_own_request(
     assert mo.probe_endpoint_seconds_squared == pytest.approx(
         sum(k * 1e-3 * (k + 1) * 1e-3 for k in range(threads_n)), rel=1e-12
     )
+
+
+#: One endpoint object shared by concurrent requests keeps its open scope on the object, so
+#: requests overwrite each other's; the fix (per-context state) is in the core test report.
+SHARED_ENDPOINT_OBJECT = pytest.mark.xfail(
+    reason="core bug: endpoint objects keep per-request state; a shared one loses requests",
+    strict=True,
+)
+
+
+@SHARED_ENDPOINT_OBJECT
+def test_one_endpoint_object_shared_by_concurrent_tasks(
+    unique_id: Callable[[str], str], fake_clock: FakeClock
+) -> None:
+    hid, ep = unique_id(), unique_id("ep")
+    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    campaigns = hypoprobe.endpoint(ep)  # created once, at import time, in a real app
+    tasks_n = 200
+
+    @hypoprobe.probe(hid, name="q")
+    async def query(ns: int) -> None:
+        await asyncio.sleep(0)
+        fake_clock.advance(ns)
+
+    async def handler(i: int) -> None:
+        async with campaigns:
+            await query((i % 5 + 1) * MS)
+            fake_clock.advance(MS)
+
+    async def main() -> None:
+        await asyncio.gather(*(handler(i) for i in range(tasks_n)))
+
+    asyncio.run(main())
+    snap = hypoprobe.snapshot()
+    mo = snap.moments_for(hid, ep)
+    assert (mo.requests, mo.requests_with_probe) == (tasks_n, tasks_n)
+    p = [(i % 5 + 1) * 1e-3 for i in range(tasks_n)]
+    assert mo.probe_seconds == pytest.approx(sum(p), rel=1e-12)
+    assert mo.probe_endpoint_seconds_squared == pytest.approx(
+        sum(x * (x + 1e-3) for x in p), rel=1e-9
+    )
+    assert not snap.internal_errors.get("scope_context")
+
+
+@SHARED_ENDPOINT_OBJECT
+def test_one_endpoint_object_shared_by_threads_and_nested(
+    unique_id: Callable[[str], str], fake_clock: FakeClock
+) -> None:
+    hid, ep = unique_id(), unique_id("ep")
+    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    shared = hypoprobe.endpoint(ep)
+    threads_n, requests_n = 4, 50
+    inside = threading.Barrier(threads_n)
+
+    def worker() -> None:
+        for i in range(requests_n):
+            with shared:
+                if i == 0:
+                    inside.wait()  # all threads hold a request of the same object
+                with shared, hypoprobe.probe(hid, name="q"):  # nested use: ignored
+                    fake_clock.advance(MS)
+                fake_clock.advance(MS)
+
+    threads = [threading.Thread(target=worker) for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    mo = hypoprobe.snapshot().moments_for(hid, ep)
+    assert (mo.requests, mo.requests_with_probe) == (threads_n * requests_n,) * 2
+    assert mo.endpoint_seconds == pytest.approx(threads_n * requests_n * 2e-3, rel=1e-12)
