@@ -181,3 +181,26 @@ def test_disabled_records_nothing_and_calls_through(
     hypoprobe.configure(enabled=True)  # the kill switch works both ways, at run time
     assert view() == 2
     assert totals() == (2, 2, 2)
+
+
+def test_probes_created_while_disabled_start_recording_when_enabled(
+    unique_id: Callable[[str], str], fake_clock: FakeClock, restore_config: None
+) -> None:
+    hid, ep = unique_id(), unique_id("ep")
+    hypoprobe.configure(enabled=False)
+    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+
+    @hypoprobe.probe(hid, name="late")
+    def late() -> int:
+        fake_clock.advance(1_000)
+        return 7
+
+    with hypoprobe.endpoint(ep):
+        assert late() == 7
+    assert not [p for p in hypoprobe.snapshot().probes if p.hypothesis == hid and p.duration.count]
+    hypoprobe.configure(enabled=True)
+    with hypoprobe.endpoint(ep):
+        assert late() == 7
+    snap = hypoprobe.snapshot()
+    assert sum(p.duration.count for p in snap.probes if p.hypothesis == hid) == 1
+    assert snap.moments_for(hid, ep).requests == 1

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 import hypoprobe
+from conftest import FakeClock
 from hypoprobe import ConfigurationError, Observation
 
 
@@ -272,3 +273,29 @@ def test_snapshot_lists_registered_hypotheses_with_their_fields(
         None,
         False,
     )
+
+
+def test_a_hypothesis_expiring_while_the_app_runs_stops_its_probes(
+    unique_id: Callable[[str], str], fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hypoprobe")
+    hid, ep = unique_id(), unique_id("ep")
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=10)
+    _register(hid, endpoint=ep, expires=soon)
+
+    @hypoprobe.probe(hid, name="q")
+    def query() -> str:
+        fake_clock.advance(1_000)
+        return "rows"
+
+    with hypoprobe.endpoint(ep):
+        assert query() == "rows"
+    fake_clock.advance_seconds(11 * 60)  # the hypoprobe clock passes the expiry
+    for _ in range(3):
+        with hypoprobe.endpoint(ep):
+            assert query() == "rows"
+    snap = hypoprobe.snapshot()
+    assert sum(p.duration.count for p in snap.probes if p.hypothesis == hid) == 1
+    assert snap.moments_for(hid, ep).requests == 1
+    warnings = [r for r in caplog.records if hid in r.getMessage() and "expired" in r.getMessage()]
+    assert len(warnings) == 1

@@ -304,7 +304,8 @@ def plan(eidx: int) -> Plan:
         slots: dict[Site, tuple[int, int]] = {}
         width = 0
         for hyp in REGISTRY.all():
-            if endpoint not in hyp.endpoints or hyp.is_expired():
+            expired = any(s.expired for s in SITES_BY_HYPOTHESIS.get(hyp.id, ()))
+            if endpoint not in hyp.endpoints or expired or hyp.is_expired():
                 continue
             hp, positions = _hypothesis_plan(hyp, endpoint, width)
             for s, position in positions.items():
