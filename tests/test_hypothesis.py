@@ -297,5 +297,8 @@ def test_a_hypothesis_expiring_while_the_app_runs_stops_its_probes(
     snap = hypoprobe.snapshot()
     assert sum(p.duration.count for p in snap.probes if p.hypothesis == hid) == 1
     assert snap.moments_for(hid, ep).requests == 1
+    info = snap.hypothesis(hid)
+    assert info is not None
+    assert info.expired
     warnings = [r for r in caplog.records if hid in r.getMessage() and "expired" in r.getMessage()]
     assert len(warnings) == 1

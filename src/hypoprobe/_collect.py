@@ -37,7 +37,8 @@ def _info(h: Hypothesis) -> HypothesisInfo:
         owner=h.owner,
         ticket=h.ticket,
         expires=h.expires.isoformat() if h.expires else None,
-        expired=h.is_expired(),
+        # Probes expire on hypoprobe's (monotonic) clock; say so as soon as they have.
+        expired=h.is_expired() or any(s.expired for s in _plan.SITES_BY_HYPOTHESIS.get(h.id, ())),
         segments=h.segments,
         segment=h.segment,
     )
