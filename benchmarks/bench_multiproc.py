@@ -3,8 +3,9 @@
 Hot path (group ``multiproc``): the same probe and endpoint scope as ``bench_overhead``,
 once with in-memory shards (single-process mode) and once with the thread's shard in a
 memory-mapped file (multi-process mode), side by side in one run. Budget: the
-multi-process added cost is at most 1.3x the single-process added cost (checked at the
-end of the module; a breach fails the run).
+multi-process added cost (fastest round, minus the bare call's fastest round) is at most
+1.3x the single-process added cost (checked at the end of the module; a breach fails the
+run). Fastest rounds, because medians swing by 2x on a machine shared with other work.
 
 Scrape (group ``multiproc-scrape``): collection + Prometheus text exposition of a host's
 directory, beside prometheus_client's ``MultiProcessCollector`` on the same shape:
@@ -38,7 +39,7 @@ from hypoprobe._storage import STORAGE, Storage
 from hypoprobe.prometheus import COLLECTOR
 
 BUDGET = 1.3
-_MEDIANS: dict[str, float] = {}
+_BEST: dict[str, float] = {}
 _SCRAPES: dict[str, float] = {}
 
 
@@ -65,17 +66,18 @@ def multiproc_mode(directory: Path) -> Iterator[None]:
 
 def _keep(name: str, benchmark: Any) -> None:
     if benchmark.stats is not None:
-        _MEDIANS[name] = benchmark.stats.stats.median / LOOP
+        # The minimum: on a shared machine, the round least disturbed by other work.
+        _BEST[name] = benchmark.stats.stats.min / LOOP
 
 
 @pytest.fixture(scope="module", autouse=True)
 def budget() -> Iterator[None]:
     hypoprobe.hypothesis("BENCH-MP", claim="benchmark", endpoint="GET /bench-mp", min_share=0.5)
     yield
-    bare = _MEDIANS.get("bare")
+    bare = _BEST.get("bare")
     lines = []
     for kind in ("probe", "scope"):
-        single, multi = _MEDIANS.get(f"{kind}_single"), _MEDIANS.get(f"{kind}_multiproc")
+        single, multi = _BEST.get(f"{kind}_single"), _BEST.get(f"{kind}_multiproc")
         if bare is None or single is None or multi is None:
             continue
         ratio = (multi - bare) / (single - bare)
