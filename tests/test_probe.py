@@ -652,3 +652,24 @@ def test_wrapping_with_functools_partial_and_callables(unique_id: Callable[[str]
     assert partial(10) == 1024
     assert _calls(hid, "callable").count == 1
     assert _calls(hid, "partial").count == 1
+
+
+def test_exception_classes_are_bounded_per_probe(unique_id: Callable[[str], str]) -> None:
+    hid = unique_id()
+    classes = [type(f"Error{i}", (Exception,), {}) for i in range(25)]
+
+    @hypoprobe.probe(hid, name="many")
+    def many(cls: type[Exception]) -> None:
+        raise cls()
+
+    for cls in classes:
+        with pytest.raises(cls):
+            many(cls)
+    with pytest.raises(classes[0]):
+        many(classes[0])
+    counts = _exceptions(hid)
+    assert len(counts) == 21  # 20 classes by name, then one "other"
+    assert counts[("many", "other")] == 5
+    assert counts[("many", f"{__name__}.Error0")] == 2
+    assert sum(counts.values()) == 26
+    assert _calls(hid, "many").count == 26

@@ -264,6 +264,26 @@ def test_series_cap_collapses_extra_series_into_overflow(
     assert _buckets(text, "hypoprobe_probe_duration_seconds", hypothesis="__overflow__")
 
 
+def test_endpoint_names_beyond_the_cap_collapse_into_overflow(
+    unique_id: Callable[[str], str], restore_config: None, fake_clock: FakeClock
+) -> None:
+    before = hypoprobe.snapshot()
+    overflow_before = before.endpoint("__overflow__")
+    count_before = overflow_before.duration.count if overflow_before else 0
+    hypoprobe.configure(max_series=10)
+    names = [unique_id(f"/raw/url/{i}") for i in range(5)]  # what a bad namer would send
+    for name in names:
+        with hypoprobe.endpoint(name):
+            fake_clock.advance(MS)
+    snap = hypoprobe.snapshot()
+    assert not [e for e in snap.endpoints if e.endpoint in names]
+    overflow = snap.endpoint("__overflow__")
+    assert overflow is not None
+    assert overflow.duration.count - count_before == 5
+    dropped = "hypoprobe_endpoint_duration_seconds"
+    assert snap.series_overflow[dropped] - before.series_overflow.get(dropped, 0) == 5
+
+
 def test_out_of_range_values_are_counted_as_clamped(
     unique_id: Callable[[str], str], fake_clock: FakeClock
 ) -> None:
