@@ -33,7 +33,6 @@ double counts. Readers take the lock shared, so they never see a half-done compa
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import mmap
 import operator
@@ -45,6 +44,11 @@ import zlib
 from dataclasses import dataclass, field
 
 from . import _faults
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: multi-process mode is refused there
+    fcntl = None  # type: ignore[assignment]
 
 __all__: list[str] = []
 
@@ -651,6 +655,8 @@ class Directory:
 def validate_directory(path: str) -> str:
     """An absolute path to an existing, writable directory, or ValueError saying why."""
     full = os.path.abspath(path)
+    if fcntl is None or not hasattr(os, "pread"):
+        raise ValueError("multi-process mode needs a POSIX system (flock, pread, fork)")
     if not os.path.isdir(full):
         raise ValueError(f"{full} is not an existing directory (create it first)")
     if not os.access(full, os.W_OK | os.X_OK):
