@@ -8,7 +8,8 @@ SIGKILL (between requests, so every request the client saw answered was complete
 server, and no in-flight request makes the ground truth ambiguous). Then:
 
 * raw counters summed in PromQL equal, exactly, the requests and probe calls the load
-  generator sent, per host and fleet-wide, the killed worker's included;
+  generator sent, per host and fleet-wide, the killed worker's included, and those of the
+  second host's workers, which gunicorn recycles every 30 requests (``max_requests``);
 * the shipped recording rules' aggregate share (5m and 1h) and ``query_prometheus`` match
   the ground truth Σ probe time / Σ endpoint time within 1 percentage point;
 * every expression of ``hypoprobe dashboard`` runs on the real server and returns data.
@@ -76,8 +77,9 @@ def _wait(what: str, check: object, timeout: float = 30.0) -> None:
 class Host:
     """One gunicorn master with its workers and its own multi-process directory."""
 
-    def __init__(self, tmp_path: Path, name: str, workers: int = 2) -> None:
+    def __init__(self, tmp_path: Path, name: str, workers: int = 2, max_requests: int = 0) -> None:
         self.name = name
+        self.max_requests = max_requests
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.workers = workers
@@ -92,6 +94,7 @@ class Host:
             **os.environ,
             "FLEET_BIND": self.address,
             "FLEET_WORKERS": str(self.workers),
+            "FLEET_MAX_REQUESTS": str(self.max_requests),
             "HYPOPROBE_MULTIPROC_DIR": str(self.directory),
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -114,7 +117,10 @@ class Host:
                 start_new_session=True,
             )
         _wait(f"gunicorn {self.name} to serve", self._serving)
-        _wait(f"{self.workers} workers of {self.name}", lambda: len(self.worker_pids()) == 2)
+        _wait(
+            f"{self.workers} workers of {self.name}",
+            lambda: len(self.worker_pids()) == self.workers,
+        )
 
     def _serving(self) -> bool:
         assert self.proc is not None
@@ -216,7 +222,9 @@ def cli(*args: str, output: Path) -> None:
 
 @contextlib.contextmanager
 def fleet(tmp_path: Path) -> Iterator[list[Host]]:
-    hosts = [Host(tmp_path, "a"), Host(tmp_path, "b")]
+    # Host b recycles its workers every 30 requests (gunicorn max_requests): their counts
+    # must survive them too.
+    hosts = [Host(tmp_path, "a"), Host(tmp_path, "b", max_requests=30)]
     try:
         for host in hosts:
             host.start()
@@ -271,6 +279,8 @@ def test_fleet_share_and_counts_through_real_prometheus(tmp_path: Path) -> None:
 
             by_victim = sum(1 for s in sent if s.pid == victim)
             assert by_victim > 0
+            recycled = {s.pid for s in sent if s.request.host == 1}
+            assert len(recycled) >= 4  # b's workers were replaced at least twice
             assert victim not in hosts[0].worker_pids()
 
             # Exact counts: raw counters, summed by PromQL over hosts and workers.
