@@ -366,3 +366,36 @@ def test_sums_by_key_equal_a_naive_sum(seed: int) -> None:
     for key, want in expected.items():
         _, offset, w, _, _ = totals.index[key]
         assert totals.ints[offset : offset + w] == want, key
+
+
+def test_scrapes_during_worker_churn_and_compaction_never_go_backwards(tmp_path: Path) -> None:
+    # Workers record and exit while the parent collects over and over (compacting as dead
+    # files pile up): every collection is a consistent total, never lower than the one
+    # before and never above what was recorded.
+    out = run(
+        tmp_path,
+        """
+        seen = []
+        pids = []
+        for i in range(24):
+            pid = os.fork()
+            if pid == 0:
+                for _ in range(200):
+                    work()
+                os._exit(0)
+            pids.append(pid)
+            seen.append(calls()[0])
+        for pid in pids:
+            os.waitpid(pid, 0)
+        for _ in range(3):
+            seen.append(calls()[0])
+        report(seen=seen, files=sorted(os.listdir(os.environ["HYPOPROBE_MULTIPROC_DIR"])))
+        """,
+        timeout=60,
+    )
+    seen = out["seen"]
+    assert seen == sorted(seen)
+    assert max(seen) <= 24 * 200
+    assert seen[-1] == out["count"] == 24 * 200
+    assert "archive.hp" in out["files"]
+    assert len([f for f in out["files"] if f.startswith("shard-")]) < 8
