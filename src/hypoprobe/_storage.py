@@ -126,6 +126,11 @@ class Storage:
             self._records.append(_multiproc.encode_record(_record_of(made)))
             return made
 
+    def own_series(self) -> list[Series]:
+        """This process' own series table, whose offsets index its shards (any mode)."""
+        with self._lock:
+            return list(self._series)
+
     def all_series(self) -> list[Series]:
         """Every series; in multi-process mode, of every file in the directory too.
 
