@@ -623,7 +623,8 @@ class Directory:
         at += 8 * len(totals.ints)
         struct.pack_into(f"<{len(totals.floats)}d", body, at, *totals.floats)
         tmp = os.path.join(self.path, f"{TMP_PREFIX}archive-{os.getpid()}{SUFFIX}")
-        with open(tmp, "wb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
             f.write(body)
         os.replace(tmp, os.path.join(self.path, ARCHIVE_NAME))
         self._cache.pop(ARCHIVE_NAME, None)
