@@ -114,7 +114,8 @@ def _calls_layout() -> BucketLayout:
         12, 15, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200, 300, 500,
         1000, 2000, 5000, 10_000,
     )  # fmt: skip
-    return BucketLayout("calls", bounds, 1, tuple(range(len(bounds))))
+    shown = {0, 1, 2, 3, 4, 5, 10, 20, 50, 100, 200, 500, 1000, 10_000}
+    return BucketLayout("calls", bounds, 1, tuple(i for i, b in enumerate(bounds) if b in shown))
 
 
 DURATION = _duration_layout()

@@ -23,6 +23,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
 from . import _buckets
@@ -65,13 +66,36 @@ def _histogram_family(
     assert layout is not None
     exposed = _exposed(layout, bpo)
     for labels, hist in rows:
-        if hist.bounds is layout.natural_bounds or hist.bounds == layout.natural_bounds:
-            buckets = _buckets_of(hist, exposed)
-        else:  # from another source, with bounds of its own: show them all
-            own = tuple((i, _le(b)) for i, b in enumerate(hist.bounds))
-            buckets = _buckets_of(hist, own)
-        metric.add_metric(list(labels), buckets, hist.sum)
+        shown = exposed
+        if not (hist.bounds is layout.natural_bounds or hist.bounds == layout.natural_bounds):
+            # from another source, with bounds of its own: show them all
+            shown = tuple((i, _le(b)) for i, b in enumerate(hist.bounds))
+        buckets = _buckets_of(hist, shown)
+        if hist.exemplars:
+            metric.add_metric(list(labels), _with_exemplars(buckets, hist, shown), hist.sum)
+        else:
+            metric.add_metric(list(labels), buckets, hist.sum)
     return metric
+
+
+def _with_exemplars(
+    buckets: list[tuple[str, float]], hist: Histogram, shown: tuple[tuple[int, str], ...]
+) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
+    """Each exposed bucket with the newest exemplar of the internal buckets it sums.
+
+    prometheus_client writes them only in OpenMetrics output (Prometheus' exemplar storage
+    reads them from there); the classic text format leaves them out.
+    """
+    newest = hist.exemplars_at([i for i, _ in shown])
+    out: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
+    for j, (le, count) in enumerate(buckets):
+        ex = newest.get(j)
+        if ex is None:
+            out.append((le, count))
+        else:
+            labels = {"trace_id": ex.trace_id, "span_id": ex.span_id}
+            out.append((le, count, Exemplar(labels, ex.value, ex.timestamp)))
+    return out
 
 
 def expires_label(expires: str | None) -> str:
@@ -99,6 +123,9 @@ def _fmt(value: float | None) -> str:
 def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
     """The metric families for a snapshot (used by the collector and by the CLI)."""
     bpo = buckets_per_octave
+    # A hypothesis without slow_threshold has no slow requests: its slow="true" series
+    # would be zeros forever, so they are not exposed.
+    never_slow = {h.id for h in snap.hypotheses if h.slow_threshold is None}
     yield _histogram_family(
         m.ENDPOINT_DURATION, (((e.endpoint,), e.duration) for e in snap.endpoints), bpo
     )
@@ -113,6 +140,7 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
             ((r.hypothesis, r.probe, r.endpoint, r.segment, slow), hist)
             for r in snap.requests
             for slow, hist in (("false", r.probe_seconds_fast), ("true", r.probe_seconds_slow))
+            if slow == "false" or r.hypothesis not in never_slow
         ),
         bpo,
     )
@@ -168,6 +196,8 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
         for f in (*m.INT_MOMENTS, *m.FLOAT_MOMENTS)
     ]
     for mo in snap.moments:
+        if mo.slow and mo.hypothesis in never_slow:
+            continue
         labels = [mo.hypothesis, mo.endpoint, mo.segment, "true" if mo.slow else "false"]
         values = (
             mo.requests,

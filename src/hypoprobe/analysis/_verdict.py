@@ -322,10 +322,9 @@ def report(
         )
     pairs = [(h, e) for h in chosen for e in h.endpoints if endpoint is None or e == endpoint]
     if not pairs:
-        names = sorted({e for h in chosen for e in h.endpoints})
-        raise NoDataError(
-            f"no hypothesis names endpoint {endpoint!r}; endpoints named: {', '.join(names)}"
-        )
+        names = sorted({repr(e) for h in chosen for e in h.endpoints})
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise NoDataError(f"no hypothesis names endpoint {endpoint!r}; endpoints named: {shown}")
     verdicts = tuple(verdict_for(snap, h, e) for h, e in pairs)
     if all(v.requests == 0 for v in verdicts):
         raise NoDataError(

@@ -11,6 +11,7 @@ every part has, so a rebuilt snapshot merges with any other.
 
 from __future__ import annotations
 
+import datetime as _dt
 import itertools
 import math
 from collections.abc import Iterable, Mapping
@@ -107,6 +108,23 @@ def _optional_float(text: str | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _expiry_instant(label: str | None) -> str | None:
+    """The instant a hypothesis goes stale, as snapshots keep it, from the info label.
+
+    The label says the date as written ("valid through 2099-12-31"); the instant is the
+    next midnight, UTC. A label with a time is the instant itself.
+    """
+    if not label:
+        return None
+    try:
+        if len(label) == 10:
+            day = _dt.date.fromisoformat(label) + _dt.timedelta(days=1)
+            return _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc).isoformat()
+        return _dt.datetime.fromisoformat(label).isoformat()
+    except ValueError:
+        return None
+
+
 def _info(hid: str, rows: list[Mapping[str, str]], expired: bool) -> HypothesisInfo:
     first = rows[0]
     endpoints = tuple(dict.fromkeys(r.get("endpoint", "") for r in rows if r.get("endpoint")))
@@ -127,7 +145,7 @@ def _info(hid: str, rows: list[Mapping[str, str]], expired: bool) -> HypothesisI
         slow_threshold=_optional_float(first.get("slow_threshold")),
         owner=first.get("owner") or None,
         ticket=first.get("ticket") or None,
-        expires=first.get("expires") or None,
+        expires=_expiry_instant(first.get("expires")),
         expired=expired,
         segments=tuple(first["segments"].split(",")) if first.get("segments") else None,
         segment=first.get("segment") or None,
