@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test venv system-deps lint typecheck unit bench clean
+.PHONY: demo test venv system-deps lint typecheck unit contract bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,16 @@ typecheck: venv
 
 unit: venv
 	bash scripts/run-pytest.sh $(BIN)/python tests
+	# every benchmark once, untimed, so the suite cannot rot (budgets: make bench)
+	bash scripts/run-pytest.sh $(BIN)/python benchmarks --benchmark-disable -q
 
-test: system-deps venv lint typecheck unit
+# The shared acceptance contract, when the checkout sits beside it.
+contract: venv
+	@if [ -f ../shared/acceptance/contract_core.py ]; then \
+		cd /tmp && $(CURDIR)/$(BIN)/python $(CURDIR)/../shared/acceptance/contract_core.py; \
+	else echo "contract: ../shared/acceptance/contract_core.py not found, skipped"; fi
+
+test: system-deps venv lint typecheck unit contract
 
 bench: venv
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,stddev,rounds
