@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+from dataclasses import replace
 
-from . import _faults, _plan
+from . import _exemplars, _faults, _plan, _slowest
 from . import _metrics as m
 from ._config import HOLDER
 from ._hypothesis import REGISTRY, Hypothesis
@@ -14,6 +15,7 @@ from ._storage import STORAGE, Series
 from .snapshot import (
     EndpointData,
     ExceptionCount,
+    Exemplar,
     Histogram,
     HypothesisInfo,
     Moments,
@@ -44,12 +46,21 @@ def _info(h: Hypothesis) -> HypothesisInfo:
     )
 
 
-def _histogram(series: Series, ints: list[int]) -> Histogram:
+def _histogram(
+    series: Series,
+    ints: list[int],
+    exemplars: dict[tuple[str, tuple[str, ...]], tuple[Exemplar, ...]],
+) -> Histogram:
     layout = series.layout
     assert layout is not None
     off = series.int_offset
     counts = tuple(ints[off : off + layout.buckets])
-    return Histogram(layout.natural_bounds, counts, ints[off + layout.sum_slot] / layout.divisor)
+    return Histogram(
+        layout.natural_bounds,
+        counts,
+        ints[off + layout.sum_slot] / layout.divisor,
+        exemplars.get((series.metric, series.labels), ()) if exemplars else (),
+    )
 
 
 def expire_stale() -> None:
@@ -62,7 +73,7 @@ def _pad(hist: Histogram, requests: int) -> Histogram:
     missing = requests - hist.count
     if missing <= 0:
         return hist
-    return Histogram(hist.bounds, (hist.counts[0] + missing, *hist.counts[1:]), hist.sum)
+    return replace(hist, counts=(hist.counts[0] + missing, *hist.counts[1:]))
 
 
 def _with_zero_observations(
@@ -114,6 +125,7 @@ def snapshot() -> Snapshot:
     expire_stale()
     series = STORAGE.all_series()
     ints, floats = STORAGE.totals()
+    exemplars = _exemplars.collect()
     endpoints: list[EndpointData] = []
     probes: list[ProbeData] = []
     moments: list[Moments] = []
@@ -121,17 +133,17 @@ def snapshot() -> Snapshot:
     per_request: dict[tuple[str, ...], dict[str, Histogram]] = {}
     for s in series:
         if s.metric == m.ENDPOINT_DURATION.name:
-            endpoints.append(EndpointData(s.labels[0], _histogram(s, ints)))
+            endpoints.append(EndpointData(s.labels[0], _histogram(s, ints, exemplars)))
         elif s.metric == m.PROBE_DURATION.name:
             hid, name, endpoint = s.labels
-            probes.append(ProbeData(hid, name, endpoint, _histogram(s, ints)))
+            probes.append(ProbeData(hid, name, endpoint, _histogram(s, ints, exemplars)))
         elif s.metric == m.REQUEST_PROBE.name:
             part = "probe_seconds_slow" if s.labels[4] == "true" else "probe_seconds_fast"
-            per_request.setdefault(s.labels[:4], {})[part] = _histogram(s, ints)
+            per_request.setdefault(s.labels[:4], {})[part] = _histogram(s, ints, exemplars)
         elif s.metric == m.REQUEST_SHARE.name:
-            per_request.setdefault(s.labels, {})["share"] = _histogram(s, ints)
+            per_request.setdefault(s.labels, {})["share"] = _histogram(s, ints, exemplars)
         elif s.metric == m.REQUEST_CALLS.name:
-            per_request.setdefault(s.labels, {})["calls"] = _histogram(s, ints)
+            per_request.setdefault(s.labels, {})["calls"] = _histogram(s, ints, exemplars)
         elif s.metric == m.MOMENTS_SERIES:
             io, fo = s.int_offset, s.float_offset
             moments.append(
@@ -167,4 +179,5 @@ def snapshot() -> Snapshot:
         unregistered=tuple(unregistered),
         internal_errors=_faults.snapshot(),
         series_overflow=dict(STORAGE.dropped),
+        slowest=_slowest.collect(),
     )

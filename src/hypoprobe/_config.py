@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +35,9 @@ class Config:
     ``registry``                  (none)                          ``prometheus_client.REGISTRY``
     ``clock``                     (none)                          ``time.perf_counter_ns``
     ``multiproc_dir``             ``HYPOPROBE_MULTIPROC_DIR``     ``None`` (one process)
+    ``exemplars``                 ``HYPOPROBE_EXEMPLARS=0/1``     ``True``
+    ``slowest_requests``          ``HYPOPROBE_SLOWEST_REQUESTS``  ``5``
+    ``slowest_window_seconds``    ``HYPOPROBE_SLOWEST_WINDOW``    ``600.0``
     ============================  ==============================  =========================
 
     Example::
@@ -56,6 +60,16 @@ class Config:
     #: Multi-process mode: an existing, writable directory (one per host) where every
     #: process records into memory-mapped files, so any process reports them all.
     multiproc_dir: str | None = None
+    #: Attach the active OpenTelemetry span's trace and span id to the buckets a request
+    #: landed in (one per bucket, the newest). Costs nothing per probe call; per request,
+    #: one span lookup, and a little more only when a span is active.
+    exemplars: bool = True
+    #: Per hypothesis and endpoint, keep this many requests with the highest probe share and
+    #: this many slowest requests (0: keep none).
+    slowest_requests: int = 5
+    #: How long a kept slow request stays listed (seconds): every reader (a scrape, a
+    #: report) sees the same list, none takes it away from another.
+    slowest_window_seconds: float = 600.0
 
 
 _ENV_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {}
@@ -74,11 +88,23 @@ def _env_int(raw: str) -> int:
     return int(raw.strip())
 
 
+def _env_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("use 1 or 0")
+
+
 _ENV_PARSERS = {
     "HYPOPROBE_DISABLED": ("enabled", _env_bool_disabled),
     "HYPOPROBE_MAX_SERIES": ("max_series", _env_int),
     "HYPOPROBE_BUCKETS_PER_OCTAVE": ("buckets_per_octave", _env_int),
     "HYPOPROBE_MULTIPROC_DIR": ("multiproc_dir", lambda raw: raw.strip() or None),
+    "HYPOPROBE_EXEMPLARS": ("exemplars", _env_bool),
+    "HYPOPROBE_SLOWEST_REQUESTS": ("slowest_requests", _env_int),
+    "HYPOPROBE_SLOWEST_WINDOW": ("slowest_window_seconds", lambda raw: float(raw.strip())),
 }
 
 
@@ -94,6 +120,26 @@ def validate(fields: Mapping[str, object]) -> dict[str, object]:
     out = dict(fields)
     if "enabled" in out and not isinstance(out["enabled"], bool):
         raise ConfigurationError(f"enabled must be True or False, got {out['enabled']!r}")
+    if "exemplars" in out and not isinstance(out["exemplars"], bool):
+        raise ConfigurationError(f"exemplars must be True or False, got {out['exemplars']!r}")
+    if "slowest_requests" in out:
+        value = out["slowest_requests"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+            raise ConfigurationError(
+                f"slowest_requests must be an integer from 0 (off) to 100, got {value!r}"
+            )
+    if "slowest_window_seconds" in out:
+        value = out["slowest_window_seconds"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise ConfigurationError(
+                f"slowest_window_seconds must be a positive number of seconds, got {value!r}"
+            )
+        out["slowest_window_seconds"] = float(value)
     if "max_series" in out:
         value = out["max_series"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 10:

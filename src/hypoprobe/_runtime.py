@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from . import _faults, _plan, _probe, _scope
+from . import _exemplars, _faults, _plan, _probe, _scope
 from ._config import HOLDER, Config
 from ._storage import STORAGE
 from .prometheus import COLLECTOR
@@ -18,6 +18,7 @@ def _apply(old: Config | None, new: Config) -> None:
     if old is None or old.enabled != new.enabled:
         _plan.set_enabled(new.enabled)
     _probe.CLOCK = _scope.CLOCK = new.clock
+    _exemplars.configure(new.exemplars, new.slowest_requests, new.slowest_window_seconds)
     STORAGE.max_series = new.max_series
     if old is None or old.multiproc_dir != new.multiproc_dir:
         STORAGE.use_directory(new.multiproc_dir)

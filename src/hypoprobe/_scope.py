@@ -21,7 +21,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from . import _buckets, _faults, _plan
+from . import _buckets, _exemplars, _faults, _plan
 from ._hypothesis import OTHER_SEGMENT, validate_endpoint
 from ._storage import STORAGE, TLS
 
@@ -149,6 +149,8 @@ def _finish(scope: Scope, elapsed: int) -> None:
             p_seconds = total / _PPB
             floats[fo] += p_seconds * p_seconds
             floats[fo + 2] += p_seconds * e_seconds
+    if _exemplars.ON:  # traces and slowest requests: once per request, never per call
+        _exemplars.after_request(scope, elapsed)
 
 
 class endpoint:

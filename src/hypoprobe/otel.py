@@ -175,19 +175,20 @@ class _Sdk:
     export: Any  # the opentelemetry.sdk.metrics.export module
     resource: Any  # opentelemetry.sdk.resources.Resource
     scope: Any  # opentelemetry.sdk.util.instrumentation.InstrumentationScope
+    exemplar: Any  # opentelemetry.sdk.metrics.Exemplar
 
 
 def _sdk() -> _Sdk:
     # Imported here, not at module level: `import hypoprobe` must never need the SDK.
     try:
-        from opentelemetry.sdk.metrics import export
+        from opentelemetry.sdk.metrics import Exemplar, export
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     except ImportError as exc:
         raise ConfigurationError(
             f"OpenTelemetry export needs the OpenTelemetry SDK: {INSTALL_HINT} ({exc})"
         ) from None
-    return _Sdk(export, Resource, InstrumentationScope)
+    return _Sdk(export, Resource, InstrumentationScope, Exemplar)
 
 
 # --------------------------------------------------------------------------- data points
@@ -245,8 +246,7 @@ def _explicit_point(
 ) -> HistogramDataPoint:
     """An explicit-bucket point with the Prometheus view's bounds, in the natural unit.
 
-    ``exemplars`` go through as-is; per-bucket exemplars (one per exposed bucket) slot in
-    here once the storage keeps them.
+    ``exemplars`` go through as-is (:func:`_exemplars` picks one per exposed bucket).
     """
     assert family.layout is not None
     if _same_bounds(hist, family.layout):
@@ -318,6 +318,33 @@ def _exponential_point(
     )
 
 
+def _exemplars(
+    b: _Build, hist: Histogram, layout: _buckets.BucketLayout | None, ns: bool = False
+) -> list[Any]:
+    """The snapshot's exemplars as SDK ``Exemplar``s: the newest per exported bucket.
+
+    An exponential point exports every internal bucket, so all of them go; an explicit point
+    shows the Prometheus view's buckets, so each keeps the newest of those it sums. Values
+    are in the point's unit (nanoseconds for exponential points).
+    """
+    if not hist.exemplars:
+        return []
+    chosen: Iterable[Any] = hist.exemplars
+    if layout is not None and _same_bounds(hist, layout):
+        chosen = hist.exemplars_at(_shown(layout, b.bpo)[0]).values()
+    make = b.sdk.exemplar
+    return [
+        make(
+            filtered_attributes={},
+            value=round(ex.value * _buckets.DURATION.divisor) if ns else ex.value,
+            time_unix_nano=round(ex.timestamp * 1e9),
+            span_id=int(ex.span_id, 16),
+            trace_id=int(ex.trace_id, 16),
+        )
+        for ex in chosen
+    ]
+
+
 def _number_point(b: _Build, attrs: Attributes, value: float) -> NumberDataPoint:
     return cast(
         "NumberDataPoint",
@@ -338,7 +365,7 @@ def _histogram_metric(
     if family.layout is _buckets.DURATION and b.histograms == "exponential":
         exp_points = []
         for attrs, hist in rows:
-            point = _exponential_point(b, attrs, hist)
+            point = _exponential_point(b, attrs, hist, _exemplars(b, hist, None, ns=True))
             if point is None:
                 # A snapshot merged from coarser sources: no exact exponential form.
                 _faults.record("otel_histogram_not_exponential")
@@ -349,7 +376,10 @@ def _histogram_metric(
         )
         unit = "ns"
     else:
-        points = [_explicit_point(b, family, attrs, h) for attrs, h in rows]
+        points = [
+            _explicit_point(b, family, attrs, h, _exemplars(b, h, family.layout))
+            for attrs, h in rows
+        ]
         data = export.Histogram(data_points=points, aggregation_temporality=b.temporality)
         unit = _UNITS[family.name]
     if not data.data_points:

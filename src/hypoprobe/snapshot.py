@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from itertools import pairwise
 from typing import Any, TypeVar
@@ -29,11 +29,13 @@ __all__ = [
     "SCHEMA",
     "EndpointData",
     "ExceptionCount",
+    "Exemplar",
     "Histogram",
     "HypothesisInfo",
     "Moments",
     "ProbeData",
     "RequestData",
+    "SlowRequest",
     "Snapshot",
 ]
 
@@ -41,6 +43,37 @@ __all__ = [
 SCHEMA = "hypoprobe.snapshot/1"
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """One request that landed in a histogram bucket, with the trace it belongs to.
+
+    ``bucket`` indexes the histogram's counts; ``value`` is in the histogram's unit;
+    ``trace_id`` (32 hex digits) and ``span_id`` (16) name the OpenTelemetry span that was
+    active; ``timestamp`` is wall time (unix seconds).
+
+    Example::
+
+        ex = Exemplar(bucket=3, value=0.012, trace_id="4bf9" * 8, span_id="00f0" * 4,
+                      timestamp=1_700_000_000.0)
+    """
+
+    bucket: int
+    value: float
+    trace_id: str
+    span_id: str
+    timestamp: float
+
+
+def _newest(exemplars: Iterable[tuple[int, Exemplar]]) -> tuple[Exemplar, ...]:
+    """Keep the newest exemplar per (re-indexed) bucket, in bucket order."""
+    best: dict[int, Exemplar] = {}
+    for bucket, ex in exemplars:
+        kept = best.get(bucket)
+        if kept is None or ex.timestamp > kept.timestamp:
+            best[bucket] = ex if ex.bucket == bucket else replace(ex, bucket=bucket)
+    return tuple(best[b] for b in sorted(best))
 
 
 @dataclass(frozen=True)
@@ -56,6 +89,8 @@ class Histogram:
     bounds: tuple[float, ...]
     counts: tuple[int, ...]
     sum: float
+    #: At most one traced request per bucket (the newest), keyed by bucket index.
+    exemplars: tuple[Exemplar, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.counts) != len(self.bounds) + 1:
@@ -63,6 +98,25 @@ class Histogram:
                 f"a histogram with {len(self.bounds)} bounds needs {len(self.bounds) + 1} "
                 f"counts, got {len(self.counts)}"
             )
+        if self.exemplars and not all(0 <= ex.bucket <= len(self.bounds) for ex in self.exemplars):
+            raise SnapshotError(f"an exemplar's bucket is out of range: {self.exemplars}")
+
+    def exemplars_at(self, upper: Sequence[int]) -> dict[int, Exemplar]:
+        """The newest exemplar per coarser bucket, the buckets ending at indices ``upper``.
+
+        ``upper`` are increasing bucket indices of this histogram; coarse bucket ``j`` holds
+        the buckets ``upper[j-1]+1 .. upper[j]``, and ``len(upper)`` holds the rest (+Inf).
+
+        Example::
+
+            h = Histogram((1.0, 2.0, 3.0), (0, 1, 0, 1), 6.0,
+                          (Exemplar(1, 1.5, "ab" * 16, "cd" * 8, 10.0),))
+            assert h.exemplars_at([2]) == {0: replace(h.exemplars[0], bucket=0)}
+        """
+        return {
+            ex.bucket: ex
+            for ex in _newest((bisect_left(upper, ex.bucket), ex) for ex in self.exemplars)
+        }
 
     @classmethod
     def empty(cls, bounds: Iterable[float]) -> Histogram:
@@ -106,7 +160,11 @@ class Histogram:
                 new_counts.append(pending)
                 pending = 0
         new_counts.append(pending + self.counts[-1])
-        return Histogram(tuple(new_bounds), tuple(new_counts), self.sum)
+        exemplars: tuple[Exemplar, ...] = ()
+        if self.exemplars:
+            upper = [i for i, b in enumerate(self.bounds) if b in keep]
+            exemplars = _newest((bisect_left(upper, ex.bucket), ex) for ex in self.exemplars)
+        return Histogram(tuple(new_bounds), tuple(new_counts), self.sum, exemplars)
 
     def _aligned(self, other: Histogram) -> tuple[Histogram, Histogram]:
         if self.bounds == other.bounds:
@@ -118,7 +176,10 @@ class Histogram:
         """Sum of two histograms, at the bounds both have."""
         a, b = self._aligned(other)
         counts = tuple(x + y for x, y in zip(a.counts, b.counts, strict=True))
-        return Histogram(a.bounds, counts, a.sum + b.sum)
+        exemplars = a.exemplars
+        if b.exemplars:
+            exemplars = _newest((ex.bucket, ex) for ex in (*a.exemplars, *b.exemplars))
+        return Histogram(a.bounds, counts, a.sum + b.sum, exemplars)
 
     def minus(self, earlier: Histogram) -> Histogram:
         """What was added since ``earlier``; if a counter went down (restart), all of self."""
@@ -126,7 +187,12 @@ class Histogram:
         counts = tuple(x - y for x, y in zip(a.counts, b.counts, strict=True))
         if any(c < 0 for c in counts) or a.sum < b.sum - 1e-9 * max(1.0, abs(b.sum)):
             return a
-        return Histogram(a.bounds, counts, max(0.0, a.sum - b.sum))
+        # An exemplar ``earlier`` already had is from before the window.
+        seen = {(ex.trace_id, ex.span_id, ex.timestamp) for ex in b.exemplars}
+        exemplars = tuple(
+            ex for ex in a.exemplars if (ex.trace_id, ex.span_id, ex.timestamp) not in seen
+        )
+        return Histogram(a.bounds, counts, max(0.0, a.sum - b.sum), exemplars)
 
     def quantile(self, q: float) -> float | None:
         """Estimate the q-quantile (0..1), interpolating linearly inside the bucket.
@@ -168,6 +234,11 @@ class Histogram:
         out: dict[str, Any] = {"layout": layout} if layout else {"bounds": list(self.bounds)}
         out["counts"] = [[i, c] for i, c in enumerate(self.counts) if c]
         out["sum"] = self.sum
+        if self.exemplars:  # absent when empty: documents without traces stay as they were
+            out["exemplars"] = [
+                [ex.bucket, ex.value, ex.trace_id, ex.span_id, ex.timestamp]
+                for ex in self.exemplars
+            ]
         return out
 
     @classmethod
@@ -188,7 +259,11 @@ class Histogram:
             if not 0 <= index < len(counts) or count < 0:
                 raise SnapshotError(f"histogram count [{i}, {c}] is out of range")
             counts[index] = count
-        return cls(bounds, tuple(counts), float(data["sum"]))
+        exemplars = tuple(
+            Exemplar(int(b), float(v), str(t), str(sp), float(ts))
+            for b, v, t, sp, ts in data.get("exemplars", ())
+        )
+        return cls(bounds, tuple(counts), float(data["sum"]), exemplars)
 
 
 def _layout_of(bounds: tuple[float, ...]) -> str | None:
@@ -310,6 +385,50 @@ class ExceptionCount:
 
 
 @dataclass(frozen=True)
+class SlowRequest:
+    """One of the requests with the highest probe share (``kind="share"``) or the slowest
+    (``kind="latency"``) for a hypothesis and endpoint, kept over a rolling window.
+
+    ``share`` is ``probe_seconds / endpoint_seconds`` over all of the hypothesis' probes;
+    ``at`` is wall time (unix seconds) at the request's end; ``trace_id`` (32 hex digits)
+    names the OpenTelemetry trace that was active, if any.
+
+    Example::
+
+        for r in snap.slowest:
+            if r.kind == "share":
+                print(r.hypothesis, f"{r.share:.0%}", r.endpoint_seconds, r.trace_id)
+    """
+
+    hypothesis: str
+    endpoint: str
+    kind: str  # "share" or "latency"
+    endpoint_seconds: float
+    probe_seconds: float
+    calls: int
+    share: float
+    at: float
+    trace_id: str | None = None
+
+    @property
+    def rank_value(self) -> float:
+        """What the list is ranked by: the share, or the endpoint time."""
+        return self.share if self.kind == "share" else self.endpoint_seconds
+
+
+def _top_slowest(items: Iterable[SlowRequest], keep: Mapping[Any, int]) -> tuple[SlowRequest, ...]:
+    """Per (hypothesis, endpoint, kind): the ``keep[key]`` highest-ranked, highest first."""
+    by_key: dict[tuple[str, str, str], list[SlowRequest]] = {}
+    for r in items:
+        by_key.setdefault((r.hypothesis, r.endpoint, r.kind), []).append(r)
+    out: list[SlowRequest] = []
+    for key in sorted(by_key):
+        ranked = sorted(set(by_key[key]), key=lambda r: (-r.rank_value, -r.at))
+        out.extend(ranked[: keep.get(key, len(ranked))])
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything recorded, frozen: the input of reports, comparisons and exporters.
 
@@ -333,6 +452,8 @@ class Snapshot:
     unregistered: tuple[str, ...] = ()
     internal_errors: Mapping[str, int] = field(default_factory=dict)
     series_overflow: Mapping[str, int] = field(default_factory=dict)
+    #: The requests with the highest share and the slowest, per hypothesis and endpoint.
+    slowest: tuple[SlowRequest, ...] = ()
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -409,6 +530,7 @@ class Snapshot:
             unregistered=tuple(sorted({u for s in snaps for u in s.unregistered} - set(hyps))),
             internal_errors=_sum_maps(s.internal_errors for s in snaps),
             series_overflow=_sum_maps(s.series_overflow for s in snaps),
+            slowest=_top_slowest((r for s in snaps for r in s.slowest), _slowest_keep(snaps)),
         )
 
     def minus(self, earlier: Snapshot) -> Snapshot:
@@ -463,6 +585,7 @@ class Snapshot:
             ),
             internal_errors=_minus_map(self.internal_errors, earlier.internal_errors),
             series_overflow=_minus_map(self.series_overflow, earlier.series_overflow),
+            slowest=tuple(r for r in self.slowest if r.at > earlier.created_at),
         )
 
     # -- JSON ----------------------------------------------------------------------------
@@ -503,6 +626,7 @@ class Snapshot:
             "unregistered": list(self.unregistered),
             "internal_errors": dict(self.internal_errors),
             "series_overflow": dict(self.series_overflow),
+            "slowest": [_plain(r) for r in self.slowest],
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -562,6 +686,7 @@ class Snapshot:
                 unregistered=tuple(data.get("unregistered", ())),
                 internal_errors=dict(data.get("internal_errors", {})),
                 series_overflow=dict(data.get("series_overflow", {})),
+                slowest=tuple(_slow_request(r) for r in data.get("slowest", ())),
             )
         except SnapshotError:
             raise
@@ -596,6 +721,36 @@ def _moments(data: Mapping[str, Any]) -> Moments:
         probe_endpoint_seconds_squared=float(mo.probe_endpoint_seconds_squared),
         segment=str(mo.segment),
     )
+
+
+def _slow_request(data: Mapping[str, Any]) -> SlowRequest:
+    r = SlowRequest(**data)
+    if r.kind not in ("share", "latency"):
+        raise SnapshotError(f"a slow request's kind must be 'share' or 'latency', not {r.kind!r}")
+    return SlowRequest(
+        str(r.hypothesis),
+        str(r.endpoint),
+        r.kind,
+        endpoint_seconds=float(r.endpoint_seconds),
+        probe_seconds=float(r.probe_seconds),
+        calls=int(r.calls),
+        share=float(r.share),
+        at=float(r.at),
+        trace_id=None if r.trace_id is None else str(r.trace_id),
+    )
+
+
+def _slowest_keep(snaps: Iterable[Snapshot]) -> dict[tuple[str, str, str], int]:
+    """Per key, the longest list any one snapshot kept: the K its process was configured with."""
+    keep: dict[tuple[str, str, str], int] = {}
+    for s in snaps:
+        counts: dict[tuple[str, str, str], int] = {}
+        for r in s.slowest:
+            k = (r.hypothesis, r.endpoint, r.kind)
+            counts[k] = counts.get(k, 0) + 1
+        for k, n in counts.items():
+            keep[k] = max(keep.get(k, 0), n)
+    return keep
 
 
 def _plain(obj: Any) -> dict[str, Any]:

@@ -1,0 +1,191 @@
+"""The slowest requests: per hypothesis and endpoint, the top K by probe share and by latency.
+
+Fed once per request from :func:`hypoprobe._exemplars.after_request` (never from a probe
+call). Each (hypothesis, endpoint, kind) keeps a bounded min-heap; a request that does not
+beat the heap's smallest entry is rejected by one float comparison without a lock, so the
+lock is taken only by requests that make the list (rare once the heaps are full).
+
+Every reader sees the same lists: nothing is taken away at collection, so a Prometheus
+scrape cannot steal the requests a report wants to show. Entries stay for a rolling window
+(``slowest_window_seconds``): the heaps start afresh every half window, and the previous
+half's heaps are kept beside the current ones, so the lists always cover at least the last
+half window and never anything older than a whole one. The lists are this process' own;
+in multi-process mode each process keeps its own (``Snapshot.merge`` combines them).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ._plan import CALLS_SHIFT, TIME_MASK
+from .snapshot import SlowRequest
+
+if TYPE_CHECKING:
+    from ._scope import Scope
+
+__all__: list[str] = []
+
+#: configure(slowest_requests=...): how many to keep per list (0: none).
+K = 5
+#: configure(slowest_window_seconds=...).
+WINDOW = 600.0
+
+_lock = threading.Lock()
+_seq = itertools.count()
+_PPB = 1_000_000_000
+
+# A share list only admits requests that called a probe; a latency list admits any request.
+_SHARE_FLOOR = 0.0
+_LATENCY_FLOOR = -1.0
+
+
+class _Top:
+    """The lists of one hypothesis and endpoint: current half-window heaps and the previous."""
+
+    __slots__ = ("latency", "latency_floor", "previous", "share", "share_floor")
+
+    def __init__(self) -> None:
+        #: Min-heaps of (rank, sequence number, request).
+        self.share: list[tuple[float, int, SlowRequest]] = []
+        self.latency: list[tuple[float, int, SlowRequest]] = []
+        #: The rank a request must beat; read without the lock (a stale read only costs
+        #: one needless lock, or skips a request that barely ties).
+        self.share_floor = _SHARE_FLOOR
+        self.latency_floor = _LATENCY_FLOOR
+        self.previous: list[SlowRequest] = []
+
+    def rotate(self) -> None:
+        self.previous = [r for _, _, r in (*self.share, *self.latency)]
+        self.share, self.latency = [], []
+        self.share_floor, self.latency_floor = _SHARE_FLOOR, _LATENCY_FLOOR
+
+
+_TOPS: dict[tuple[str, str], _Top] = {}
+#: Wall time at which the current half window started.
+_started = time.time()
+
+
+def _rotate_if_due(now: float) -> None:
+    """Start a new half window when the current one is over (called with the lock held)."""
+    global _started
+    if now < _started + WINDOW / 2:
+        return
+    stale = now >= _started + WINDOW  # nothing happened for a whole window: forget it all
+    for top in _TOPS.values():
+        top.rotate()
+        if stale:
+            top.previous = []
+    _started = now
+
+
+def offer(scope: Scope, elapsed: int, trace_id: str | None) -> None:
+    """Consider one finished request for every hypothesis that counted it."""
+    acc = scope.acc
+    segment = scope.segment
+    endpoint_seconds = elapsed / _PPB
+    for hp in scope.plan.hypotheses:
+        if hp.allowed is not None and hp.only is not None and segment != hp.only:
+            continue  # not counted by this hypothesis (the same rule as _scope._finish)
+        top = _TOPS.get((hp.hypothesis.id, hp.endpoint))
+        if top is None:
+            with _lock:
+                top = _TOPS.setdefault((hp.hypothesis.id, hp.endpoint), _Top())
+        total = calls = 0
+        for pos in hp.positions:
+            slot = acc[pos]
+            if slot:
+                total += slot & TIME_MASK
+                calls += slot >> CALLS_SHIFT
+        share = total / elapsed if elapsed > 0 else 0.0
+        if share > top.share_floor or endpoint_seconds > top.latency_floor:
+            request = (hp.hypothesis.id, hp.endpoint, endpoint_seconds, total, calls, share)
+            _admit(top, request, trace_id)
+
+
+def _admit(
+    top: _Top, request: tuple[str, str, float, int, int, float], trace_id: str | None
+) -> None:
+    hid, endpoint, endpoint_seconds, total, calls, share = request
+    now = time.time()
+    with _lock:
+        _rotate_if_due(now)
+        for kind, rank, heap in (
+            ("share", share, top.share),
+            ("latency", endpoint_seconds, top.latency),
+        ):
+            full = len(heap) >= K
+            if (full and rank <= heap[0][0]) or (kind == "share" and rank <= _SHARE_FLOOR):
+                continue
+            made = SlowRequest(
+                hid, endpoint, kind, endpoint_seconds, total / _PPB, calls, share, now, trace_id
+            )
+            if full:
+                heapq.heapreplace(heap, (rank, next(_seq), made))
+            else:
+                heapq.heappush(heap, (rank, next(_seq), made))
+            while len(heap) > K:  # K was lowered
+                heapq.heappop(heap)
+            if len(heap) >= K:
+                floor = heap[0][0]
+                if kind == "share":
+                    top.share_floor = floor
+                else:
+                    top.latency_floor = floor
+
+
+def collect() -> tuple[SlowRequest, ...]:
+    """Every kept request of the window, per (hypothesis, endpoint, kind) highest first."""
+    if not _TOPS:
+        return ()
+    now = time.time()
+    cutoff = now - WINDOW
+    out: list[SlowRequest] = []
+    with _lock:
+        _rotate_if_due(now)
+        tops = sorted(_TOPS.items())
+        for _, top in tops:
+            everything = [
+                *top.previous,
+                *(r for _, _, r in top.share),
+                *(r for _, _, r in top.latency),
+            ]
+            for kind in ("latency", "share"):
+                ranked = sorted(
+                    (r for r in everything if r.kind == kind and r.at >= cutoff),
+                    key=lambda r: (-r.rank_value, -r.at),
+                )
+                out.extend(ranked[:K])
+    return tuple(out)
+
+
+def configure(k: int, window: float) -> None:
+    """Apply configure(slowest_requests=, slowest_window_seconds=); a change starts afresh."""
+    global K, WINDOW
+    if k == K and window == WINDOW:
+        return
+    with _lock:
+        K, WINDOW = k, window
+        _reset_locked()
+
+
+def _reset_locked() -> None:
+    global _started
+    _TOPS.clear()
+    _started = time.time()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's requests are the parent's to report; the lock may be held by a thread
+    # that does not exist in the child.
+    global _lock
+    _lock = threading.Lock()
+    _reset_locked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

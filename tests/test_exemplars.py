@@ -1,0 +1,315 @@
+"""Exemplars: requests traced by OpenTelemetry link histogram buckets to their traces.
+
+Spans come from a real OpenTelemetry SDK ``TracerProvider`` (not installed globally: a span
+made current by ``start_as_current_span`` is what hypoprobe looks up). Exemplars are checked
+where users see them: OpenMetrics output parsed back by prometheus_client's parser, the
+OpenTelemetry data points, and the snapshot's JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Span, format_span_id, format_trace_id
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+import hypoprobe
+from conftest import FakeClock
+from hypoprobe import SnapshotError
+from hypoprobe.otel import metrics_data
+from hypoprobe.prometheus import families
+from hypoprobe.snapshot import Exemplar, Histogram, Snapshot
+from servers import require_promtool
+
+MS = 1_000_000  # nanoseconds
+TRACER = TracerProvider().get_tracer("hypoprobe-tests")
+
+
+@pytest.fixture
+def setup(
+    unique_id: Callable[[str], str], fake_clock: FakeClock
+) -> tuple[str, str, Callable[..., Span | None]]:
+    """A hypothesis with one probe, and ``request(endpoint_ms, probe_ms, traced=True)``."""
+    hid, ep = unique_id(), unique_id("ep")
+    hypoprobe.hypothesis(hid, claim="the query dominates", endpoint=ep, min_share=0.5)
+
+    def request(endpoint_ms: int, probe_ms: int = 0, traced: bool = True) -> Span | None:
+        def body() -> None:
+            with hypoprobe.endpoint(ep):
+                if probe_ms:
+                    with hypoprobe.probe(hid, name="query"):
+                        fake_clock.advance(probe_ms * MS)
+                fake_clock.advance((endpoint_ms - probe_ms) * MS)
+
+        if not traced:
+            body()
+            return None
+        with TRACER.start_as_current_span("GET /x") as span:
+            body()
+        return span
+
+    return hid, ep, request
+
+
+def _own(hid: str, ep: str) -> Snapshot:
+    """This test's slice of the process snapshot."""
+    snap = hypoprobe.snapshot()
+    return dataclasses.replace(
+        snap,
+        hypotheses=tuple(h for h in snap.hypotheses if h.id == hid),
+        endpoints=tuple(e for e in snap.endpoints if e.endpoint == ep),
+        probes=tuple(p for p in snap.probes if p.hypothesis == hid),
+        requests=tuple(r for r in snap.requests if r.hypothesis == hid),
+        moments=tuple(mo for mo in snap.moments if mo.hypothesis == hid),
+        exceptions=(),
+        unregistered=(),
+        slowest=(),
+    )
+
+
+class _SnapshotCollector(Collector):
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def collect(self) -> Iterator[object]:  # type: ignore[override]
+        return families(self.snap)
+
+
+def _registry(snap: Snapshot) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_SnapshotCollector(snap))
+    return registry
+
+
+def _bucket_samples(text: str, family: str, **labels: str) -> list[Sample]:
+    for fam in text_string_to_metric_families(text):
+        if fam.name == family:
+            return [
+                s
+                for s in fam.samples
+                if s.name == f"{family}_bucket"
+                and all(s.labels.get(k) == v for k, v in labels.items())
+            ]
+    return []
+
+
+def _exemplars_by_trace(samples: list[Sample]) -> dict[str, tuple[float, float, str]]:
+    """trace id -> (bucket's lower le, bucket's le, exemplar value), checking span ids too."""
+    out = {}
+    lower = 0.0
+    for s in samples:
+        le = float(s.labels["le"])
+        if s.exemplar is not None:
+            out[s.exemplar.labels["trace_id"]] = (lower, le, s.exemplar.value)
+            assert len(s.exemplar.labels["span_id"]) == 16
+        lower = le
+    return out
+
+
+def _ids(span: Span | None) -> tuple[str, str]:
+    assert span is not None
+    ctx = span.get_span_context()
+    return format_trace_id(ctx.trace_id), format_span_id(ctx.span_id)
+
+
+def test_openmetrics_exposition_carries_the_trace_ids_of_traced_requests(
+    setup: tuple[str, str, Callable[..., Span | None]],
+) -> None:
+    hid, ep, request = setup
+    quick = request(10, 2)
+    slow = request(300, 240)
+    request(2000, 100, traced=False)  # counted, but no trace to show
+
+    text = generate_openmetrics(_registry(_own(hid, ep))).decode()
+
+    endpoint = _exemplars_by_trace(
+        _bucket_samples(text, "hypoprobe_endpoint_duration_seconds", endpoint=ep)
+    )
+    assert set(endpoint) == {_ids(quick)[0], _ids(slow)[0]}
+    for span, seconds in ((quick, 0.010), (slow, 0.300)):
+        lower, le, value = endpoint[_ids(span)[0]]
+        assert value == pytest.approx(seconds)
+        assert lower < value <= le  # shown on the bucket the request was counted in
+    probe = _exemplars_by_trace(
+        _bucket_samples(text, "hypoprobe_request_probe_seconds", hypothesis=hid, probe="query")
+    )
+    assert {t: v for t, (_, _, v) in probe.items()} == pytest.approx(
+        {_ids(quick)[0]: 0.002, _ids(slow)[0]: 0.240}
+    )
+    share = _exemplars_by_trace(
+        _bucket_samples(text, "hypoprobe_request_share_ratio", hypothesis=hid, probe="query")
+    )
+    assert {t: v for t, (_, _, v) in share.items()} == pytest.approx(
+        {_ids(quick)[0]: 0.2, _ids(slow)[0]: 0.8}
+    )
+    for lower, le, value in (*share.values(), *probe.values()):
+        assert lower < value <= le
+    # The span ids are the spans', not only the traces'.
+    samples = _bucket_samples(text, "hypoprobe_endpoint_duration_seconds", endpoint=ep)
+    span_ids = {s.exemplar.labels["span_id"] for s in samples if s.exemplar is not None}
+    assert span_ids == {_ids(quick)[1], _ids(slow)[1]}
+
+
+def test_classic_text_leaves_exemplars_out_and_passes_promtool(
+    setup: tuple[str, str, Callable[..., Span | None]],
+) -> None:
+    hid, ep, request = setup
+    request(10, 2)
+    snap = _own(hid, ep)
+    assert snap.endpoints[0].duration.exemplars  # there is something to leave out
+    text = generate_latest(_registry(snap))
+    assert b"trace_id" not in text
+    result = subprocess.run(
+        [require_promtool(), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_the_newest_traced_request_of_a_bucket_is_its_exemplar(
+    setup: tuple[str, str, Callable[..., Span | None]],
+) -> None:
+    hid, ep, request = setup
+    request(100, 10)
+    newest = request(101, 10)
+    request(102, 10, traced=False)  # an untraced request replaces nothing
+    (ex,) = _own(hid, ep).endpoints[0].duration.exemplars
+    assert (ex.trace_id, ex.span_id) == _ids(newest)
+    assert ex.value == pytest.approx(0.101)
+
+
+def test_no_span_or_switched_off_means_no_exemplars(
+    setup: tuple[str, str, Callable[..., Span | None]], restore_config: None
+) -> None:
+    hid, ep, request = setup
+    request(10, 2, traced=False)
+    with TRACER.start_as_current_span("outside any endpoint"):
+        pass
+    hypoprobe.configure(exemplars=False)
+    request(20, 5)
+    snap = _own(hid, ep)
+    assert snap.endpoints[0].duration.count == 2
+    assert snap.endpoints[0].duration.exemplars == ()
+    assert all(not r.share.exemplars and not r.probe_seconds.exemplars for r in snap.requests)
+    hypoprobe.configure(exemplars=True)
+    request(30, 5)
+    assert len(_own(hid, ep).endpoints[0].duration.exemplars) == 1
+
+
+class _BrokenSpan(trace.NonRecordingSpan):
+    """A span from a faulty tracing library: asking for its context raises."""
+
+    def get_span_context(self) -> trace.SpanContext:
+        raise RuntimeError("broken tracer (test)")
+
+
+def test_a_broken_span_in_the_context_never_reaches_the_application(
+    setup: tuple[str, str, Callable[..., Span | None]],
+) -> None:
+    hid, ep, request = setup
+    before = hypoprobe.snapshot().internal_errors.get("exemplars", 0)
+    token = otel_context.attach(trace.set_span_in_context(_BrokenSpan(trace.INVALID_SPAN_CONTEXT)))
+    try:
+        request(10, 2, traced=False)
+    finally:
+        otel_context.detach(token)
+    snap = hypoprobe.snapshot()
+    assert snap.internal_errors.get("exemplars", 0) == before + 1
+    own = _own(hid, ep)
+    assert own.endpoints[0].duration.count == 1  # the request itself was recorded
+    assert own.moments_for(hid, ep).requests == 1
+
+
+def test_requests_on_many_threads_leave_one_of_their_own_per_bucket(
+    setup: tuple[str, str, Callable[..., Span | None]],
+) -> None:
+    hid, ep, request = setup
+    traces: list[str] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(50):
+            span = request(100, 40)
+            with lock:
+                traces.append(_ids(span)[0])
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    snap = _own(hid, ep)
+    (ex,) = snap.endpoints[0].duration.exemplars  # 200 requests, all in one bucket
+    assert snap.endpoints[0].duration.count == 200
+    assert ex.trace_id in traces
+
+
+def test_opentelemetry_data_points_carry_the_exemplars(
+    setup: tuple[str, str, Callable[..., Span | None]],
+) -> None:
+    hid, ep, request = setup
+    span = request(10, 2)
+    trace_id = span.get_span_context().trace_id if span else 0
+    snap = _own(hid, ep)
+
+    def points(data: Any, name: str) -> list[Any]:
+        (rm,) = data.resource_metrics
+        (sm,) = rm.scope_metrics
+        return list(next(m for m in sm.metrics if m.name == name).data.data_points)
+
+    exponential = metrics_data(snap)
+    (point,) = points(exponential, "hypoprobe_endpoint_duration_nanoseconds")
+    (ex,) = point.exemplars
+    assert (ex.trace_id, ex.value) == (trace_id, 10 * MS)  # nanoseconds, as the point
+    explicit = metrics_data(snap, histograms="explicit")
+    (point,) = points(explicit, "hypoprobe_endpoint_duration_seconds")
+    (ex,) = point.exemplars
+    assert ex.trace_id == trace_id
+    assert ex.value == pytest.approx(0.010)
+    assert ex.span_id == span.get_span_context().span_id if span else None
+    (share_point,) = points(explicit, "hypoprobe_request_share_ratio")
+    assert [e.value for e in share_point.exemplars] == [pytest.approx(0.2)]
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _ex(bucket: int, at: float, trace: str = "a") -> Exemplar:
+    return Exemplar(bucket, float(bucket), trace * 32, "b" * 16, at)
+
+
+def test_histogram_exemplars_survive_json_restrict_merge_and_minus() -> None:
+    h = Histogram((1.0, 2.0, 3.0, 4.0), (1, 1, 1, 1, 0), 10.0, (_ex(0, 5.0), _ex(1, 7.0)))
+    assert Histogram.from_dict(h.to_dict()) == h
+    # Restricted to (2.0, 4.0): buckets 0 and 1 fold into one; the newest stays.
+    coarse = h.restrict((2.0, 4.0))
+    assert coarse.exemplars == (dataclasses.replace(_ex(1, 7.0), bucket=0),)
+    other = Histogram(h.bounds, (0, 2, 0, 0, 0), 3.0, (_ex(1, 9.0, "c"), _ex(3, 1.0, "d")))
+    merged = h.merge(other)
+    assert merged.exemplars == (_ex(0, 5.0), _ex(1, 9.0, "c"), _ex(3, 1.0, "d"))
+    # A window keeps only exemplars the earlier histogram did not have.
+    assert merged.minus(h).exemplars == (_ex(1, 9.0, "c"), _ex(3, 1.0, "d"))
+    # Histograms without exemplars keep their JSON form.
+    assert "exemplars" not in Histogram((1.0,), (1, 0), 1.0).to_dict()
+
+
+def test_an_exemplar_outside_the_histogram_is_rejected() -> None:
+    data = Histogram((1.0,), (1, 0), 1.0).to_dict()
+    data["exemplars"] = [[5, 1.0, "a" * 32, "b" * 16, 1.0]]
+    with pytest.raises(SnapshotError):
+        Histogram.from_dict(data)
