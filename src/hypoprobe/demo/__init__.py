@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import HypoprobeError
 from ._story import DatabaseUnavailable, DemoOptions, DemoResult, run_demo
 
 __all__ = ["HELP", "DemoOptions", "DemoResult", "add_arguments", "main", "run", "run_demo"]
@@ -64,12 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo with parsed ``args``.
 
-    Exit codes as the rest of the CLI: 0 the story ran, 2 usage (a bad option, or the
-    demo's extra is not installed), 3 the database could not be opened or built.
+    Exit codes as the rest of the CLI: 0 the story ran, 2 usage (a bad option, an
+    unwritable ``--out``, or the demo's extra not installed), 3 the database could not be
+    opened or built, 4 no data (e.g. the hypotheses expired, so their probes recorded
+    nothing).
     """
     if args.requests < 1:
-        print("hypoprobe demo: --requests must be at least 1", file=sys.stderr)
-        return 2
+        return _fail("--requests must be at least 1", 2)
     options = DemoOptions(
         requests=args.requests,
         seed=args.seed,
@@ -86,9 +88,17 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     except DatabaseUnavailable as exc:
-        print(f"hypoprobe demo: {exc}", file=sys.stderr)
-        return 3
+        return _fail(str(exc), 3)
+    except HypoprobeError as exc:
+        return _fail(str(exc), 4)
+    except OSError as exc:
+        return _fail(f"{exc}; choose another --out folder", 2)
     return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"hypoprobe demo: {message}", file=sys.stderr)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import textwrap
 import threading
 import time
 import urllib.request
@@ -74,6 +75,11 @@ class DemoResult:
 def _say(stream: TextIO, text: str = "") -> None:
     stream.write(text + "\n")
     stream.flush()
+
+
+def _say_wrapped(stream: TextIO, text: str, first: str, rest: str) -> None:
+    """One paragraph, wrapped to 96 columns: terminal tables are wide enough already."""
+    _say(stream, textwrap.fill(text, 96, initial_indent=first, subsequent_indent=rest))
 
 
 def _get(url: str) -> bytes:
@@ -201,11 +207,12 @@ def _close_the_story(
             before, after = means.get(o.hypothesis, (None, None))
             if o.verdict == "CONFIRMED" and before is not None and after is not None:
                 line += f" The fix saved {_ms(before - after)} ({_ms(before)} -> {_ms(after)})."
-        _say(stream, line)
+        _say_wrapped(stream, line, "", " " * 4)
         if o.verdict != "INCONCLUSIVE":
             when = expiry.get(o.hypothesis)
             until = f"; from {when} they pass straight through anyway" if when else ""
-            _say(stream, f"    Settled: write it on the ticket and remove its probes{until}.")
+            settled = f"Settled: write it on the ticket and remove its probes{until}."
+            _say_wrapped(stream, settled, " " * 4, " " * 4)
     _say(stream)
 
 
@@ -247,7 +254,7 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
             for h in hyps:
                 seen = f", anecdote {h.observed_share:.0%}" if h.observed_share else ""
                 _say(stream, f"  {h.id}  needs >= {h.min_share:.0%} of {h.endpoints[0]}{seen}")
-                _say(stream, f"            {' '.join(h.claim.split())}")
+                _say_wrapped(stream, h.claim, " " * 12, " " * 12)
             ids = [h.id for h in hyps]
             _say(stream, f"  load: {options.requests} requests, seed {options.seed}, no think time")
             before, result.requests_before = _load(server.url, options, "before", stream)
