@@ -246,22 +246,29 @@ def _scrape_case(benchmark: Any, name: str, scrape: Callable[[], bytes], rounds:
         _SCRAPES[name] = benchmark.stats.stats.median
 
 
+def _scale(config: pytest.Config, n: int) -> int:
+    """``n``, or a tenth of it when benchmarks run once untimed (``make test``)."""
+    return max(2, n // 10) if config.getoption("benchmark_disable", False) else n
+
+
 @pytest.fixture(scope="module")
-def live_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def live_dirs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     ours, theirs = tmp_path_factory.mktemp("hp-live"), tmp_path_factory.mktemp("pc-live")
-    write_hypoprobe_files(ours, 32, 200, alive=True)
-    write_prometheus_client_files(theirs, 32, 200)
+    workers = _scale(request.config, 32)
+    write_hypoprobe_files(ours, workers, 200, alive=True)
+    write_prometheus_client_files(theirs, workers, 200)
     return ours, theirs
 
 
 @pytest.fixture(scope="module")
-def dead_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+def dead_dirs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     before, after = tmp_path_factory.mktemp("hp-dead"), tmp_path_factory.mktemp("hp-compacted")
     theirs = tmp_path_factory.mktemp("pc-dead")
-    write_hypoprobe_files(before, 2000, 10, alive=False)
-    write_hypoprobe_files(after, 2000, 10, alive=False)
-    assert _multiproc.Directory(str(after)).compact(force=True) == 2000
-    write_prometheus_client_files(theirs, 2000, 10)
+    workers = _scale(request.config, 2000)
+    write_hypoprobe_files(before, workers, 10, alive=False)
+    write_hypoprobe_files(after, workers, 10, alive=False)
+    assert _multiproc.Directory(str(after)).compact(force=True) == workers
+    write_prometheus_client_files(theirs, workers, 10)
     return before, after, theirs
 
 
