@@ -32,7 +32,14 @@ HELP = "run the whole story on an example app: anecdote, hypotheses, load, verdi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The demo's options, for ``hypoprobe demo`` and ``python -m hypoprobe.demo``."""
+    """The demo's options, for ``hypoprobe demo`` and ``python -m hypoprobe.demo``.
+
+    Example::
+
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        args = parser.parse_args(["--requests", "300"])
+    """
     defaults = DemoOptions()
     parser.add_argument(
         "--requests",
@@ -102,7 +109,12 @@ def _fail(message: str, code: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m hypoprobe.demo [options]``: the same as ``hypoprobe demo``."""
+    """``python -m hypoprobe.demo [options]``: the same as ``hypoprobe demo``.
+
+    Example::
+
+        exit_code = main(["--requests", "300", "--out", "/tmp/demo"])
+    """
     parser = argparse.ArgumentParser(prog="hypoprobe demo", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -46,7 +46,13 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What a run did: requests sent, failures, wall time, and why it stopped."""
+    """What a run did: requests sent, failures, wall time, and why it stopped.
+
+    Example::
+
+        result = run("http://127.0.0.1:8000", requests=100, max_seconds=5)
+        print(f"{result.requests} in {result.seconds:.1f} s, stopped by {result.stopped_by}")
+    """
 
     requests: int
     errors: int
@@ -62,7 +68,13 @@ def _pick(rng: random.Random, weights: Mapping[str, float]) -> str:
 def plan_requests(
     accounts: Sequence[Mapping[str, Any]], requests: int, seed: int
 ) -> list[tuple[str, str]]:
-    """The (page, path) of each request a run with this seed sends, in order."""
+    """The (page, path) of each request a run with this seed sends, in order.
+
+    Example::
+
+        plan_requests(accounts, 2, seed=1)
+        # [('campaigns', '/accounts/17/campaigns'), ('campaign', '/campaigns/412')]
+    """
     rng = random.Random(seed)
     by_plan: dict[str, list[Mapping[str, Any]]] = {}
     for account in accounts:
@@ -102,7 +114,15 @@ def run(
     progress: Progress | None = None,
     timeout: float = 30.0,
 ) -> LoadResult:
-    """Send up to ``requests`` requests to ``base_url``, stopping after ``max_seconds``."""
+    """Send up to ``requests`` requests to ``base_url``, stopping after ``max_seconds``.
+
+    A request is not started after ``max_seconds``; one in flight finishes. Failed
+    requests (HTTP >= 400, connection errors) count in ``errors`` and do not stop the run.
+
+    Example::
+
+        run("http://127.0.0.1:8000", requests=500, seed=2, progress=lambda d, t: print(d, t))
+    """
     if requests < 0:
         raise ValueError("requests must be >= 0")
     url = urllib.parse.urlsplit(base_url)

@@ -37,7 +37,12 @@ FIXES = _queries.FIXES
 
 
 def default_database_url() -> str:
-    """``DATABASE_URL`` if set, else a SQLite file in the user's cache directory."""
+    """``DATABASE_URL`` if set, else a SQLite file in the user's cache directory.
+
+    Example::
+
+        default_database_url()  # 'sqlite:////home/me/.cache/hypoprobe/demo-campaigns-v1.sqlite'
+    """
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
@@ -67,7 +72,13 @@ def open_database(url: str) -> tuple[Database, bool]:
 
 
 def set_fixes(app: Flask, fixes: Iterable[str]) -> None:
-    """Switch the app's fixes at run time (schema and code path follow at once)."""
+    """Switch the app's fixes at run time (schema and code path follow at once).
+
+    Example::
+
+        set_fixes(app, {"batch"})  # the campaigns page: one grouped query, not one per campaign
+        set_fixes(app, ())         # back to the original, slow code and schema
+    """
     chosen = frozenset(fixes)
     unknown = chosen - set(FIXES)
     if unknown:
@@ -77,7 +88,12 @@ def set_fixes(app: Flask, fixes: Iterable[str]) -> None:
 
 
 def create_app(database_url: str | None = None, *, fixes: Iterable[str] = ()) -> Flask:
-    """The Flask app on ``database_url`` (default: :func:`default_database_url`)."""
+    """The Flask app on ``database_url`` (default: :func:`default_database_url`).
+
+    Example::
+
+        app = create_app("sqlite:////tmp/campaigns.sqlite", fixes={"index"})
+    """
     app = Flask(__name__)
     db, built = open_database(database_url or default_database_url())
     app.extensions["campaigns_db"] = db
