@@ -10,11 +10,13 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import hypoprobe
 from conftest import FakeClock
+from hypoprobe import _faults, _hypothesis, _plan, _storage
 from hypoprobe.snapshot import Snapshot
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
@@ -63,7 +65,7 @@ def _calls(snap: Snapshot, hid: str, endpoint: str) -> int:
 
 
 def test_child_starts_from_zero_and_parent_keeps_its_counts(
-    unique_id: Callable[[str], str], fake_clock: FakeClock, tmp_path: Path
+    unique_id: Callable[..., str], fake_clock: FakeClock, tmp_path: Path
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
@@ -102,7 +104,7 @@ def test_child_starts_from_zero_and_parent_keeps_its_counts(
 
 
 def test_fork_while_another_thread_records_does_not_hang(
-    unique_id: Callable[[str], str], tmp_path: Path
+    unique_id: Callable[..., str], tmp_path: Path
 ) -> None:
     hid, ep = unique_id(), unique_id("spin")
     stop = threading.Event()
@@ -132,3 +134,45 @@ def test_fork_while_another_thread_records_does_not_hang(
     finally:
         stop.set()
         thread.join()
+
+
+@pytest.mark.parametrize(
+    "lock_of",
+    [
+        pytest.param(lambda: _plan._lock, id="plan"),
+        pytest.param(lambda: _hypothesis.REGISTRY._lock, id="registry"),
+        pytest.param(lambda: _storage.STORAGE._lock, id="storage"),
+        pytest.param(lambda: _faults._lock, id="faults"),
+    ],
+)
+def test_a_lock_held_by_another_thread_at_fork_does_not_hang_the_child(
+    unique_id: Callable[..., str], tmp_path: Path, lock_of: Callable[[], Any]
+) -> None:
+    # Deterministic version of the race above: another thread holds one of hypoprobe's
+    # locks exactly when the process forks (a background exporter collecting, say).
+    lock = lock_of()
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with lock:
+            held.set()
+            release.wait(CHILD_TIMEOUT)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    hid, ep = unique_id(), unique_id("ep")
+
+    def child() -> str:
+        hypoprobe.hypothesis(hid, claim="registered in the child", endpoint=ep, min_share=0.5)
+        with hypoprobe.endpoint(ep), hypoprobe.probe(hid, name="new-in-child"):
+            pass
+        _faults.record("forked_child_test")
+        return hypoprobe.snapshot().to_json()
+
+    try:
+        child_snap = _in_child(child, tmp_path / "child.json")
+    finally:
+        release.set()
+        thread.join()
+    assert child_snap.moments_for(hid, ep).requests == 1

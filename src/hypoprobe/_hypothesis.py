@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -293,6 +294,15 @@ class Registry:
 
 
 REGISTRY = Registry()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread may have held the lock at fork; in the child it would never be freed.
+    REGISTRY._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def hypothesis(

@@ -10,6 +10,7 @@ scope's end the hypotheses that name the endpoint with every series offset.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +22,15 @@ from ._storage import STORAGE, TLS
 __all__: list[str] = []
 
 _lock = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    global _lock  # another thread may have held it at fork: in the child it stays held
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 #: Never expires (as a monotonic-clock nanosecond deadline).
 NEVER = 1 << 62
