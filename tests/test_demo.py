@@ -8,10 +8,12 @@ are needed), so the verdicts hold for every seed and on a busy machine.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -99,6 +101,21 @@ def test_demo_says_which_database_it_cannot_reach(
     assert main(["--database-url", url, "--out", str(tmp_path)]) == 3
     err = capsys.readouterr().err
     assert err.startswith(f"hypoprobe demo: cannot open or build the database at {url}")
+
+
+def test_demo_never_touches_tables_it_did_not_create(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # DATABASE_URL may name someone's real database: tables called "accounts" there are
+    # theirs, and the demo must refuse rather than replace them.
+    path = tmp_path / "theirs.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT)")
+        conn.execute("INSERT INTO accounts VALUES (1, 'a real customer')")
+    assert main(["--database-url", f"sqlite:///{path}", "--out", str(tmp_path / "out")]) == 3
+    assert "did not create" in capsys.readouterr().err
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT * FROM accounts").fetchall() == [(1, "a real customer")]
 
 
 @pytest.mark.real_server

@@ -15,7 +15,7 @@ from typing import Any
 
 from ._db import Database
 
-__all__ = ["DATA_VERSION", "PLANS", "ensure", "is_seeded"]
+__all__ = ["DATA_VERSION", "PLANS", "NotTheDemosDatabase", "ensure", "is_seeded"]
 
 #: Bump when the schema or the generated data changes: cached SQLite files are per version.
 DATA_VERSION = 1
@@ -59,21 +59,44 @@ _WORDS = ("spring", "sale", "winter", "news", "weekly", "digest", "launch", "upd
 _EPOCH = 1_700_000_000
 
 
+_TABLES = ("accounts", "lists", "subscribers", "campaigns", "sends", "demo_meta")
+
+
+class NotTheDemosDatabase(Exception):
+    """The database holds tables of the same names that the demo did not create."""
+
+
+def _existing_tables(db: Database) -> set[str]:
+    if db.kind == "sqlite":
+        rows = db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = db.fetchall("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+    return {str(r[0]) for r in rows} & set(_TABLES)
+
+
 def is_seeded(db: Database) -> bool:
     """True when ``db`` holds this version's complete data."""
-    try:
-        row = db.fetchone("SELECT value FROM demo_meta WHERE key = 'version'")
-    except Exception:  # no table yet: a fresh database
-        if db.kind == "postgresql":
-            db.connection().rollback()
+    if "demo_meta" not in _existing_tables(db):
         return False
+    row = db.fetchone("SELECT value FROM demo_meta WHERE key = 'version'")
     return row is not None and row[0] == str(DATA_VERSION)
 
 
 def ensure(db: Database) -> bool:
-    """Create and fill the schema unless it is already there; True if it was built now."""
+    """Create and fill the schema unless it is already there; True if it was built now.
+
+    Tables of an older version of the demo's data are replaced; tables of the same names
+    that the demo did not create (no ``demo_meta``) are never touched: that raises
+    :class:`NotTheDemosDatabase`, since ``DATABASE_URL`` may well name someone's real data.
+    """
     if is_seeded(db):
         return False
+    existing = _existing_tables(db)
+    if existing and "demo_meta" not in existing:
+        raise NotTheDemosDatabase(
+            f"the database already has table(s) {', '.join(sorted(existing))} that the demo "
+            "did not create; give the demo an empty database"
+        )
     tables = _generate(random.Random(DATA_SEED))
     if db.kind == "sqlite":
         _load_sqlite(db, tables)
@@ -153,6 +176,8 @@ def _statements() -> Iterator[str]:
 def _load_sqlite(db: Database, tables: dict[str, list[tuple[Any, ...]]]) -> None:
     conn = db.connection()
     conn.execute("BEGIN")
+    for table in _TABLES:  # an older version of the demo's own data (see ensure)
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
     for statement in _statements():
         conn.execute(statement)
     for table, rows in tables.items():
@@ -166,7 +191,7 @@ def _load_sqlite(db: Database, tables: dict[str, list[tuple[Any, ...]]]) -> None
 def _load_postgresql(db: Database, tables: dict[str, list[tuple[Any, ...]]]) -> None:
     conn = db.connection()
     with conn.transaction():
-        for table in (*tables, "demo_meta"):
+        for table in _TABLES:  # an older version of the demo's own data (see ensure)
             conn.execute(f"DROP TABLE IF EXISTS {table}")
         for statement in _statements():
             conn.execute(statement)
