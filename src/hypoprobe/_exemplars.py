@@ -20,6 +20,7 @@ import time
 from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
+from opentelemetry import context as _otel_context
 from opentelemetry import trace as _trace
 
 from . import _buckets, _faults, _slowest
@@ -44,6 +45,7 @@ TTL = 300.0
 _KEPT: dict[int, tuple[float, int, int, float]] = {}
 
 _get_current_span = _trace.get_current_span
+_get_current_context = _otel_context.get_current
 _DURATION_BOUNDS = _buckets.DURATION.bounds
 _SHARE_BOUNDS = _buckets.SHARE.bounds
 _PPB = 1_000_000_000
@@ -52,14 +54,18 @@ _PPB = 1_000_000_000
 def after_request(scope: Scope, elapsed: int) -> None:
     """Offer one finished request (``elapsed`` ns) as exemplar and as slow request."""
     try:
-        trace_id = span_id = 0
-        if EXEMPLARS:
-            context = _get_current_span().get_span_context()
-            if context.is_valid:
-                trace_id, span_id = context.trace_id, context.span_id
+        trace_id = 0
+        # An empty OpenTelemetry context holds no span: one cheap lookup decides most
+        # untraced requests before the (several times dearer) current-span lookup.
+        if EXEMPLARS and (current := _get_current_context()):
+            context = _get_current_span(current).get_span_context()
+            trace_id, span_id = context.trace_id, context.span_id
+            if trace_id and span_id:  # SpanContext.is_valid, without the property's cost
                 _offer(scope, elapsed, trace_id, span_id)
+            else:
+                trace_id = 0
         if _slowest.K:
-            _slowest.offer(scope, elapsed, _trace.format_trace_id(trace_id) if trace_id else None)
+            _slowest.offer(scope, elapsed, trace_id)
     except Exception:  # never let a trace lookup break the request
         _faults.record("exemplars")
 
@@ -88,10 +94,13 @@ def _offer(scope: Scope, elapsed: int, trace_id: int, span_id: int) -> None:
         if series is None:
             continue
         slow = 1 if elapsed > hp.slow_ns else 0
-        for pos, (request_offsets, share_off, _) in zip(hp.positions, series.sites, strict=False):
+        sites = series.sites
+        # enumerate, not zip(..., strict=False): a keyword call costs several times more.
+        for i, pos in enumerate(hp.positions[: len(sites)]):
             slot = acc[pos]
             if not slot:
                 continue
+            request_offsets, share_off, _ = sites[i]
             p = slot & TIME_MASK
             kept[request_offsets[slow] + bisect_left(_DURATION_BOUNDS, p)] = (
                 p / _PPB,

@@ -20,12 +20,16 @@ import itertools
 import os
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from opentelemetry import trace as _trace
 
 from ._plan import CALLS_SHIFT, TIME_MASK
 from .snapshot import SlowRequest
 
 if TYPE_CHECKING:
+    from ._plan import HypothesisPlan, Plan
     from ._scope import Scope
 
 __all__: list[str] = []
@@ -41,7 +45,7 @@ _PPB = 1_000_000_000
 
 # A share list only admits requests that called a probe; a latency list admits any request.
 _SHARE_FLOOR = 0.0
-_LATENCY_FLOOR = -1.0
+_LATENCY_FLOOR = -1
 
 
 class _Top:
@@ -50,11 +54,12 @@ class _Top:
     __slots__ = ("latency", "latency_floor", "previous", "share", "share_floor")
 
     def __init__(self) -> None:
-        #: Min-heaps of (rank, sequence number, request).
+        #: Min-heaps of (rank, sequence number, request); latency ranks are nanoseconds.
         self.share: list[tuple[float, int, SlowRequest]] = []
         self.latency: list[tuple[float, int, SlowRequest]] = []
         #: The rank a request must beat; read without the lock (a stale read only costs
-        #: one needless lock, or skips a request that barely ties).
+        #: one needless lock, or at a half-window turn skips a request that a fresh list
+        #: would have taken).
         self.share_floor = _SHARE_FLOOR
         self.latency_floor = _LATENCY_FLOOR
         self.previous: list[SlowRequest] = []
@@ -66,6 +71,11 @@ class _Top:
 
 
 _TOPS: dict[tuple[str, str], _Top] = {}
+#: Per plan (by id, the plan kept to check identity): its hypotheses' lists, in plan order,
+#: so a request finds them without building keys. Plans are rebuilt only when hypotheses or
+#: probes appear; the cache is cleared when it grows past a bound.
+_BY_PLAN: dict[int, tuple[Plan, tuple[tuple[HypothesisPlan, _Top], ...]]] = {}
+_BY_PLAN_MAX = 1000
 #: Wall time at which the current half window started.
 _started = time.time()
 
@@ -83,18 +93,31 @@ def _rotate_if_due(now: float) -> None:
     _started = now
 
 
-def offer(scope: Scope, elapsed: int, trace_id: str | None) -> None:
-    """Consider one finished request for every hypothesis that counted it."""
+def _tops_of(plan: Plan) -> tuple[tuple[HypothesisPlan, _Top], ...]:
+    # Pairs made once per plan: zip() per request costs more than the rest of offer().
+    with _lock:
+        pairs = tuple(
+            (hp, _TOPS.setdefault((hp.hypothesis.id, hp.endpoint), _Top()))
+            for hp in plan.hypotheses
+        )
+        if len(_BY_PLAN) >= _BY_PLAN_MAX:
+            _BY_PLAN.clear()
+        _BY_PLAN[id(plan)] = (plan, pairs)
+        return pairs
+
+
+def offer(scope: Scope, elapsed: int, trace_id: int) -> None:
+    """Consider one finished request for every hypothesis that counted it.
+
+    ``trace_id`` is the active span's trace id, 0 when none.
+    """
+    plan = scope.plan
+    cached = _BY_PLAN.get(id(plan))
+    pairs = cached[1] if cached is not None and cached[0] is plan else _tops_of(plan)
     acc = scope.acc
-    segment = scope.segment
-    endpoint_seconds = elapsed / _PPB
-    for hp in scope.plan.hypotheses:
-        if hp.allowed is not None and hp.only is not None and segment != hp.only:
+    for hp, top in pairs:
+        if hp.only is not None and hp.allowed is not None and scope.segment != hp.only:
             continue  # not counted by this hypothesis (the same rule as _scope._finish)
-        top = _TOPS.get((hp.hypothesis.id, hp.endpoint))
-        if top is None:
-            with _lock:
-                top = _TOPS.setdefault((hp.hypothesis.id, hp.endpoint), _Top())
         total = calls = 0
         for pos in hp.positions:
             slot = acc[pos]
@@ -102,40 +125,49 @@ def offer(scope: Scope, elapsed: int, trace_id: str | None) -> None:
                 total += slot & TIME_MASK
                 calls += slot >> CALLS_SHIFT
         share = total / elapsed if elapsed > 0 else 0.0
-        if share > top.share_floor or endpoint_seconds > top.latency_floor:
-            request = (hp.hypothesis.id, hp.endpoint, endpoint_seconds, total, calls, share)
-            _admit(top, request, trace_id)
+        if share > top.share_floor or elapsed > top.latency_floor:
+            _admit(top, hp.hypothesis.id, hp.endpoint, (elapsed, total, calls, share), trace_id)
 
 
 def _admit(
-    top: _Top, request: tuple[str, str, float, int, int, float], trace_id: str | None
+    top: _Top,
+    hid: str,
+    endpoint: str,
+    request: tuple[int, int, int, float],
+    trace_id: int,
 ) -> None:
-    hid, endpoint, endpoint_seconds, total, calls, share = request
+    elapsed, total, calls, share = request
     now = time.time()
+    made: SlowRequest | None = None
     with _lock:
         _rotate_if_due(now)
-        for kind, rank, heap in (
-            ("share", share, top.share),
-            ("latency", endpoint_seconds, top.latency),
-        ):
+        for kind, rank, heap in (("share", share, top.share), ("latency", elapsed, top.latency)):
             full = len(heap) >= K
             if (full and rank <= heap[0][0]) or (kind == "share" and rank <= _SHARE_FLOOR):
                 continue
-            made = SlowRequest(
-                hid, endpoint, kind, endpoint_seconds, total / _PPB, calls, share, now, trace_id
-            )
+            if made is None:
+                made = SlowRequest(
+                    hid,
+                    endpoint,
+                    kind,
+                    elapsed / _PPB,
+                    total / _PPB,
+                    calls,
+                    share,
+                    now,
+                    _trace.format_trace_id(trace_id) if trace_id else None,
+                )
+            elif made.kind != kind:
+                made = replace(made, kind=kind)
             if full:
                 heapq.heapreplace(heap, (rank, next(_seq), made))
             else:
                 heapq.heappush(heap, (rank, next(_seq), made))
-            while len(heap) > K:  # K was lowered
-                heapq.heappop(heap)
             if len(heap) >= K:
-                floor = heap[0][0]
                 if kind == "share":
-                    top.share_floor = floor
+                    top.share_floor = heap[0][0]
                 else:
-                    top.latency_floor = floor
+                    top.latency_floor = int(heap[0][0])
 
 
 def collect() -> tuple[SlowRequest, ...]:
@@ -176,6 +208,7 @@ def configure(k: int, window: float) -> None:
 def _reset_locked() -> None:
     global _started
     _TOPS.clear()
+    _BY_PLAN.clear()
     _started = time.time()
 
 
