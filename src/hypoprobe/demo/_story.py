@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
+import re
 import textwrap
 import threading
 import time
@@ -216,6 +218,40 @@ def _close_the_story(
     _say(stream)
 
 
+#: The demo's hypotheses must stay valid at least this long after a run starts.
+VALID_AHEAD = _dt.timedelta(days=90)
+_EXPIRES_LINE = re.compile(r"^(\s*expires\s*=\s*)(\d{4}-\d{2}-\d{2})(.*)$", re.MULTILINE)
+
+
+def current_hypotheses(path: Path, out: Path, today: _dt.date | None = None) -> Path:
+    """The hypotheses file to load: ``path``, or a copy in ``out`` with expiries moved on.
+
+    The shipped hypotheses carry a real expiry, as a team's would; past it their probes
+    record nothing and the demo would have no story. A run close to (or after) the shipped
+    dates loads a copy whose expiry is VALID_AHEAD from today.
+
+    Example::
+
+        path = current_hypotheses(HYPOTHESES, Path("hypoprobe-out"))
+    """
+    day = today or _dt.date.today()
+    floor = day + VALID_AHEAD
+    text = path.read_text(encoding="utf-8")
+    if all(_dt.date.fromisoformat(m.group(2)) >= floor for m in _EXPIRES_LINE.finditer(text)):
+        return path
+    copy = out / "hypotheses.toml"
+    copy.write_text(
+        _EXPIRES_LINE.sub(
+            lambda m: (
+                m.group(1) + max(_dt.date.fromisoformat(m.group(2)), floor).isoformat() + m.group(3)
+            ),
+            text,
+        ),
+        encoding="utf-8",
+    )
+    return copy
+
+
 def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
     """Run the whole story, printing to ``stream``; return what it found.
 
@@ -228,10 +264,10 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
     # of the CLI work) without the demo's extra installed; only running it needs Flask.
     from .app import HYPOTHESES, create_app, set_fixes
 
-    hypotheses = options.hypotheses or HYPOTHESES
     result = DemoResult()
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
+    hypotheses = current_hypotheses(options.hypotheses or HYPOTHESES, out)
     started = time.monotonic()
     try:
         app = create_app(options.database_url)
