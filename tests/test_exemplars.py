@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Span, format_span_id, format_trace_id
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -31,7 +33,7 @@ from hypoprobe import SnapshotError
 from hypoprobe.otel import metrics_data
 from hypoprobe.prometheus import families
 from hypoprobe.snapshot import Exemplar, Histogram, Snapshot
-from servers import require_promtool
+from servers import require_prometheus, require_promtool, start_prometheus
 
 MS = 1_000_000  # nanoseconds
 TRACER = TracerProvider().get_tracer("hypoprobe-tests")
@@ -80,11 +82,16 @@ def _own(hid: str, ep: str) -> Snapshot:
 
 
 class _SnapshotCollector(Collector):
-    def __init__(self, snap: Snapshot) -> None:
-        self.snap = snap
+    """Exposes a given snapshot, or (``live``) a fresh slice of this test's data per scrape."""
 
-    def collect(self) -> Iterator[object]:  # type: ignore[override]
-        return families(self.snap)
+    def __init__(self, snap: Snapshot | None, live: Callable[[], Snapshot] | None = None) -> None:
+        self.snap = snap
+        self.live = live
+
+    def collect(self) -> Iterator[Any]:
+        snap = self.live() if self.live is not None else self.snap
+        assert snap is not None
+        return families(snap)
 
 
 def _registry(snap: Snapshot) -> CollectorRegistry:
@@ -284,6 +291,50 @@ def test_opentelemetry_data_points_carry_the_exemplars(
     assert ex.span_id == span.get_span_context().span_id if span else None
     (share_point,) = points(explicit, "hypoprobe_request_share_ratio")
     assert [e.value for e in share_point.exemplars] == [pytest.approx(0.2)]
+
+
+@pytest.mark.real_server
+@pytest.mark.slow
+def test_prometheus_exemplar_storage_returns_the_trace_ids(
+    setup: tuple[str, str, Callable[..., Span | None]], tmp_path: Path
+) -> None:
+    """A real Prometheus (exemplar storage on) scrapes OpenMetrics and answers with our traces."""
+    require_prometheus()
+    hid, ep, request = setup
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_SnapshotCollector(None, live=lambda: _own(hid, ep)))
+    httpd, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        target = f"127.0.0.1:{httpd.server_address[1]}"
+        with start_prometheus(
+            tmp_path,
+            {"app": [target]},
+            scrape_interval="1s",
+            extra_flags=["--enable-feature=exemplar-storage"],
+        ) as prom:
+            prom.wait_for_up("app")
+            start = time.time()
+            spans = [request(10, 2), request(300, 240)]
+            prom.wait_for_scrape_after(time.time(), "app")
+            data = prom.api(
+                "query_exemplars",
+                {
+                    "query": f'hypoprobe_endpoint_duration_seconds_bucket{{endpoint="{ep}"}}',
+                    "start": start - 60,
+                    "end": time.time() + 60,
+                },
+            )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+    seen = {
+        (ex["labels"]["trace_id"], ex["labels"]["span_id"], float(ex["value"]))
+        for series in data
+        for ex in series["exemplars"]
+    }
+    want = {(*_ids(span), seconds) for span, seconds in zip(spans, (0.010, 0.300), strict=True)}
+    assert seen == want
 
 
 # --------------------------------------------------------------------------- the model
