@@ -9,7 +9,10 @@ OpenTelemetry data points, and the snapshot's JSON.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -335,6 +338,64 @@ def test_prometheus_exemplar_storage_returns_the_trace_ids(
     }
     want = {(*_ids(span), seconds) for span, seconds in zip(spans, (0.010, 0.300), strict=True)}
     assert seen == want
+
+
+_MULTIPROC_BODY = """
+import itertools, json, sys
+import hypoprobe
+from opentelemetry.sdk.trace import TracerProvider
+
+_ticks = itertools.count(0, 1_000_000)  # every clock reading advances 1 ms
+hypoprobe.configure(clock=lambda: next(_ticks))
+hypoprobe.hypothesis("MPX-1", claim="c", endpoint="GET /mp", min_share=0.5)
+role = sys.argv[1]
+if role == "b":
+    # Series of this process' own first, so its offsets differ from the host-wide layout.
+    for i in range(5):
+        with hypoprobe.endpoint(f"GET /other-{i}"):
+            pass
+    with TracerProvider().get_tracer("t").start_as_current_span("req") as span:
+        with hypoprobe.endpoint("GET /mp"):
+            pass
+    hist = hypoprobe.snapshot().endpoint("GET /mp").duration
+    print(json.dumps({
+        "trace_id": format(span.get_span_context().trace_id, "032x"),
+        "counts": list(hist.counts),
+        "bounds": list(hist.bounds),
+        "exemplars": [[e.bucket, e.value, e.trace_id] for e in hist.exemplars],
+    }))
+else:
+    for _ in range(3):
+        with hypoprobe.endpoint("GET /mp"):
+            pass
+"""
+
+
+def test_multi_process_mode_puts_a_process_exemplars_on_the_host_wide_buckets(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "HYPOPROBE_MULTIPROC_DIR": str(tmp_path)}
+
+    def run(role: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", _MULTIPROC_BODY, role],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run("a")
+    out = json.loads(run("b").strip().splitlines()[-1])
+    assert sum(out["counts"]) == 4  # both processes' requests
+    ((bucket, value, trace_id),) = out["exemplars"]
+    assert trace_id == out["trace_id"]
+    assert value == pytest.approx(0.001)  # one clock reading inside the scope
+    assert out["counts"][bucket] >= 1
+    assert out["bounds"][bucket - 1] < value <= out["bounds"][bucket]
 
 
 # --------------------------------------------------------------------------- the model
