@@ -21,7 +21,7 @@ from hypoprobe.snapshot import Snapshot
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 
-CHILD_TIMEOUT = 20.0
+CHILD_TIMEOUT = 10.0
 
 
 def _in_child(work: Callable[[], str], out_path: Path) -> Snapshot:
@@ -30,11 +30,15 @@ def _in_child(work: Callable[[], str], out_path: Path) -> Snapshot:
     A file rather than a pipe: a snapshot can be larger than a pipe's buffer, and a child
     blocked on a full pipe would look like a hang.
     """
+    # Inherited by the child, even if it hangs inside fork's own handlers: on a timeout the
+    # parent asks it for every thread's stack (on stderr) before killing it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
+    if pid:
+        faulthandler.unregister(signal.SIGUSR1)
+    else:  # the child: never return into pytest
         code = 1
         try:
-            faulthandler.dump_traceback_later(CHILD_TIMEOUT / 2, exit=True)
             try:
                 text = work()
                 code = 0
@@ -49,6 +53,8 @@ def _in_child(work: Callable[[], str], out_path: Path) -> Snapshot:
         if done:
             break
         if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGUSR1)
+            time.sleep(0.5)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             pytest.fail("the forked child hung (a lock held across fork?)")
@@ -153,7 +159,14 @@ def test_a_lock_held_by_another_thread_at_fork_does_not_hang_the_child(
     lock = lock_of()
     held, release = threading.Event(), threading.Event()
 
+    @hypoprobe.probe(unique_id(), name="holder")
+    def record_once() -> None:
+        pass
+
     def holder() -> None:
+        # Recording first gives this thread a shard: at fork, the child discards the thread
+        # and its shard's finalizer runs inside fork itself, before any at-fork handler.
+        record_once()
         with lock:
             held.set()
             release.wait(CHILD_TIMEOUT)

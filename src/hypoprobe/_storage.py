@@ -74,6 +74,7 @@ class Storage:
         self._retired_ints: list[int] = []
         self._retired_floats: list[float] = []
         self._generation = 0
+        self._pid = os.getpid()
         self.dropped: dict[str, int] = {}
         # Multi-process mode: the directory, each series' encoded record (written into every
         # shard file before the series' slots are used), and the collection-side key table.
@@ -231,6 +232,10 @@ class Storage:
 
     def _retire(self, key: int, generation: int) -> None:
         """Fold an exited thread's shard into ``retired``: its counts stay, its memory goes."""
+        if os.getpid() != self._pid:
+            # Inside fork, in the child: the parent's other threads are being discarded,
+            # before the after-fork handler renews the lock one of them may hold.
+            return
         with self._lock:
             if generation != self._generation:
                 return  # a shard from before a fork: the parent reports it
@@ -326,6 +331,7 @@ class Storage:
         """Keep the series table (sites stay valid) but start every count from zero."""
         self._lock = threading.RLock()  # a lock held by another thread at fork is stuck
         self._collect_lock = threading.Lock()
+        self._pid = os.getpid()
         if self.directory is not None:
             self.directory = _multiproc.Directory(self.directory.path)
         self._drop_counts()
