@@ -23,6 +23,7 @@ import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Span, format_span_id, format_trace_id
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -228,6 +229,19 @@ class _BrokenSpan(trace.NonRecordingSpan):
         raise RuntimeError("broken tracer (test)")
 
 
+def test_a_span_that_is_not_sampled_leaves_no_exemplar(
+    setup: tuple[str, str, Callable[..., Span | None]],
+) -> None:
+    hid, ep, request = setup
+    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("not-sampled")
+    with unsampled.start_as_current_span("GET /x") as span:
+        assert span.get_span_context().is_valid  # a real trace id, just not recorded
+        request(10, 2, traced=False)
+    snap = _own(hid, ep)
+    assert snap.endpoints[0].duration.count == 1
+    assert snap.endpoints[0].duration.exemplars == ()
+
+
 def test_a_broken_span_in_the_context_never_reaches_the_application(
     setup: tuple[str, str, Callable[..., Span | None]],
 ) -> None:
@@ -344,6 +358,7 @@ _MULTIPROC_BODY = """
 import itertools, json, sys
 import hypoprobe
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 _ticks = itertools.count(0, 1_000_000)  # every clock reading advances 1 ms
 hypoprobe.configure(clock=lambda: next(_ticks))

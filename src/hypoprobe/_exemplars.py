@@ -1,8 +1,8 @@
 """Traced requests: exemplars on histogram buckets, and the slowest requests.
 
 Everything here runs once per request, when its endpoint scope ends (``_scope._finish``
-calls :func:`after_request` when ``ON``), never per probe call. With an OpenTelemetry span
-active, the request offers an exemplar (value, trace id, span id, wall time) for each bucket
+calls :func:`after_request` when ``ON``), never per probe call. With a sampled OpenTelemetry
+span active, the request offers an exemplar (value, trace id, span id, wall time) for each bucket
 it landed in: its endpoint duration, and for each probe it called, its probe time and share.
 Each bucket keeps one exemplar, the newest: requests on any thread replace it with a plain
 dict item assignment keyed by the storage slot, which is atomic under the GIL, so no lock is
@@ -49,6 +49,7 @@ _get_current_context = _otel_context.get_current
 _DURATION_BOUNDS = _buckets.DURATION.bounds
 _SHARE_BOUNDS = _buckets.SHARE.bounds
 _PPB = 1_000_000_000
+_SAMPLED = _trace.TraceFlags.SAMPLED
 
 
 def after_request(scope: Scope, elapsed: int) -> None:
@@ -60,7 +61,9 @@ def after_request(scope: Scope, elapsed: int) -> None:
         if EXEMPLARS and (current := _get_current_context()):
             context = _get_current_span(current).get_span_context()
             trace_id, span_id = context.trace_id, context.span_id
-            if trace_id and span_id:  # SpanContext.is_valid, without the property's cost
+            # SpanContext.is_valid without the property's cost; and, as OpenTelemetry's
+            # default exemplar filter, only sampled spans: others never reach a trace store.
+            if trace_id and span_id and context.trace_flags & _SAMPLED:
                 _offer(scope, elapsed, trace_id, span_id)
             else:
                 trace_id = 0
