@@ -59,7 +59,7 @@ def fake_clock() -> Iterator[FakeClock]:
 
 
 @pytest.fixture
-def unique_id(request: pytest.FixtureRequest) -> Callable[[str], str]:
+def unique_id(request: pytest.FixtureRequest) -> Callable[..., str]:
     """A factory of names unique in this process: valid hypothesis ids and endpoint names.
 
     ``unique_id("ep")`` returns something like ``T17-test_share-ep``.

@@ -100,7 +100,7 @@ def _only(snap: Snapshot, hid: str, endpoint: str = "<none>") -> Histogram:
     [(0, "first"), (1, "first"), (500, "first"), (5 * US, "inside"), (10 * HOUR, "last")],
 )
 def test_recorded_values_land_in_the_right_bucket(
-    unique_id: Callable[[str], str], fake_clock: FakeClock, ns: int, where: str
+    unique_id: Callable[..., str], fake_clock: FakeClock, ns: int, where: str
 ) -> None:
     hid = unique_id()
     with hypoprobe.probe(hid, name="p"):
@@ -128,7 +128,7 @@ def test_recorded_values_land_in_the_right_bucket(
 @example(endpoint_ns=3, fraction=Fraction(1))
 @example(endpoint_ns=1_500_000_000, fraction=Fraction(4, 5))
 def test_share_of_one_request_is_probe_over_endpoint_time(
-    fake_clock: FakeClock, unique_id: Callable[[str], str], endpoint_ns: int, fraction: Fraction
+    fake_clock: FakeClock, unique_id: Callable[..., str], endpoint_ns: int, fraction: Fraction
 ) -> None:
     probe_ns = int(endpoint_ns * fraction)
     hid, ep = unique_id(), unique_id("ep")

@@ -40,7 +40,7 @@ def _expected_counts(bounds: tuple[float, ...], values_ns: Counter[int]) -> list
 
 
 def test_eight_threads_times_200000_calls_are_counted_exactly(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
@@ -87,9 +87,7 @@ def test_eight_threads_times_200000_calls_are_counted_exactly(
     assert (request.calls.count, request.calls.sum) == (threads_n * requests_n, total_calls)
 
 
-def test_thread_churn_loses_no_counts(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
-) -> None:
+def test_thread_churn_loses_no_counts(unique_id: Callable[..., str], fake_clock: FakeClock) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
     threads_n, calls = 200, 50
@@ -130,7 +128,7 @@ def test_thread_churn_loses_no_counts(
 
 
 def test_thousand_concurrent_asyncio_tasks_attribute_exactly(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
@@ -192,7 +190,7 @@ def test_thousand_concurrent_asyncio_tasks_attribute_exactly(
 
 
 def test_threads_each_see_their_own_request(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
@@ -235,7 +233,7 @@ SHARED_ENDPOINT_OBJECT = pytest.mark.xfail(
 
 @SHARED_ENDPOINT_OBJECT
 def test_one_endpoint_object_shared_by_concurrent_tasks(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
@@ -269,7 +267,7 @@ def test_one_endpoint_object_shared_by_concurrent_tasks(
 
 @SHARED_ENDPOINT_OBJECT
 def test_one_endpoint_object_shared_by_threads_and_nested(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)

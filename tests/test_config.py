@@ -129,7 +129,7 @@ def test_configure_returns_the_frozen_config(restore_config: None) -> None:
 
 
 def test_disabled_records_nothing_and_calls_through(
-    unique_id: Callable[[str], str], fake_clock: FakeClock, restore_config: None
+    unique_id: Callable[..., str], fake_clock: FakeClock, restore_config: None
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
@@ -184,7 +184,7 @@ def test_disabled_records_nothing_and_calls_through(
 
 
 def test_probes_created_while_disabled_start_recording_when_enabled(
-    unique_id: Callable[[str], str], fake_clock: FakeClock, restore_config: None
+    unique_id: Callable[..., str], fake_clock: FakeClock, restore_config: None
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.configure(enabled=False)

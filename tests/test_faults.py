@@ -58,7 +58,7 @@ def _fault_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_clock_going_backwards_is_counted_not_raised(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
     clean_faults: None,
     backwards_clock: Backwards,
     caplog: pytest.LogCaptureFixture,
@@ -91,7 +91,7 @@ def test_clock_going_backwards_is_counted_not_raised(
 
 
 def test_a_failing_hook_on_the_exception_path_leaves_the_exception_alone(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
     clean_faults: None,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -131,7 +131,7 @@ def test_a_failing_hook_on_the_exception_path_leaves_the_exception_alone(
 
 
 def test_a_failing_scope_end_leaves_the_request_alone(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
     clean_faults: None,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -166,7 +166,7 @@ def test_a_failing_scope_end_leaves_the_request_alone(
 
 
 def test_a_failing_scope_start_leaves_the_request_alone(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
     clean_faults: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

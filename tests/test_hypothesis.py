@@ -27,7 +27,7 @@ def _register(hid: str, **overrides: object) -> hypoprobe.Hypothesis:
 
 
 @pytest.mark.parametrize("suffix", ["", "-A_b.9", "x" * 20])
-def test_ticket_like_ids_are_accepted(unique_id: Callable[[str], str], suffix: str) -> None:
+def test_ticket_like_ids_are_accepted(unique_id: Callable[..., str], suffix: str) -> None:
     hid = (unique_id("") + suffix)[:64]
     assert _register(hid).id == hid
 
@@ -51,19 +51,17 @@ def test_an_id_of_64_characters_is_the_longest_allowed() -> None:
 
 
 @pytest.mark.parametrize("good", [1e-9, 0.5, 1, 1.0])
-def test_min_share_in_zero_one_is_accepted(unique_id: Callable[[str], str], good: float) -> None:
+def test_min_share_in_zero_one_is_accepted(unique_id: Callable[..., str], good: float) -> None:
     assert _register(unique_id(), min_share=good).min_share == float(good)
 
 
 @pytest.mark.parametrize("bad", [0, 0.0, -0.1, 1.0001, 2, float("nan"), float("inf"), True, "0.5"])
-def test_min_share_outside_zero_one_is_rejected(
-    unique_id: Callable[[str], str], bad: object
-) -> None:
+def test_min_share_outside_zero_one_is_rejected(unique_id: Callable[..., str], bad: object) -> None:
     with pytest.raises(ConfigurationError, match="min_share"):
         _register(unique_id(), min_share=bad)
 
 
-def test_endpoint_may_be_one_name_or_a_list(unique_id: Callable[[str], str]) -> None:
+def test_endpoint_may_be_one_name_or_a_list(unique_id: Callable[..., str]) -> None:
     assert _register(unique_id(), endpoint="GET /a").endpoints == ("GET /a",)
     many = _register(unique_id(), endpoint=["GET /a", "POST /b", "GET /a"])
     assert many.endpoints == ("GET /a", "POST /b")  # duplicates collapse, order kept
@@ -71,17 +69,17 @@ def test_endpoint_may_be_one_name_or_a_list(unique_id: Callable[[str], str]) -> 
 
 
 @pytest.mark.parametrize("bad", [[], "", "   ", None, 3, ["GET /a", ""], ["GET /a", 7], "x" * 201])
-def test_bad_endpoints_are_rejected(unique_id: Callable[[str], str], bad: object) -> None:
+def test_bad_endpoints_are_rejected(unique_id: Callable[..., str], bad: object) -> None:
     with pytest.raises(ConfigurationError, match="endpoint"):
         _register(unique_id(), endpoint=bad)
 
 
-def test_reserved_endpoint_names_are_rejected(unique_id: Callable[[str], str]) -> None:
+def test_reserved_endpoint_names_are_rejected(unique_id: Callable[..., str]) -> None:
     with pytest.raises(ConfigurationError, match="reserved"):
         _register(unique_id(), endpoint="<none>")
 
 
-def test_observed_is_the_anecdote(unique_id: Callable[[str], str]) -> None:
+def test_observed_is_the_anecdote(unique_id: Callable[..., str]) -> None:
     seen = Observation(probe_seconds=1.2, endpoint_seconds=1.5)
     h = _register(unique_id(), observed=seen)
     assert h.observed == seen
@@ -101,14 +99,14 @@ def test_impossible_observations_are_rejected(probe_s: object, endpoint_s: objec
         Observation(probe_seconds=probe_s, endpoint_seconds=endpoint_s)  # type: ignore[arg-type]
 
 
-def test_observed_must_be_an_observation(unique_id: Callable[[str], str]) -> None:
+def test_observed_must_be_an_observation(unique_id: Callable[..., str]) -> None:
     with pytest.raises(ConfigurationError, match="observed"):
         _register(unique_id(), observed=(1.2, 1.5))
 
 
 @pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan"), "1s", True])
 def test_slow_threshold_must_be_positive_seconds(
-    unique_id: Callable[[str], str], bad: object
+    unique_id: Callable[..., str], bad: object
 ) -> None:
     with pytest.raises(ConfigurationError, match="slow_threshold"):
         _register(unique_id(), slow_threshold=bad)
@@ -116,13 +114,13 @@ def test_slow_threshold_must_be_positive_seconds(
 
 
 @pytest.mark.parametrize("bad", ["", "   ", 42])
-def test_claim_must_be_text(unique_id: Callable[[str], str], bad: object) -> None:
+def test_claim_must_be_text(unique_id: Callable[..., str], bad: object) -> None:
     with pytest.raises(ConfigurationError, match="claim"):
         _register(unique_id(), claim=bad)
 
 
 def test_unknown_keyword_is_a_configuration_error_and_a_value_error(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     with pytest.raises(ConfigurationError, match="min_shar") as caught:
         _register(unique_id(), min_shar=0.5)
@@ -130,7 +128,7 @@ def test_unknown_keyword_is_a_configuration_error_and_a_value_error(
     assert isinstance(caught.value, hypoprobe.HypoprobeError)
 
 
-def test_a_rejected_hypothesis_is_not_registered(unique_id: Callable[[str], str]) -> None:
+def test_a_rejected_hypothesis_is_not_registered(unique_id: Callable[..., str]) -> None:
     hid = unique_id()
     with pytest.raises(ConfigurationError):
         _register(hid, min_share=5)
@@ -140,7 +138,7 @@ def test_a_rejected_hypothesis_is_not_registered(unique_id: Callable[[str], str]
 # -- re-registration ---------------------------------------------------------------------
 
 
-def test_same_definition_again_is_a_no_op(unique_id: Callable[[str], str]) -> None:
+def test_same_definition_again_is_a_no_op(unique_id: Callable[..., str]) -> None:
     hid = unique_id()
     first = _register(hid, observed=Observation(1.2, 1.5), owner="perf", expires="2999-01-01")
     again = _register(hid, observed=Observation(1.2, 1.5), owner="perf", expires="2999-01-01")
@@ -149,7 +147,7 @@ def test_same_definition_again_is_a_no_op(unique_id: Callable[[str], str]) -> No
 
 
 def test_different_definition_under_the_same_id_is_an_error(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     hid = unique_id()
     _register(hid, min_share=0.5)
@@ -174,7 +172,7 @@ def test_different_definition_under_the_same_id_is_an_error(
     ],
 )
 def test_expires_accepts_dates_datetimes_and_iso_strings(
-    unique_id: Callable[[str], str], expires: object
+    unique_id: Callable[..., str], expires: object
 ) -> None:
     h = _register(unique_id(), expires=expires)
     assert h.expires is not None
@@ -187,7 +185,7 @@ def test_expires_accepts_dates_datetimes_and_iso_strings(
     assert not info.expired
 
 
-def test_a_date_means_through_that_day_utc(unique_id: Callable[[str], str]) -> None:
+def test_a_date_means_through_that_day_utc(unique_id: Callable[..., str]) -> None:
     h = _register(unique_id(), expires=dt.date(2030, 6, 1))
     last_moment = dt.datetime(2030, 6, 1, 23, 59, 59, tzinfo=dt.timezone.utc)
     assert not h.is_expired(last_moment)
@@ -195,13 +193,13 @@ def test_a_date_means_through_that_day_utc(unique_id: Callable[[str], str]) -> N
 
 
 @pytest.mark.parametrize("bad", ["next week", "2026-13-01", 20260101, 1.5])
-def test_bad_expiry_is_rejected(unique_id: Callable[[str], str], bad: object) -> None:
+def test_bad_expiry_is_rejected(unique_id: Callable[..., str], bad: object) -> None:
     with pytest.raises(ConfigurationError, match="expires"):
         _register(unique_id(), expires=bad)
 
 
 def test_expired_hypothesis_probes_pass_through_and_warn_once(
-    unique_id: Callable[[str], str], caplog: pytest.LogCaptureFixture
+    unique_id: Callable[..., str], caplog: pytest.LogCaptureFixture
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     caplog.set_level(logging.WARNING, logger="hypoprobe")
@@ -229,7 +227,7 @@ def test_expired_hypothesis_probes_pass_through_and_warn_once(
 
 
 def test_hypothesis_registered_expired_after_its_probes_stops_them(
-    unique_id: Callable[[str], str], caplog: pytest.LogCaptureFixture
+    unique_id: Callable[..., str], caplog: pytest.LogCaptureFixture
 ) -> None:
     hid = unique_id()
     caplog.set_level(logging.WARNING, logger="hypoprobe")
@@ -250,7 +248,7 @@ def test_hypothesis_registered_expired_after_its_probes_stops_them(
 
 
 def test_snapshot_lists_registered_hypotheses_with_their_fields(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     hid = unique_id()
     _register(
@@ -276,7 +274,7 @@ def test_snapshot_lists_registered_hypotheses_with_their_fields(
 
 
 def test_a_hypothesis_expiring_while_the_app_runs_stops_its_probes(
-    unique_id: Callable[[str], str], fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+    unique_id: Callable[..., str], fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="hypoprobe")
     hid, ep = unique_id(), unique_id("ep")

@@ -63,7 +63,7 @@ class Boom(Exception):
 # -- the decorator is transparent ---------------------------------------------------------
 
 
-def test_return_values_and_arguments_pass_through(unique_id: Callable[[str], str]) -> None:
+def test_return_values_and_arguments_pass_through(unique_id: Callable[..., str]) -> None:
     hid = unique_id()
     sentinel = object()
 
@@ -76,7 +76,7 @@ def test_return_values_and_arguments_pass_through(unique_id: Callable[[str], str
 
 
 def test_exception_is_the_same_object_with_the_same_frames(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     hid = unique_id()
     raised: list[BaseException] = []
@@ -110,7 +110,7 @@ def test_exception_is_the_same_object_with_the_same_frames(
     assert _exceptions(hid) == {("fail", f"{__name__}.Boom"): 1}
 
 
-def test_base_exceptions_pass_through_too(unique_id: Callable[[str], str]) -> None:
+def test_base_exceptions_pass_through_too(unique_id: Callable[..., str]) -> None:
     hid = unique_id()
 
     @hypoprobe.probe(hid, name="exit")
@@ -123,7 +123,7 @@ def test_base_exceptions_pass_through_too(unique_id: Callable[[str], str]) -> No
     assert _exceptions(hid) == {("exit", "SystemExit"): 1}
 
 
-def test_introspection_is_preserved(unique_id: Callable[[str], str]) -> None:
+def test_introspection_is_preserved(unique_id: Callable[..., str]) -> None:
     def original(a: int, b: str = "x", *, c: float = 1.0) -> list[str]:
         """Docs of the original."""
         return [b] * a
@@ -144,7 +144,7 @@ def test_introspection_is_preserved(unique_id: Callable[[str], str]) -> None:
     assert not inspect.isgeneratorfunction(probed)
 
 
-def test_methods_classmethods_and_staticmethods(unique_id: Callable[[str], str]) -> None:
+def test_methods_classmethods_and_staticmethods(unique_id: Callable[..., str]) -> None:
     hid = unique_id()
 
     class Repo:
@@ -209,7 +209,7 @@ def test_methods_classmethods_and_staticmethods(unique_id: Callable[[str], str])
     }
 
 
-def test_default_name_is_the_qualified_name(unique_id: Callable[[str], str]) -> None:
+def test_default_name_is_the_qualified_name(unique_id: Callable[..., str]) -> None:
     hid = unique_id()
 
     class Service:
@@ -230,7 +230,7 @@ def test_default_name_is_the_qualified_name(unique_id: Callable[[str], str]) -> 
     }
 
 
-def test_explicit_name_wins(unique_id: Callable[[str], str]) -> None:
+def test_explicit_name_wins(unique_id: Callable[..., str]) -> None:
     hid = unique_id()
 
     @hypoprobe.probe(hid, name="campaigns.count_query")
@@ -269,7 +269,7 @@ def test_probe_decorates_only_functions(target: object) -> None:
 
 
 def test_a_sync_call_records_its_duration(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid = unique_id()
 
@@ -277,21 +277,22 @@ def test_a_sync_call_records_its_duration(
     def query(ns: int) -> None:
         fake_clock.advance(ns)
 
+    @hypoprobe.probe(hid, name="q")  # the same (hypothesis, name): the same series
+    def failing_query() -> None:
+        fake_clock.advance(7_000)
+        raise Boom()
+
     for ns in (1_000, 2_000_000, 3_000_000_000):
         query(ns)
     with pytest.raises(Boom):
-        hypoprobe.probe(hid, name="q")(lambda: (fake_clock.advance(7_000), _raise(Boom()))[1])()
+        failing_query()
     hist = _calls(hid, "q")
     assert hist.count == 4
     assert hist.sum == pytest.approx(3.002008, abs=1e-12)
 
 
-def _raise(exc: BaseException) -> None:
-    raise exc
-
-
 def test_async_def_stays_a_coroutine_function_and_its_awaited_time_is_measured(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid = unique_id()
 
@@ -324,7 +325,7 @@ def test_async_def_stays_a_coroutine_function_and_its_awaited_time_is_measured(
 
 
 def test_async_method_and_coroutine_cancellation(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid = unique_id()
 
@@ -353,7 +354,7 @@ def test_async_method_and_coroutine_cancellation(
 
 
 def test_generator_time_inside_is_measured_as_one_call(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid = unique_id()
     received: list[object] = []
@@ -398,7 +399,7 @@ def test_generator_time_inside_is_measured_as_one_call(
 
 
 def test_generator_closed_early_is_one_call(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid = unique_id()
     closed: list[bool] = []
@@ -424,7 +425,7 @@ def test_generator_closed_early_is_one_call(
     assert hist.sum == pytest.approx((200 + 100) / 1e9, abs=1e-15)
 
 
-def test_generator_throw_reaches_the_generator(unique_id: Callable[[str], str]) -> None:
+def test_generator_throw_reaches_the_generator(unique_id: Callable[..., str]) -> None:
     hid = unique_id()
 
     @hypoprobe.probe(hid, name="resilient")
@@ -445,7 +446,7 @@ def test_generator_throw_reaches_the_generator(unique_id: Callable[[str], str]) 
 
 
 def test_generator_that_raises_is_one_call(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid = unique_id()
     error = Boom("mid-iteration")
@@ -479,7 +480,7 @@ def test_generator_that_raises_is_one_call(
 
 
 def test_async_generator_time_inside_is_measured_as_one_call(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid = unique_id()
 
@@ -508,7 +509,7 @@ def test_async_generator_time_inside_is_measured_as_one_call(
 
 
 def test_async_generator_that_raises_is_one_call(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid = unique_id()
 
@@ -534,7 +535,7 @@ def test_async_generator_that_raises_is_one_call(
 
 
 def test_context_manager_measures_the_block(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid = unique_id()
     block = hypoprobe.probe(hid, name="block")
@@ -563,7 +564,7 @@ def test_context_manager_measures_the_block(
 
 
 def test_async_context_manager_measures_the_block(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid = unique_id()
 
@@ -582,7 +583,7 @@ def test_async_context_manager_measures_the_block(
 
 
 def test_context_manager_default_name_is_the_enclosing_function(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     hid = unique_id()
 
@@ -611,7 +612,7 @@ def test_context_manager_default_name_is_the_enclosing_function(
 
 
 def test_probe_on_an_unknown_hypothesis_is_recorded_and_reported(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     hid = unique_id()
 
@@ -639,7 +640,7 @@ def test_probe_on_an_unknown_hypothesis_is_recorded_and_reported(
     assert _calls(hid, "orphan").count == 2
 
 
-def test_wrapping_with_functools_partial_and_callables(unique_id: Callable[[str], str]) -> None:
+def test_wrapping_with_functools_partial_and_callables(unique_id: Callable[..., str]) -> None:
     hid = unique_id()
 
     class Callable3:
@@ -654,7 +655,7 @@ def test_wrapping_with_functools_partial_and_callables(unique_id: Callable[[str]
     assert _calls(hid, "partial").count == 1
 
 
-def test_exception_classes_are_bounded_per_probe(unique_id: Callable[[str], str]) -> None:
+def test_exception_classes_are_bounded_per_probe(unique_id: Callable[..., str]) -> None:
     hid = unique_id()
     classes = [type(f"Error{i}", (Exception,), {}) for i in range(25)]
 

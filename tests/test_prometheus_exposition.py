@@ -37,7 +37,7 @@ HISTOGRAM_FAMILIES = {
 
 
 @pytest.fixture
-def recorded(unique_id: Callable[[str], str], fake_clock: FakeClock) -> tuple[str, str]:
+def recorded(unique_id: Callable[..., str], fake_clock: FakeClock) -> tuple[str, str]:
     """A hypothesis with awkward label values, and some requests recorded for it."""
     hid = unique_id()
     ep = unique_id('GET /campaigns/{id} "quoted" \\ back\nslash ü')
@@ -235,7 +235,7 @@ def test_configure_registry_moves_the_collector(
 
 
 def test_series_cap_collapses_extra_series_into_overflow(
-    unique_id: Callable[[str], str], restore_config: None, fake_clock: FakeClock
+    unique_id: Callable[..., str], restore_config: None, fake_clock: FakeClock
 ) -> None:
     before = hypoprobe.snapshot().series_overflow.get("hypoprobe_probe_duration_seconds", 0)
     hypoprobe.configure(max_series=10)  # far fewer than already exist: every new one overflows
@@ -265,7 +265,7 @@ def test_series_cap_collapses_extra_series_into_overflow(
 
 
 def test_endpoint_names_beyond_the_cap_collapse_into_overflow(
-    unique_id: Callable[[str], str], restore_config: None, fake_clock: FakeClock
+    unique_id: Callable[..., str], restore_config: None, fake_clock: FakeClock
 ) -> None:
     before = hypoprobe.snapshot()
     overflow_before = before.endpoint("__overflow__")
@@ -285,7 +285,7 @@ def test_endpoint_names_beyond_the_cap_collapse_into_overflow(
 
 
 def test_out_of_range_values_are_counted_as_clamped(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid = unique_id()
     with hypoprobe.probe(hid, name="tiny"):

@@ -50,7 +50,7 @@ def _at(hist: Histogram, *bounds: float) -> list[int]:
 
 
 def test_moments_and_per_request_histograms_match_hand_computed_sums(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(
@@ -122,7 +122,7 @@ def test_moments_and_per_request_histograms_match_hand_computed_sums(
 
 
 def test_without_slow_threshold_every_request_is_not_slow(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
@@ -135,7 +135,7 @@ def test_without_slow_threshold_every_request_is_not_slow(
 
 
 def test_slow_means_strictly_slower_than_the_threshold(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5, slow_threshold=0.25)
@@ -148,7 +148,7 @@ def test_slow_means_strictly_slower_than_the_threshold(
 
 
 def test_endpoint_decorator_sync_and_async(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
@@ -191,9 +191,7 @@ def test_endpoint_decorator_sync_and_async(
     assert mo.endpoint_seconds == pytest.approx(0.004 + 0.002 + 0.001)
 
 
-def test_async_context_manager_scope(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
-) -> None:
+def test_async_context_manager_scope(unique_id: Callable[..., str], fake_clock: FakeClock) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
 
@@ -216,7 +214,7 @@ def test_async_context_manager_scope(
 
 
 def test_nested_scopes_are_ignored_and_time_flows_to_the_outer_request(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, outer, inner = unique_id(), unique_id("outer"), unique_id("inner")
     hypoprobe.hypothesis(hid, claim="c", endpoint=[outer, inner], min_share=0.5)
@@ -251,7 +249,7 @@ def test_nested_scopes_are_ignored_and_time_flows_to_the_outer_request(
 
 
 def test_probes_outside_scopes_are_recorded_without_shares(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
@@ -271,7 +269,7 @@ def test_probes_outside_scopes_are_recorded_without_shares(
 
 
 def test_probe_in_an_endpoint_its_hypothesis_does_not_name_takes_no_share(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, named, other = unique_id(), unique_id("named"), unique_id("other")
     hypoprobe.hypothesis(hid, claim="c", endpoint=named, min_share=0.5)
@@ -290,7 +288,7 @@ def test_probe_in_an_endpoint_its_hypothesis_does_not_name_takes_no_share(
 
 
 def test_share_zero_is_recorded_for_requests_without_probe_calls(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
@@ -315,7 +313,7 @@ def test_share_zero_is_recorded_for_requests_without_probe_calls(
 
 
 def test_every_hypothesis_on_an_endpoint_gets_its_own_moments(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     h1, h2, ep = unique_id("one"), unique_id("two"), unique_id("ep")
     hypoprobe.hypothesis(h1, claim="c1", endpoint=ep, min_share=0.5)
@@ -336,7 +334,7 @@ def test_every_hypothesis_on_an_endpoint_gets_its_own_moments(
 
 
 def test_hypothesis_registered_after_probes_and_scopes_exist_is_picked_up(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
 
@@ -360,7 +358,7 @@ def test_hypothesis_registered_after_probes_and_scopes_exist_is_picked_up(
 
 
 def test_a_probe_first_used_inside_a_request_counts_for_that_request(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)

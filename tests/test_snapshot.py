@@ -130,14 +130,14 @@ def _record(hid: str, ep: str, clock: FakeClock, requests: int) -> None:
             clock.advance(1_000_000)
 
 
-def test_snapshot_is_frozen(unique_id: Callable[[str], str]) -> None:
+def test_snapshot_is_frozen(unique_id: Callable[..., str]) -> None:
     snap = hypoprobe.snapshot()
     with pytest.raises(dataclasses.FrozenInstanceError):
         snap.source = "changed"  # type: ignore[misc]
 
 
 def test_minus_gives_exactly_the_activity_of_the_window(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5, slow_threshold=1.0)
@@ -159,7 +159,7 @@ def test_minus_gives_exactly_the_activity_of_the_window(
     assert probe.duration.count == 5
 
 
-def test_merge_sums_snapshots(unique_id: Callable[[str], str], fake_clock: FakeClock) -> None:
+def test_merge_sums_snapshots(unique_id: Callable[..., str], fake_clock: FakeClock) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
     _record(hid, ep, fake_clock, 2)
@@ -175,7 +175,7 @@ def test_merge_sums_snapshots(unique_id: Callable[[str], str], fake_clock: FakeC
 
 
 def test_json_round_trip_of_a_real_snapshot(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(
