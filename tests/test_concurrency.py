@@ -12,6 +12,7 @@ import threading
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
+from itertools import pairwise
 
 import pytest
 
@@ -292,3 +293,36 @@ def test_one_endpoint_object_shared_by_threads_and_nested(
     mo = hypoprobe.snapshot().moments_for(hid, ep)
     assert (mo.requests, mo.requests_with_probe) == (threads_n * requests_n,) * 2
     assert mo.endpoint_seconds == pytest.approx(threads_n * requests_n * 2e-3, rel=1e-12)
+
+
+def test_collecting_while_threads_record_sees_counts_only_grow(
+    unique_id: Callable[..., str], fake_clock: FakeClock
+) -> None:
+    hid, ep = unique_id(), unique_id("ep")
+    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    threads_n, requests_n = 4, 2_000
+
+    @hypoprobe.probe(hid, name="q")
+    def query() -> None:
+        fake_clock.advance(1_000)
+
+    def worker() -> None:
+        for _ in range(requests_n):
+            with hypoprobe.endpoint(ep):
+                query()
+
+    threads = [threading.Thread(target=worker) for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    seen: list[tuple[int, int]] = []
+    while any(t.is_alive() for t in threads):
+        snap = hypoprobe.snapshot()  # a scrape in the middle of the load
+        seen.append((_probe_hist(snap, hid, "q", ep).count, snap.moments_for(hid, ep).requests))
+    for t in threads:
+        t.join()
+    snap = hypoprobe.snapshot()
+    final = (_probe_hist(snap, hid, "q", ep).count, snap.moments_for(hid, ep).requests)
+    assert final == (threads_n * requests_n,) * 2
+    for (calls_a, requests_a), (calls_b, requests_b) in pairwise([*seen, final]):
+        assert calls_a <= calls_b
+        assert requests_a <= requests_b
