@@ -645,16 +645,7 @@ class Snapshot:
             return cls(
                 created_at=float(data["created_at"]),
                 source=str(data.get("source", "")),
-                hypotheses=tuple(
-                    HypothesisInfo(
-                        **{
-                            **h,
-                            "endpoints": tuple(h["endpoints"]),
-                            "segments": tuple(h["segments"]) if h.get("segments") else None,
-                        }
-                    )
-                    for h in data.get("hypotheses", ())
-                ),
+                hypotheses=tuple(_hypothesis_info(h) for h in data.get("hypotheses", ())),
                 endpoints=tuple(
                     EndpointData(e["endpoint"], Histogram.from_dict(e["duration"]))
                     for e in data.get("endpoints", ())
@@ -703,6 +694,34 @@ class Snapshot:
         except json.JSONDecodeError as exc:
             raise SnapshotError(f"the snapshot is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+def _optional(convert: Any, value: Any) -> Any:
+    return None if value is None else convert(value)
+
+
+def _hypothesis_info(data: Mapping[str, Any]) -> HypothesisInfo:
+    """A hypothesis from a document, every field converted (a bad type fails here)."""
+    h = HypothesisInfo(
+        **{
+            **data,
+            "endpoints": tuple(data["endpoints"]),
+            "segments": tuple(data["segments"]) if data.get("segments") else None,
+        }
+    )
+    if not all(isinstance(x, str) for x in (h.id, h.claim, *h.endpoints, *(h.segments or ()))):
+        raise ValueError(f"hypothesis {h.id!r}: id, claim, endpoints and segments must be text")
+    return replace(
+        h,
+        min_share=float(h.min_share),
+        observed_probe_seconds=_optional(float, h.observed_probe_seconds),
+        observed_endpoint_seconds=_optional(float, h.observed_endpoint_seconds),
+        slow_threshold=_optional(float, h.slow_threshold),
+        owner=_optional(str, h.owner),
+        ticket=_optional(str, h.ticket),
+        expires=_optional(str, h.expires),
+        expired=bool(h.expired),
+    )
 
 
 def _moments(data: Mapping[str, Any]) -> Moments:
