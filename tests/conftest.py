@@ -81,3 +81,16 @@ def restore_config() -> Iterator[None]:
         yield
     finally:
         hypoprobe.configure(**{f.name: getattr(before, f.name) for f in dataclasses.fields(before)})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _room_for_every_tests_series() -> Iterator[None]:
+    """One test session records many thousands of series, all in this one process.
+
+    Past the default cap of 2,000 every later test's series would collapse into the
+    overflow series; the cap itself is tested by lowering it on purpose.
+    """
+    previous = hypoprobe.configure().max_series
+    hypoprobe.configure(max_series=1_000_000)
+    yield
+    hypoprobe.configure(max_series=previous)

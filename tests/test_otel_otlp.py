@@ -27,6 +27,7 @@ import hypoprobe
 from conftest import FakeClock
 from hypoprobe import _faults, otel
 from hypoprobe import _metrics as m
+from hypoprobe.prometheus import expires_label
 from otel_helpers import exp_index, traffic
 
 PROBE_NS = (1_000, 1_500, 2_000, 40_000)
@@ -191,13 +192,13 @@ def test_otlp_http_round_trip(
     info = _point(metrics[m.HYPOTHESIS_INFO.name].gauge.data_points, hypoprobe__hypothesis=hid)
     got = _attrs(info.attributes)
     # Every label of the family that has a value in the snapshot arrived, typed, ...
-    given = {"hypothesis": hid, "endpoint": ep, "expires": hypothesis.expires[:10]}
+    given = {"hypothesis": hid, "endpoint": ep, "expires": expires_label(hypothesis.expires)}
     want = {
         otel.ATTRIBUTES[label]: given[label] if label in given else getattr(hypothesis, label)
         for label in m.HYPOTHESIS_INFO.labels
     }
     assert got == {k: v for k, v in want.items() if v is not None}
-    # ... with the values the test registered (expires: the date part, as on /metrics).
+    # ... with the values the test registered (expires: the date as written, as on /metrics).
     assert (
         got.items()
         >= {
