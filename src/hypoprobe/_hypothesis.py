@@ -270,9 +270,10 @@ class Registry:
         return hyp
 
     def warn_expired(self, hyp: Hypothesis) -> None:
-        if hyp.id in self._warned_expired:
-            return
-        self._warned_expired.add(hyp.id)
+        with self._lock:  # registration and a scope's expiry check may race to warn
+            if hyp.id in self._warned_expired:
+                return
+            self._warned_expired.add(hyp.id)
         _log.warning(
             "hypoprobe: hypothesis %s expired on %s; its probes now pass straight through. "
             "Remove them, or register the hypothesis with a later expiry.",
