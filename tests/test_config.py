@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -102,6 +103,10 @@ def test_argument_beats_environment_beats_default_in_a_fresh_process() -> None:
         {"buckets_per_octave": 3},
         {"registry": "default"},
         {"clock": 5},
+        {"clock": time.perf_counter},  # seconds as a float: sums would stop being exact
+        {"clock": lambda: "now"},
+        {"clock": lambda: True},
+        {"clock": lambda: 1 // 0},
     ],
 )
 def test_bad_settings_raise_and_change_nothing(settings: dict[str, object]) -> None:

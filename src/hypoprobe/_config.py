@@ -162,9 +162,22 @@ def validate(fields: Mapping[str, object]) -> dict[str, object]:
             out["multiproc_dir"] = validate_directory(os.fspath(value))
         except ValueError as exc:
             raise ConfigurationError(f"multiproc_dir: {exc}") from None
-    if "clock" in out and not callable(out["clock"]):
-        raise ConfigurationError("clock must be a callable returning integer nanoseconds")
+    if "clock" in out:
+        _check_clock(out["clock"])
     return out
+
+
+def _check_clock(clock: object) -> None:
+    """Read the clock once now: a float clock (``time.perf_counter``) would break exact sums."""
+    message = "clock must be a callable returning integer nanoseconds, such as time.perf_counter_ns"
+    if not callable(clock):
+        raise ConfigurationError(message)
+    try:
+        value = clock()
+    except Exception as exc:
+        raise ConfigurationError(f"{message}; calling it raised {exc!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{message}; it returned {value!r}")
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> Config:
