@@ -224,15 +224,6 @@ def test_threads_each_see_their_own_request(
     )
 
 
-#: One endpoint object shared by concurrent requests keeps its open scope on the object, so
-#: requests overwrite each other's; the fix (per-context state) is in the core test report.
-SHARED_ENDPOINT_OBJECT = pytest.mark.xfail(
-    reason="core bug: endpoint objects keep per-request state; a shared one loses requests",
-    strict=True,
-)
-
-
-@SHARED_ENDPOINT_OBJECT
 def test_one_endpoint_object_shared_by_concurrent_tasks(
     unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
@@ -266,7 +257,6 @@ def test_one_endpoint_object_shared_by_concurrent_tasks(
     assert not snap.internal_errors.get("scope_context")
 
 
-@SHARED_ENDPOINT_OBJECT
 def test_one_endpoint_object_shared_by_threads_and_nested(
     unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:

@@ -42,6 +42,7 @@ from hypoprobe import _metrics as m
 from hypoprobe.prometheus import families
 from hypoprobe.snapshot import (
     EndpointData,
+    EndpointOutcome,
     ExceptionCount,
     HypothesisInfo,
     Moments,
@@ -290,6 +291,7 @@ def _full_snapshot() -> hypoprobe.Snapshot:
         requests=(RequestData("OT-1", "q", "GET /a", dur, dur, share, calls),),
         moments=(Moments("OT-1", "GET /a", True, 3, 2, 1.5, 3.0, 0.75, 3.5, 1.25),),
         exceptions=(ExceptionCount("OT-1", "q", "builtins.KeyError", 4),),
+        outcomes=(EndpointOutcome("GET /a", "5xx", "builtins.KeyError", 3),),
         unregistered=("OT-404",),
         internal_errors={"some_fault": 2},
         series_overflow={"hypoprobe_probe_duration_seconds": 7},

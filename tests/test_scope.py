@@ -384,11 +384,6 @@ def test_moments_plus_and_minus_are_inverse() -> None:
     assert a.plus(b).plus(b, sign=-1) == a
 
 
-@pytest.mark.xfail(
-    reason="core bug: @endpoint on a (async) generator function ends the scope before the "
-    "body runs: a 0 s request, its probe calls recorded outside any scope",
-    strict=True,
-)
 @pytest.mark.parametrize("kind", ["generator", "async generator"])
 def test_endpoint_on_a_generator_function_is_refused_or_covers_the_iteration(
     unique_id: Callable[..., str], fake_clock: FakeClock, kind: str

@@ -14,6 +14,7 @@ from ._hypothesis import REGISTRY, Hypothesis
 from ._storage import STORAGE, Series
 from .snapshot import (
     EndpointData,
+    EndpointOutcome,
     ExceptionCount,
     Exemplar,
     Histogram,
@@ -130,6 +131,7 @@ def snapshot() -> Snapshot:
     probes: list[ProbeData] = []
     moments: list[Moments] = []
     exceptions: list[ExceptionCount] = []
+    outcomes: list[EndpointOutcome] = []
     per_request: dict[tuple[str, ...], dict[str, Histogram]] = {}
     for s in series:
         if s.metric == m.ENDPOINT_DURATION.name:
@@ -161,6 +163,9 @@ def snapshot() -> Snapshot:
                     probe_endpoint_seconds_squared=floats[fo + 2],
                 )
             )
+        elif s.metric == m.ENDPOINT_REQUESTS.name:
+            endpoint, status, exception = s.labels
+            outcomes.append(EndpointOutcome(endpoint, status, exception, ints[s.int_offset]))
         elif s.metric == m.PROBE_EXCEPTIONS.name:
             hid, name, exc_class = s.labels
             exceptions.append(ExceptionCount(hid, name, exc_class, ints[s.int_offset]))
@@ -176,6 +181,7 @@ def snapshot() -> Snapshot:
         requests=tuple(requests),
         moments=tuple(moments),
         exceptions=tuple(exceptions),
+        outcomes=tuple(outcomes),
         unregistered=tuple(unregistered),
         internal_errors=_faults.snapshot(),
         series_overflow=dict(STORAGE.dropped),

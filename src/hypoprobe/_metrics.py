@@ -139,6 +139,13 @@ FLOAT_MOMENTS = (MOMENT_PP, MOMENT_EE, MOMENT_PE)
 #: Internal series name of the moment group (one series: 4 int slots, 3 float slots).
 MOMENTS_SERIES = "hypoprobe_moments"
 
+ENDPOINT_REQUESTS = Family(
+    "hypoprobe_endpoint_requests",
+    "counter",
+    ("endpoint", "status", "exception"),
+    "Requests by response status class (2xx..5xx; '' when not a web response) and by the "
+    "exception that ended them ('' for none; 20 classes per endpoint, then 'other').",
+)
 PROBE_EXCEPTIONS = Family(
     "hypoprobe_probe_exceptions",
     "counter",

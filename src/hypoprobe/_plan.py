@@ -105,7 +105,13 @@ class Plan:
     sites: dict[Site, tuple[int, int]]
     width: int
     hypotheses: tuple[HypothesisPlan, ...]
+    #: Offset of the request counter by (status class, exception class), made on first use.
+    outcomes: dict[tuple[str, str], int]
 
+
+#: Distinct exception classes counted per endpoint before the rest count as "other".
+MAX_ENDPOINT_EXCEPTIONS = 20
+_exceptions_seen: dict[str, set[str]] = {}
 
 _endpoint_index: dict[str, int] = {m.NO_ENDPOINT: 0}
 ENDPOINT_NAMES: list[str] = [m.NO_ENDPOINT]
@@ -224,10 +230,15 @@ def call_series(s: Site, eidx: int) -> int:
         return offset
 
 
+def exception_name(exc_type: type[BaseException]) -> str:
+    """``ValueError`` for builtins, ``module.Qualname`` otherwise: the label of a class."""
+    module = exc_type.__module__
+    return exc_type.__qualname__ if module == "builtins" else f"{module}.{exc_type.__qualname__}"
+
+
 def count_exception(s: Site, exc_type: type[BaseException], limit: int) -> None:
     """Count an exception that passed through the site, by class (``other`` past ``limit``)."""
-    module = exc_type.__module__
-    cls = exc_type.__qualname__ if module == "builtins" else f"{module}.{exc_type.__qualname__}"
+    cls = exception_name(exc_type)
     offset = s.exceptions.get(cls)
     if offset is None:
         with _lock:
@@ -322,9 +333,29 @@ def plan(eidx: int) -> Plan:
                 slots[s] = (call_series(s, eidx), position)
             width += len(hp.positions)
             hyps.append(hp)
-        made = Plan(eidx, endpoint_series.int_offset, slots, width, tuple(hyps))
+        made = Plan(eidx, endpoint_series.int_offset, slots, width, tuple(hyps), {})
+        outcome_series(made, ("", ""))  # the common case exists (at zero) from the start
         PLANS[eidx] = made
         return made
+
+
+def outcome_series(p: Plan, key: tuple[str, str]) -> int:
+    """Offset of an endpoint's request counter for (status, exception), made on first use."""
+    with _lock:
+        found = p.outcomes.get(key)
+        if found is not None:
+            return found
+        endpoint = ENDPOINT_NAMES[p.endpoint_index]
+        status, exception = key
+        if exception:
+            seen = _exceptions_seen.setdefault(endpoint, set())
+            if exception not in seen and len(seen) >= MAX_ENDPOINT_EXCEPTIONS:
+                exception = "other"
+            seen.add(exception)
+        labels = (endpoint, status, exception)
+        offset = STORAGE.series(m.ENDPOINT_REQUESTS.name, labels, ints=1).int_offset
+        p.outcomes[key] = offset
+        return offset
 
 
 def invalidate() -> None:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar, cast
 from . import _buckets, _exemplars, _faults, _plan
 from ._hypothesis import OTHER_SEGMENT, validate_endpoint
 from ._storage import STORAGE, TLS
+from .errors import ConfigurationError
 
 __all__ = ["endpoint", "segment"]
 
@@ -37,7 +38,19 @@ CLOCK: Callable[[], int] = time.perf_counter_ns
 class Scope:
     """One request in flight: which endpoint, when it began, and what probes added."""
 
-    __slots__ = ("acc", "eidx", "plan", "segment", "sites", "start")
+    __slots__ = (
+        "acc",
+        "eidx",
+        "exception",
+        "opener",
+        "plan",
+        "reentered",
+        "segment",
+        "sites",
+        "start",
+        "status",
+        "token",
+    )
 
     def __init__(self, plan: _plan.Plan, start: int) -> None:
         self.plan = plan
@@ -46,11 +59,31 @@ class Scope:
         self.start = start
         #: The request's segment (hypoprobe.segment); only allow-listed values become labels.
         self.segment: str | None = None
+        #: Response status class ("2xx"), set by the web integrations; "" if none.
+        self.status = ""
+        #: Class of the exception that ended the request; "" if none.
+        self.exception = ""
+        #: The endpoint object that opened this scope, the token that made it current, and
+        #: how often that same object was entered again inside it (those exits are ignored).
+        #: Kept per request, so one endpoint object can serve concurrent requests.
+        self.opener: object = None
+        self.token: Token[Scope | None] | None = None
+        self.reentered = 0
         #: Per relevant site: ``calls << CALLS_SHIFT | probe_ns`` (see _plan.CALLS_SHIFT).
         self.acc = [0] * plan.width
 
 
 CURRENT: ContextVar[Scope | None] = ContextVar("hypoprobe_scope", default=None)
+
+
+def set_status(scope: Scope, status: object) -> None:
+    """Record a web response's status class on a request (``200``, ``"404 Not Found"``)."""
+    try:
+        code = int(str(status)[:3])
+    except ValueError:
+        _faults.record("status_not_a_code")
+        return
+    scope.status = f"{code // 100}xx" if 100 <= code <= 599 else "other"
 
 
 def refresh(scope: Scope) -> None:
@@ -102,6 +135,12 @@ def _finish(scope: Scope, elapsed: int) -> None:
     off = plan.endpoint_offset
     ints[off + bisect_left(_DURATION_BOUNDS, elapsed)] += 1
     ints[off + _DURATION_SUM] += elapsed
+    outcome = (scope.status, scope.exception)
+    off = plan.outcomes.get(outcome)  # type: ignore[assignment]
+    if off is None:
+        off = _plan.outcome_series(plan, outcome)
+        ints, floats = STORAGE.shard()
+    ints[off] += 1
     acc = scope.acc
     e_seconds = elapsed / _PPB
     e_squared = e_seconds * e_seconds
@@ -188,7 +227,12 @@ class endpoint:
         return made
 
     def __enter__(self) -> endpoint:
-        if not ENABLED or CURRENT.get() is not None:
+        current = CURRENT.get()
+        if current is not None:
+            if current.opener is self:
+                current.reentered += 1
+            return self
+        if not ENABLED:
             return self
         try:
             start = CLOCK()
@@ -196,7 +240,10 @@ class endpoint:
                 _plan.expire_due(start)
             plan = _plan.PLANS[self._eidx] or _plan.plan(self._eidx)
             scope = Scope(plan, start)
-            self._token = CURRENT.set(scope)
+            scope.opener = self
+            # _scope/_token: for integrations/_request.py, which takes the scope of a fresh
+            # object over; __exit__ itself reads only the context.
+            scope.token = self._token = CURRENT.set(scope)
             self._scope = scope
         except Exception:  # never let instrumentation break the request
             _faults.record("scope_enter")
@@ -208,17 +255,22 @@ class endpoint:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        scope = self._scope
-        if scope is None:
+        scope = CURRENT.get()
+        if scope is None or scope.opener is not self:
+            return  # an ignored inner scope, or one an integration took over
+        if scope.reentered:
+            scope.reentered -= 1
             return
         end = CLOCK()
         self._scope = None
         try:
-            CURRENT.reset(self._token)  # type: ignore[arg-type]
+            CURRENT.reset(scope.token)  # type: ignore[arg-type]
         except Exception:  # exited in another context than entered
             CURRENT.set(None)
             _faults.record("scope_context")
         try:
+            if exc is not None:
+                scope.exception = _plan.exception_name(type(exc))
             elapsed = end - scope.start
             if elapsed < 0:
                 _faults.record("clock_backwards")
@@ -239,6 +291,11 @@ class endpoint:
         self.__exit__(exc_type, exc, tb)
 
     def __call__(self, fn: F) -> F:
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise ConfigurationError(
+                f"@hypoprobe.endpoint cannot scope the generator function {fn.__qualname__}: "
+                "its body runs after the call returns; open the scope inside it instead"
+            )
         name, eidx = self.name, self._eidx
         fresh = endpoint._fresh
         if inspect.iscoroutinefunction(fn):

@@ -44,7 +44,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -54,7 +54,7 @@ from ._collect import snapshot as take_snapshot
 from ._config import HOLDER, validate
 from .errors import ConfigurationError
 from .prometheus import clamped_totals, expires_label
-from .snapshot import ExceptionCount, Histogram, Moments, Snapshot
+from .snapshot import Histogram, Moments, Snapshot
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import (
@@ -95,6 +95,7 @@ ATTRIBUTES: Mapping[str, str] = {
     "slow": "hypoprobe.slow",
     "segment": "hypoprobe.segment",
     "exception": "exception.type",
+    "status": "hypoprobe.status_class",
     "claim": "hypoprobe.claim",
     "min_share": "hypoprobe.min_share",
     "observed_share": "hypoprobe.observed_share",
@@ -137,6 +138,7 @@ _UNITS: Mapping[str, str] = {
     m.MOMENT_PROBE.name: "s",
     m.MOMENT_ENDPOINT.name: "s",
     m.PROBE_EXCEPTIONS.name: "{exception}",
+    m.ENDPOINT_REQUESTS.name: "{request}",
     m.INTERNAL_ERRORS.name: "{fault}",
     m.SERIES_DROPPED.name: "{series}",
     m.CLAMPED.name: "{value}",
@@ -469,6 +471,9 @@ def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
         b, m.PROBE_EXCEPTIONS, ((_attrs(m.PROBE_EXCEPTIONS, x), x.count) for x in snap.exceptions)
     )
     yield _number_metric(
+        b, m.ENDPOINT_REQUESTS, ((_attrs(m.ENDPOINT_REQUESTS, o), o.count) for o in snap.outcomes)
+    )
+    yield _number_metric(
         b,
         m.INTERNAL_ERRORS,
         ((_attrs(m.INTERNAL_ERRORS, kind=k), n) for k, n in sorted(snap.internal_errors.items())),
@@ -556,27 +561,6 @@ def metrics_data(
                 )
             ]
         ),
-    )
-
-
-def _window(later: Snapshot, earlier: Snapshot) -> Snapshot:
-    """``later.minus(earlier)``, plus the plain counters that ``Snapshot.minus`` keeps whole."""
-    before = {(x.hypothesis, x.probe, x.exception): x.count for x in earlier.exceptions}
-
-    def exception(x: ExceptionCount) -> ExceptionCount:
-        prior = before.get((x.hypothesis, x.probe, x.exception), 0)
-        delta = x.count - prior if x.count >= prior else x.count
-        return ExceptionCount(x.hypothesis, x.probe, x.exception, delta)
-
-    def counters(now: Mapping[str, int], then: Mapping[str, int]) -> dict[str, int]:
-        # A counter that went down was reset (a fork): all of it is new.
-        return {k: v - then.get(k, 0) if v >= then.get(k, 0) else v for k, v in now.items()}
-
-    return replace(
-        later.minus(earlier),
-        exceptions=tuple(exception(x) for x in later.exceptions),
-        internal_errors=counters(later.internal_errors, earlier.internal_errors),
-        series_overflow=counters(later.series_overflow, earlier.series_overflow),
     )
 
 
@@ -719,7 +703,7 @@ class OTelExport:
         snap = self._source()
         if self.temporality == "delta":
             baseline = self._baseline
-            window = snap if baseline is None else _window(snap, baseline)
+            window = snap if baseline is None else snap.minus(baseline)
             start = self._baseline_time
         else:
             window, start = snap, self._started_at

@@ -212,6 +212,12 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
             fam.add_metric(labels, float(value))
     yield from moment_families
 
+    outcomes = CounterMetricFamily(
+        m.ENDPOINT_REQUESTS.name, m.ENDPOINT_REQUESTS.help, labels=m.ENDPOINT_REQUESTS.labels
+    )
+    for o in snap.outcomes:
+        outcomes.add_metric([o.endpoint, o.status, o.exception], float(o.count))
+    yield outcomes
     exc = CounterMetricFamily(
         m.PROBE_EXCEPTIONS.name, m.PROBE_EXCEPTIONS.help, labels=m.PROBE_EXCEPTIONS.labels
     )
@@ -287,6 +293,7 @@ class HypoprobeCollector(Collector):
             *m.INT_MOMENTS,
             *m.FLOAT_MOMENTS,
             m.PROBE_EXCEPTIONS,
+            m.ENDPOINT_REQUESTS,
             m.INTERNAL_ERRORS,
             m.SERIES_DROPPED,
             m.CLAMPED,

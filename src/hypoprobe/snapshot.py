@@ -28,6 +28,7 @@ from .errors import SnapshotError
 __all__ = [
     "SCHEMA",
     "EndpointData",
+    "EndpointOutcome",
     "ExceptionCount",
     "Exemplar",
     "Histogram",
@@ -375,6 +376,20 @@ class Moments:
 
 
 @dataclass(frozen=True)
+class EndpointOutcome:
+    """Requests of one endpoint that ended with one status class and exception class.
+
+    ``status`` is ``"2xx"``..``"5xx"`` for web responses ("" for jobs and plain scopes);
+    ``exception`` is the class of the exception that ended the request ("" for none).
+    """
+
+    endpoint: str
+    status: str
+    exception: str
+    count: int
+
+
+@dataclass(frozen=True)
 class ExceptionCount:
     """Exceptions of one class that passed through one probe."""
 
@@ -449,6 +464,8 @@ class Snapshot:
     requests: tuple[RequestData, ...] = ()
     moments: tuple[Moments, ...] = ()
     exceptions: tuple[ExceptionCount, ...] = ()
+    #: Requests per endpoint by status class and exception class.
+    outcomes: tuple[EndpointOutcome, ...] = ()
     unregistered: tuple[str, ...] = ()
     internal_errors: Mapping[str, int] = field(default_factory=dict)
     series_overflow: Mapping[str, int] = field(default_factory=dict)
@@ -527,6 +544,11 @@ class Snapshot:
                 lambda x: (x.hypothesis, x.probe, x.exception),
                 lambda a, b: replace(a, count=a.count + b.count),
             ),
+            outcomes=_merge_keyed(
+                (o for s in snaps for o in s.outcomes),
+                lambda o: (o.endpoint, o.status, o.exception),
+                lambda a, b: replace(a, count=a.count + b.count),
+            ),
             unregistered=tuple(sorted({u for s in snaps for u in s.unregistered} - set(hyps))),
             internal_errors=_sum_maps(s.internal_errors for s in snaps),
             series_overflow=_sum_maps(s.series_overflow for s in snaps),
@@ -539,6 +561,7 @@ class Snapshot:
         before_p = {(p.hypothesis, p.probe, p.endpoint): p for p in earlier.probes}
         before_r = {(r.hypothesis, r.probe, r.endpoint, r.segment): r for r in earlier.requests}
         before_x = {(x.hypothesis, x.probe, x.exception): x.count for x in earlier.exceptions}
+        before_o = {(o.endpoint, o.status, o.exception): o.count for o in earlier.outcomes}
         before_m = {(mo.hypothesis, mo.endpoint, mo.segment, mo.slow): mo for mo in earlier.moments}
 
         def moments_minus(mo: Moments) -> Moments:
@@ -583,6 +606,12 @@ class Snapshot:
                 else x
                 for x in self.exceptions
             ),
+            outcomes=tuple(
+                replace(o, count=o.count - before_o[k])
+                if (k := (o.endpoint, o.status, o.exception)) in before_o and before_o[k] <= o.count
+                else o
+                for o in self.outcomes
+            ),
             internal_errors=_minus_map(self.internal_errors, earlier.internal_errors),
             series_overflow=_minus_map(self.series_overflow, earlier.series_overflow),
             slowest=tuple(r for r in self.slowest if r.at > earlier.created_at),
@@ -623,6 +652,7 @@ class Snapshot:
             ],
             "moments": [_plain(mo) for mo in self.moments],
             "exceptions": [_plain(x) for x in self.exceptions],
+            "outcomes": [_plain(o) for o in self.outcomes],
             "unregistered": list(self.unregistered),
             "internal_errors": dict(self.internal_errors),
             "series_overflow": dict(self.series_overflow),
@@ -674,6 +704,7 @@ class Snapshot:
                 ),
                 moments=tuple(_moments(mo) for mo in data.get("moments", ())),
                 exceptions=tuple(ExceptionCount(**x) for x in data.get("exceptions", ())),
+                outcomes=tuple(EndpointOutcome(**o) for o in data.get("outcomes", ())),
                 unregistered=tuple(data.get("unregistered", ())),
                 internal_errors=dict(data.get("internal_errors", {})),
                 series_overflow=dict(data.get("series_overflow", {})),

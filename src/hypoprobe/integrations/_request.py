@@ -20,7 +20,7 @@ from typing import Any
 
 import hypoprobe
 
-from .. import _faults
+from .. import _faults, _plan
 from .. import _scope as _core
 
 __all__: list[str] = []
@@ -160,10 +160,33 @@ class Request:
         if open_token is not None:
             _OPEN.reset(open_token)  # set right after CURRENT, in the same context
 
-    def end(self) -> None:
-        """:meth:`finish`, then :meth:`detach`: the request ended in the context it began."""
+    def end(self, exc: BaseException | None = None) -> None:
+        """:meth:`finish`, then :meth:`detach`: the request ended in the context it began.
+
+        ``exc``: the exception that ended the request, counted by class.
+        """
+        if exc is not None:
+            self.failed(exc)
         self.finish()
         self.detach()
+
+    def set_status(self, status: object) -> None:
+        """The response's status (``"200 OK"`` or ``200``), counted by class. Never raises."""
+        scope = self._scope
+        if scope is not None:
+            try:
+                _core.set_status(scope, status)
+            except Exception:
+                _faults.record("integration_status")
+
+    def failed(self, exc: BaseException) -> None:
+        """The exception that ended the request, counted by class. Never raises."""
+        scope = self._scope
+        if scope is not None:
+            try:
+                scope.exception = _plan.exception_name(type(exc))
+            except Exception:
+                _faults.record("integration_exception")
 
     def _clean_up(self) -> None:
         # Called when a request starts while this one is still this context's latest.

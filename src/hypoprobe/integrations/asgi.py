@@ -70,14 +70,17 @@ class HypoprobeASGIMiddleware:
         async def send_watching(message: Message) -> None:
             await send(message)
             try:
-                if message.get("type") == "http.response.body" and not message.get(
-                    "more_body", False
-                ):
+                kind = message.get("type")
+                if kind == "http.response.start":
+                    req.set_status(message.get("status"))
+                elif kind == "http.response.body" and not message.get("more_body", False):
                     req.finish()
             except Exception:
                 _faults.record("asgi_send")
 
         try:
             await self.app(scope, receive_watching, send_watching)
-        finally:
-            req.end()
+        except BaseException as exc:
+            req.end(exc)
+            raise
+        req.end()

@@ -132,11 +132,12 @@ class HypoprobeMiddleware:
         )
         try:
             response = self.get_response(request)
-        except BaseException:
-            req.end()
+        except BaseException as exc:
+            req.end(exc)
             raise
         if req.scope is None:
             return response
+        req.set_status(getattr(response, "status_code", ""))
         if not getattr(response, "streaming", False):
             req.end()
             return response

@@ -58,10 +58,15 @@ class HypoprobeMiddleware:
             _faults.record("wsgi_name")
             endpoint_name = fallback = "OTHER <unmatched>"
         req = Request.start(endpoint_name, fallback, self.segment, environ)
+
+        def start_response_watching(status: str, headers: Any, *exc_info: Any) -> Any:
+            req.set_status(status)
+            return start_response(status, headers, *exc_info)
+
         try:
-            body = self.app(environ, start_response)
-        except BaseException:
-            req.end()
+            body = self.app(environ, start_response_watching if req.scope else start_response)
+        except BaseException as exc:
+            req.end(exc)
             raise
         if req.scope is None:  # nested in another scope, or disabled: leave the body alone
             return body

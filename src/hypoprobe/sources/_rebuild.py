@@ -15,12 +15,13 @@ import datetime as _dt
 import itertools
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .. import _metrics as m
 from .._buckets import BucketLayout
 from ..snapshot import (
     EndpointData,
+    EndpointOutcome,
     ExceptionCount,
     Histogram,
     HypothesisInfo,
@@ -46,6 +47,7 @@ _MOMENT_FIELDS = {
     f"{m.MOMENT_PE.name}_total": "probe_endpoint_seconds_squared",
 }
 _EXCEPTIONS = f"{m.PROBE_EXCEPTIONS.name}_total"
+_OUTCOMES = f"{m.ENDPOINT_REQUESTS.name}_total"
 _INTERNAL_ERRORS = f"{m.INTERNAL_ERRORS.name}_total"
 _OVERFLOW = f"{m.SERIES_DROPPED.name}_total"
 
@@ -165,6 +167,7 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
     expired: dict[str, bool] = {}
     unregistered: set[str] = set()
     exceptions: dict[tuple[str, str, str], int] = {}
+    outcomes: dict[tuple[str, ...], int] = {}
     internal_errors: dict[str, int] = {}
     overflow: dict[str, int] = {}
 
@@ -198,6 +201,9 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
             expired[hid] = expired.get(hid, False) or s.value > 0
         elif s.name == m.UNKNOWN_HYPOTHESIS.name and s.value > 0:
             unregistered.add(s.labels.get("hypothesis", ""))
+        elif s.name == _OUTCOMES:
+            okey = _key(s.labels, ("endpoint", "status", "exception"))
+            outcomes[okey] = outcomes.get(okey, 0) + round(s.value)
         elif s.name == _EXCEPTIONS:
             hid, probe, exc_class = _key(s.labels, ("hypothesis", "probe", "exception"))
             xkey = (hid, probe, exc_class)
@@ -274,6 +280,7 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
         requests=tuple(requests),
         moments=tuple(built_moments),
         exceptions=tuple(ExceptionCount(*k, n) for k, n in exceptions.items()),
+        outcomes=tuple(EndpointOutcome(k[0], k[1], k[2], n) for k, n in outcomes.items()),
         unregistered=tuple(sorted(unregistered - set(info_rows))),
         internal_errors=internal_errors,
         series_overflow=overflow,
@@ -291,21 +298,5 @@ def has_data(snap: Snapshot) -> bool:
 
 
 def window(later: Snapshot, earlier: Snapshot) -> Snapshot:
-    """``later.minus(earlier)``, with the plain counters (exceptions, faults) as deltas too."""
-    diff = later.minus(earlier)
-    before_x = {(x.hypothesis, x.probe, x.exception): x.count for x in earlier.exceptions}
-
-    def delta(now: Mapping[str, int], then: Mapping[str, int]) -> dict[str, int]:
-        return {k: v - then.get(k, 0) if v >= then.get(k, 0) else v for k, v in now.items()}
-
-    exceptions = []
-    for x in diff.exceptions:
-        prior = before_x.get((x.hypothesis, x.probe, x.exception), 0)
-        count = x.count - prior if x.count >= prior else x.count
-        exceptions.append(ExceptionCount(x.hypothesis, x.probe, x.exception, count))
-    return replace(
-        diff,
-        exceptions=tuple(exceptions),
-        internal_errors=delta(diff.internal_errors, earlier.internal_errors),
-        series_overflow=delta(diff.series_overflow, earlier.series_overflow),
-    )
+    """What happened between two scrapes: ``later.minus(earlier)``, every counter included."""
+    return later.minus(earlier)

@@ -126,6 +126,7 @@ def _queries(rng: str) -> Iterator[tuple[str, str]]:
         *m.INT_MOMENTS,
         *m.FLOAT_MOMENTS,
         m.PROBE_EXCEPTIONS,
+        m.ENDPOINT_REQUESTS,
         m.INTERNAL_ERRORS,
         m.SERIES_DROPPED,
     )
