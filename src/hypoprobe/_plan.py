@@ -78,6 +78,11 @@ class SegmentSeries:
     sites: tuple[tuple[tuple[int, int], int, int], ...]
     int_moments: tuple[int, int]  # (not slow, slow)
     float_moments: tuple[int, int]
+    #: What a scope's end reads, as plain tuples (unpacking beats attribute lookups):
+    #: per site (accumulator position, request offsets, share offset, calls offset), and
+    #: per slow flag (int moments offset, float moments offset).
+    rows: tuple[tuple[int, tuple[int, int], int, int], ...] = ()
+    moments: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
 
 
 @dataclass(frozen=True)
@@ -107,13 +112,27 @@ class Plan:
     hypotheses: tuple[HypothesisPlan, ...]
     #: Offset of the request counter by (status class, exception class), made on first use.
     outcomes: dict[tuple[str, str], int]
+    #: Per hypothesis, as a plain tuple for the scope's end: (plan, allow-list, the one
+    #: segment, series by label, slow threshold in ns, the series when segments are not
+    #: kept apart).
+    rows: tuple[
+        tuple[
+            HypothesisPlan,
+            frozenset[str] | None,
+            str | None,
+            dict[str, SegmentSeries],
+            int,
+            SegmentSeries | None,
+        ],
+        ...,
+    ] = ()
 
 
 #: Distinct exception classes counted per endpoint before the rest count as "other".
 MAX_ENDPOINT_EXCEPTIONS = 20
 _exceptions_seen: dict[str, set[str]] = {}
 
-_endpoint_index: dict[str, int] = {m.NO_ENDPOINT: 0}
+KNOWN_ENDPOINTS: dict[str, int] = {m.NO_ENDPOINT: 0}
 ENDPOINT_NAMES: list[str] = [m.NO_ENDPOINT]
 #: Every site, by (hypothesis id, probe name).
 SITES: dict[tuple[str, str], Site] = {}
@@ -128,16 +147,16 @@ ENABLED = True
 
 def endpoint_index(name: str) -> int:
     """Index of an endpoint name, allocated on first sight."""
-    found = _endpoint_index.get(name)
+    found = KNOWN_ENDPOINTS.get(name)
     if found is not None:
         return found
     with _lock:
-        found = _endpoint_index.get(name)
+        found = KNOWN_ENDPOINTS.get(name)
         if found is None:
             found = len(ENDPOINT_NAMES)
             ENDPOINT_NAMES.append(name)
             PLANS.append(None)
-            _endpoint_index[name] = found
+            KNOWN_ENDPOINTS[name] = found
         return found
 
 
@@ -286,6 +305,11 @@ def segment_series(hp: HypothesisPlan, label: str) -> SegmentSeries:
             tuple(sites),
             (moments[0].int_offset, moments[1].int_offset),
             (moments[0].float_offset, moments[1].float_offset),
+            tuple((pos, *site) for pos, site in zip(hp.positions, sites, strict=False)),
+            (
+                (moments[0].int_offset, moments[0].float_offset),
+                (moments[1].int_offset, moments[1].float_offset),
+            ),
         )
         hp.series[label] = made
         return made
@@ -333,7 +357,10 @@ def plan(eidx: int) -> Plan:
                 slots[s] = (call_series(s, eidx), position)
             width += len(hp.positions)
             hyps.append(hp)
-        made = Plan(eidx, endpoint_series.int_offset, slots, width, tuple(hyps), {})
+        rows = tuple(
+            (hp, hp.allowed, hp.only, hp.series, hp.slow_ns, hp.series.get("")) for hp in hyps
+        )
+        made = Plan(eidx, endpoint_series.int_offset, slots, width, tuple(hyps), {}, rows)
         outcome_series(made, ("", ""))  # the common case exists (at zero) from the start
         PLANS[eidx] = made
         return made

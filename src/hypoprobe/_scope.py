@@ -145,23 +145,22 @@ def _finish(scope: Scope, elapsed: int) -> None:
     e_seconds = elapsed / _PPB
     e_squared = e_seconds * e_seconds
     segment = scope.segment
-    for hp in plan.hypotheses:
-        if hp.allowed is None:
-            label = ""
-        elif hp.only is not None and segment != hp.only:
-            continue  # the hypothesis is about another segment's requests
+    for hp, allowed, only, by_label, slow_ns, plain in plan.rows:
+        if plain is not None:
+            series = plain
         else:
-            label = segment if segment in hp.allowed else _OTHER
-        series = hp.series.get(label)
-        if series is None:  # the first request of this segment label
-            series = _plan.segment_series(hp, label)
-            ints, floats = STORAGE.shard()
-        slow = 1 if elapsed > hp.slow_ns else 0
+            if only is not None and segment != only:
+                continue  # the hypothesis is about another segment's requests
+            label = segment if segment is not None and segment in allowed else _OTHER  # type: ignore[operator]
+            found = by_label.get(label)
+            if found is None:  # the first request of this segment label
+                found = _plan.segment_series(hp, label)
+                ints, floats = STORAGE.shard()
+            series = found
+        slow = 1 if elapsed > slow_ns else 0
         total = 0
         called = 0
-        for pos, (request_offsets, share_off, calls_off) in zip(
-            hp.positions, series.sites, strict=False
-        ):
+        for pos, request_offsets, share_off, calls_off in series.rows:
             slot = acc[pos]
             if not slot:
                 continue
@@ -177,10 +176,9 @@ def _finish(scope: Scope, elapsed: int) -> None:
             ints[share_off + _SHARE_SUM] += share
             ints[calls_off + bisect_left(_CALLS_BOUNDS, calls)] += 1
             ints[calls_off + _CALLS_SUM] += calls
-        off = series.int_moments[slow]
+        off, fo = series.moments[slow]
         ints[off] += 1
         ints[off + 3] += elapsed
-        fo = series.float_moments[slow]
         floats[fo + 1] += e_squared
         if called:
             ints[off + 1] += 1
@@ -211,8 +209,12 @@ class endpoint:
     __slots__ = ("_eidx", "_scope", "_token", "name")
 
     def __init__(self, name: str) -> None:
-        self.name = validate_endpoint(name)
-        self._eidx = _plan.endpoint_index(name)
+        # A name seen before was validated then: a request pays one dict lookup.
+        eidx = _plan.KNOWN_ENDPOINTS.get(name) if type(name) is str else None
+        if not eidx:  # unseen, or 0: the reserved "<none>"
+            eidx = _plan.endpoint_index(validate_endpoint(name))
+        self.name = name
+        self._eidx = eidx
         self._scope: Scope | None = None
         self._token: Token[Scope | None] | None = None
 
