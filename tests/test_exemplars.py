@@ -229,6 +229,27 @@ class _BrokenSpan(trace.NonRecordingSpan):
         raise RuntimeError("broken tracer (test)")
 
 
+def test_segment_exemplars_land_on_their_segment_series(
+    unique_id: Callable[[str], str], fake_clock: FakeClock
+) -> None:
+    hid, ep = unique_id(), unique_id("ep")
+    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5, segments=["pro"])
+    traces = {}
+    for plan in ("pro", "user@example.com"):
+        with TRACER.start_as_current_span("GET /x") as span, hypoprobe.endpoint(ep):
+            hypoprobe.segment(plan)
+            with hypoprobe.probe(hid, name="q"):
+                fake_clock.advance(30 * MS)
+            fake_clock.advance(70 * MS)
+        traces[plan] = _ids(span)[0]
+    by_segment = {
+        r.segment: [ex.trace_id for ex in r.share.exemplars]
+        for r in _own(hid, ep).requests
+        if r.share.exemplars
+    }
+    assert by_segment == {"pro": [traces["pro"]], "other": [traces["user@example.com"]]}
+
+
 def test_a_span_that_is_not_sampled_leaves_no_exemplar(
     setup: tuple[str, str, Callable[..., Span | None]],
 ) -> None:

@@ -97,13 +97,10 @@ def _offer(scope: Scope, elapsed: int, trace_id: int, span_id: int) -> None:
         if series is None:
             continue
         slow = 1 if elapsed > hp.slow_ns else 0
-        sites = series.sites
-        # enumerate, not zip(..., strict=False): a keyword call costs several times more.
-        for i, pos in enumerate(hp.positions[: len(sites)]):
+        for pos, request_offsets, share_off, _ in series.rows:
             slot = acc[pos]
             if not slot:
                 continue
-            request_offsets, share_off, _ = sites[i]
             p = slot & TIME_MASK
             kept[request_offsets[slow] + bisect_left(_DURATION_BOUNDS, p)] = (
                 p / _PPB,
