@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import HypoprobeError
-from ..snapshot import Histogram, HypothesisInfo, ProbeData, RequestData, Snapshot
+from ..snapshot import Histogram, HypothesisInfo, ProbeData, RequestData, SlowRequest, Snapshot
 from . import _ratio
 from ._meaning import meaning
 
@@ -37,6 +37,10 @@ class NoDataError(HypoprobeError):
         except analysis.NoDataError as exc:
             print(exc)
     """
+
+
+#: The keys of one of a verdict's slowest requests in its JSON form.
+_SLOW_KEYS = ("kind", "endpoint_seconds", "probe_seconds", "calls", "share", "at", "trace_id")
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,9 @@ class Verdict:
     segment: str | None = None
     #: The share per segment, when the hypothesis keeps segments apart.
     segments: tuple[SegmentShare, ...] = ()
+    #: The single requests behind the aggregate: the highest shares and the slowest
+    #: (``kind`` "share" / "latency"), highest first, with their trace ids.
+    slowest_requests: tuple[SlowRequest, ...] = ()
     # Distributions for plots; not part of the JSON contract.
     share_histogram: Histogram | None = field(default=None, repr=False, compare=False)
     endpoint_histogram: Histogram | None = field(default=None, repr=False, compare=False)
@@ -112,6 +119,8 @@ class Verdict:
             value = getattr(self, f.name)
             if f.name == "segments":
                 value = [seg.to_dict() for seg in value]
+            elif f.name == "slowest_requests":
+                value = [{k: getattr(r, k) for k in _SLOW_KEYS} for r in value]
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -245,6 +254,12 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
         "expired": info.expired,
         "segment": info.segment,
         "segments": segments,
+        "slowest_requests": tuple(
+            sorted(
+                (r for r in snap.slowest if r.hypothesis == info.id and r.endpoint == endpoint),
+                key=lambda r: (r.kind != "share", -r.rank_value),
+            )
+        ),
     }
     values["meaning"] = meaning(values)
     return Verdict(
