@@ -38,6 +38,7 @@ class Config:
     ``exemplars``                 ``HYPOPROBE_EXEMPLARS=0/1``     ``True``
     ``slowest_requests``          ``HYPOPROBE_SLOWEST_REQUESTS``  ``5``
     ``slowest_window_seconds``    ``HYPOPROBE_SLOWEST_WINDOW``    ``600.0``
+    ``annotate_spans``            ``HYPOPROBE_ANNOTATE_SPANS=0/1`` ``False``
     ============================  ==============================  =========================
 
     Example::
@@ -70,6 +71,10 @@ class Config:
     #: How long a kept slow request stays listed (seconds): every reader (a scrape, a
     #: report) sees the same list, none takes it away from another.
     slowest_window_seconds: float = 600.0
+    #: Write each hypothesis' probe time, share and calls onto the request's active
+    #: OpenTelemetry span at the end of the request, so a trace view shows them (off by
+    #: default: it costs a few microseconds per traced request).
+    annotate_spans: bool = False
 
 
 _ENV_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {}
@@ -103,6 +108,7 @@ _ENV_PARSERS = {
     "HYPOPROBE_BUCKETS_PER_OCTAVE": ("buckets_per_octave", _env_int),
     "HYPOPROBE_MULTIPROC_DIR": ("multiproc_dir", lambda raw: raw.strip() or None),
     "HYPOPROBE_EXEMPLARS": ("exemplars", _env_bool),
+    "HYPOPROBE_ANNOTATE_SPANS": ("annotate_spans", _env_bool),
     "HYPOPROBE_SLOWEST_REQUESTS": ("slowest_requests", _env_int),
     "HYPOPROBE_SLOWEST_WINDOW": ("slowest_window_seconds", lambda raw: float(raw.strip())),
 }
@@ -120,8 +126,9 @@ def validate(fields: Mapping[str, object]) -> dict[str, object]:
     out = dict(fields)
     if "enabled" in out and not isinstance(out["enabled"], bool):
         raise ConfigurationError(f"enabled must be True or False, got {out['enabled']!r}")
-    if "exemplars" in out and not isinstance(out["exemplars"], bool):
-        raise ConfigurationError(f"exemplars must be True or False, got {out['exemplars']!r}")
+    for switch in ("exemplars", "annotate_spans"):
+        if switch in out and not isinstance(out[switch], bool):
+            raise ConfigurationError(f"{switch} must be True or False, got {out[switch]!r}")
     if "slowest_requests" in out:
         value = out["slowest_requests"]
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:

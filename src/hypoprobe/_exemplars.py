@@ -25,6 +25,7 @@ from opentelemetry import trace as _trace
 
 from . import _buckets, _faults, _slowest
 from ._hypothesis import OTHER_SEGMENT
+from ._plan import CALLS_SHIFT as _CALLS_SHIFT
 from ._plan import TIME_MASK
 from ._storage import STORAGE, Series
 from .snapshot import Exemplar
@@ -38,6 +39,8 @@ __all__: list[str] = []
 ON = True
 #: configure(exemplars=...).
 EXEMPLARS = True
+#: configure(annotate_spans=...).
+ANNOTATE = False
 #: Exemplars older than this (seconds) are dropped at collection.
 TTL = 300.0
 
@@ -58,19 +61,48 @@ def after_request(scope: Scope, elapsed: int) -> None:
         trace_id = 0
         # An empty OpenTelemetry context holds no span: one cheap lookup decides most
         # untraced requests before the (several times dearer) current-span lookup.
-        if EXEMPLARS and (current := _get_current_context()):
-            context = _get_current_span(current).get_span_context()
+        if (EXEMPLARS or ANNOTATE) and (current := _get_current_context()):
+            span = _get_current_span(current)
+            context = span.get_span_context()
             trace_id, span_id = context.trace_id, context.span_id
             # SpanContext.is_valid without the property's cost; and, as OpenTelemetry's
             # default exemplar filter, only sampled spans: others never reach a trace store.
             if trace_id and span_id and context.trace_flags & _SAMPLED:
-                _offer(scope, elapsed, trace_id, span_id)
+                if EXEMPLARS:
+                    _offer(scope, elapsed, trace_id, span_id)
+                if ANNOTATE:
+                    annotate(span, scope, elapsed)
             else:
                 trace_id = 0
         if _slowest.K:
             _slowest.offer(scope, elapsed, trace_id)
     except Exception:  # never let a trace lookup break the request
         _faults.record("exemplars")
+
+
+def annotate(span: _trace.Span, scope: Scope, elapsed: int) -> None:
+    """Write each hypothesis' part of this request onto its span (configure(annotate_spans)).
+
+    Attributes: ``hypoprobe.hypotheses`` (the ids judged on this request), and per id
+    ``hypoprobe.<id>.probe_seconds``, ``.share`` and ``.calls``.
+    """
+    acc = scope.acc
+    attributes: dict[str, str | float | int | list[str]] = {}
+    ids = []
+    for hp in scope.plan.hypotheses:
+        probe_ns = calls = 0
+        for pos in hp.positions:
+            slot = acc[pos]
+            probe_ns += slot & TIME_MASK
+            calls += slot >> _CALLS_SHIFT
+        hid = hp.hypothesis.id
+        ids.append(hid)
+        attributes[f"hypoprobe.{hid}.probe_seconds"] = probe_ns / 1e9
+        attributes[f"hypoprobe.{hid}.share"] = probe_ns / elapsed if elapsed > 0 else 0.0
+        attributes[f"hypoprobe.{hid}.calls"] = calls
+    if ids:
+        attributes["hypoprobe.hypotheses"] = ids
+        span.set_attributes(attributes)
 
 
 def _offer(scope: Scope, elapsed: int, trace_id: int, span_id: int) -> None:
@@ -159,12 +191,18 @@ def collect() -> dict[tuple[str, tuple[str, ...]], tuple[Exemplar, ...]]:
     return {key: tuple(sorted(exs, key=lambda ex: ex.bucket)) for key, exs in found.items()}
 
 
-def configure(exemplars: bool, slowest_requests: int, slowest_window_seconds: float) -> None:
+def configure(
+    exemplars: bool,
+    slowest_requests: int,
+    slowest_window_seconds: float,
+    annotate_spans: bool = False,
+) -> None:
     """Apply the settings; ``ON`` is what the request path checks."""
-    global EXEMPLARS, ON
+    global ANNOTATE, EXEMPLARS, ON
     EXEMPLARS = exemplars
+    ANNOTATE = annotate_spans
     _slowest.configure(slowest_requests, slowest_window_seconds)
-    ON = exemplars or slowest_requests > 0
+    ON = exemplars or slowest_requests > 0 or annotate_spans
     if not exemplars:
         _KEPT.clear()
 

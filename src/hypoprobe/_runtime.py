@@ -18,7 +18,9 @@ def _apply(old: Config | None, new: Config) -> None:
     if old is None or old.enabled != new.enabled:
         _plan.set_enabled(new.enabled)
     _probe.CLOCK = _scope.CLOCK = new.clock
-    _exemplars.configure(new.exemplars, new.slowest_requests, new.slowest_window_seconds)
+    _exemplars.configure(
+        new.exemplars, new.slowest_requests, new.slowest_window_seconds, new.annotate_spans
+    )
     STORAGE.max_series = new.max_series
     if old is None or old.multiproc_dir != new.multiproc_dir:
         STORAGE.use_directory(new.multiproc_dir)
