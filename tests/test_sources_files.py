@@ -10,6 +10,7 @@ import pytest
 import hypoprobe
 from conftest import FakeClock
 from hypoprobe.sources import SourceError, load_snapshot_files
+from source_checks import requester
 
 
 def _traffic(clock: FakeClock, hid: str, endpoint: str) -> Callable[..., None]:
@@ -23,17 +24,7 @@ def _traffic(clock: FakeClock, hid: str, endpoint: str) -> Callable[..., None]:
         slow_threshold=0.5,
     )
 
-    @hypoprobe.probe(hid, name="query")
-    def query(seconds: float) -> None:
-        clock.advance_seconds(seconds)
-
-    def request(rest: float, *probe_seconds: float) -> None:
-        with hypoprobe.endpoint(endpoint):
-            clock.advance_seconds(rest)
-            for p in probe_seconds:
-                query(p)
-
-    return request
+    return requester(clock, hid, endpoint, "query")
 
 
 def _write(path: Path, snap: hypoprobe.Snapshot) -> Path:

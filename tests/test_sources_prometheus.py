@@ -22,9 +22,10 @@ from prometheus_client.registry import Collector
 import hypoprobe
 from conftest import FakeClock
 from hypoprobe.prometheus import families
-from hypoprobe.snapshot import Histogram, Snapshot
+from hypoprobe.snapshot import Snapshot
 from hypoprobe.sources import SourceError, query_prometheus
 from servers import PrometheusServer, free_port, require_prometheus, start_prometheus
+from source_checks import assert_same_histogram, assert_same_moments, requester
 
 pytestmark = pytest.mark.real_server
 
@@ -113,24 +114,7 @@ def _traffic(clock: FakeClock, hid: str, endpoint: str) -> Callable[..., None]:
         owner="perf-team",
     )
 
-    @hypoprobe.probe(hid, name=PROBE)
-    def query(seconds: float) -> None:
-        clock.advance_seconds(seconds)
-
-    def request(rest: float, *probe_seconds: float) -> None:
-        with hypoprobe.endpoint(endpoint):
-            clock.advance_seconds(rest)
-            for p in probe_seconds:
-                query(p)
-
-    return request
-
-
-def _assert_same_histogram(got: Histogram, truth: Histogram) -> None:
-    assert len(got.bounds) > 10, "Prometheus should return many buckets"
-    expected = truth.restrict(got.bounds)
-    assert got.counts == expected.counts
-    assert got.sum == pytest.approx(expected.sum, rel=1e-12, abs=1e-15)
+    return requester(clock, hid, endpoint, PROBE)
 
 
 def test_prometheus_window_equals_the_recorded_traffic(
@@ -157,28 +141,20 @@ def test_prometheus_window_equals_the_recorded_traffic(
     truth = after.minus(before)
     for slow, n in ((False, 54), (True, 6)):
         have, want = got.moments_for(hid, endpoint, slow), truth.moments_for(hid, endpoint, slow)
-        assert have.requests == want.requests == n
-        assert have.requests_with_probe == want.requests_with_probe
-        for name in (
-            "probe_seconds",
-            "endpoint_seconds",
-            "probe_seconds_squared",
-            "endpoint_seconds_squared",
-            "probe_endpoint_seconds_squared",
-        ):
-            assert getattr(have, name) == pytest.approx(getattr(want, name), rel=1e-12)
+        assert have.requests == n
+        assert_same_moments(have, want)
     got_e, want_e = got.endpoint(endpoint), truth.endpoint(endpoint)
     assert got_e is not None
     assert want_e is not None
-    _assert_same_histogram(got_e.duration, want_e.duration)
+    assert_same_histogram(got_e.duration, want_e.duration)
     key = (hid, PROBE, endpoint)
     (got_r,) = [r for r in got.requests if (r.hypothesis, r.probe, r.endpoint) == key]
     (want_r,) = [r for r in truth.requests if (r.hypothesis, r.probe, r.endpoint) == key]
     for part in ("probe_seconds_fast", "probe_seconds_slow", "share", "calls"):
-        _assert_same_histogram(getattr(got_r, part), getattr(want_r, part))
+        assert_same_histogram(getattr(got_r, part), getattr(want_r, part))
     (got_p,) = [p for p in got.probes if (p.hypothesis, p.probe, p.endpoint) == key]
     (want_p,) = [p for p in truth.probes if (p.hypothesis, p.probe, p.endpoint) == key]
-    _assert_same_histogram(got_p.duration, want_p.duration)
+    assert_same_histogram(got_p.duration, want_p.duration)
 
     info = got.hypothesis(hid)
     assert info is not None

@@ -20,9 +20,10 @@ from prometheus_client.openmetrics import exposition as openmetrics_exposition
 
 import hypoprobe
 from conftest import FakeClock
-from hypoprobe.snapshot import Histogram, Snapshot
+from hypoprobe.snapshot import Snapshot
 from hypoprobe.sources import SourceError, load_snapshot_files, scrape_metrics
 from servers import free_port
+from source_checks import assert_same_histogram, assert_same_moments, requester
 
 PROBE = "query"
 
@@ -47,17 +48,7 @@ def _hypothesis(hid: str, endpoint: str) -> None:
 def _traffic(clock: FakeClock, hid: str, endpoint: str) -> Callable[..., None]:
     """A request function with known probe and endpoint times (fake clock)."""
 
-    @hypoprobe.probe(hid, name=PROBE)
-    def query(seconds: float) -> None:
-        clock.advance_seconds(seconds)
-
-    def request(rest: float, *probe_seconds: float) -> None:
-        with hypoprobe.endpoint(endpoint):
-            clock.advance_seconds(rest)
-            for p in probe_seconds:
-                query(p)
-
-    return request
+    return requester(clock, hid, endpoint, PROBE)
 
 
 def _mixed(request: Callable[..., None], n: int) -> None:
@@ -67,45 +58,25 @@ def _mixed(request: Callable[..., None], n: int) -> None:
         request(rest, *[0.0002 * (1 + i % 4)] * (i % 4))
 
 
-def _assert_same_histogram(got: Histogram, truth: Histogram) -> None:
-    """Cumulative counts exact at every exposed bound; the exact sum to float precision."""
-    assert len(got.bounds) > 10, "the exposition should carry many buckets"
-    expected = truth.restrict(got.bounds)
-    assert got.bounds == expected.bounds
-    assert got.counts == expected.counts
-    assert got.sum == pytest.approx(expected.sum, rel=1e-12, abs=1e-15)
-
-
 def _assert_rebuilt(got: Snapshot, truth: Snapshot, hid: str, endpoint: str) -> None:
     """Everything the scrape rebuilt for (hid, endpoint) equals the recorded truth."""
     for slow in (False, True):
         want, have = truth.moments_for(hid, endpoint, slow), got.moments_for(hid, endpoint, slow)
-        assert (have.requests, have.requests_with_probe) == (
-            want.requests,
-            want.requests_with_probe,
-        )
-        for name in (
-            "probe_seconds",
-            "endpoint_seconds",
-            "probe_seconds_squared",
-            "endpoint_seconds_squared",
-            "probe_endpoint_seconds_squared",
-        ):
-            assert getattr(have, name) == pytest.approx(getattr(want, name), rel=1e-12)
+        assert_same_moments(have, want)
     got_e, truth_e = got.endpoint(endpoint), truth.endpoint(endpoint)
     assert got_e is not None
     assert truth_e is not None
-    _assert_same_histogram(got_e.duration, truth_e.duration)
+    assert_same_histogram(got_e.duration, truth_e.duration)
 
     key = (hid, PROBE, endpoint)
     (got_p,) = [p for p in got.probes if (p.hypothesis, p.probe, p.endpoint) == key]
     (truth_p,) = [p for p in truth.probes if (p.hypothesis, p.probe, p.endpoint) == key]
-    _assert_same_histogram(got_p.duration, truth_p.duration)
+    assert_same_histogram(got_p.duration, truth_p.duration)
 
     (got_r,) = [r for r in got.requests if (r.hypothesis, r.probe, r.endpoint) == key]
     (truth_r,) = [r for r in truth.requests if (r.hypothesis, r.probe, r.endpoint) == key]
     for part in ("probe_seconds_fast", "probe_seconds_slow", "share", "calls"):
-        _assert_same_histogram(getattr(got_r, part), getattr(truth_r, part))
+        assert_same_histogram(getattr(got_r, part), getattr(truth_r, part))
 
 
 @pytest.fixture
