@@ -306,17 +306,6 @@ class Storage:
             _add_into(floats, shard_floats)
         return ints, floats
 
-    def reset(self) -> None:
-        """Forget every series and count (tests, and the child after fork)."""
-        with self._lock:
-            self._series.clear()
-            self._by_key.clear()
-            self.int_slots = 0
-            self.float_slots = 0
-            self._records.clear()
-            self._drop_counts()
-            self._merged = _multiproc.Totals()
-
     def _drop_counts(self) -> None:
         self._generation += 1
         self._live.clear()
