@@ -26,10 +26,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import _metrics as m
-from ..snapshot import Snapshot
+from ..snapshot import MAX_INSTANT, Snapshot
 from . import _http
 from ._errors import EXIT_NO_DATA, EXIT_UNREACHABLE, EXIT_USAGE, SourceError
 from ._rebuild import Sample, has_data, rebuild
+from .scrape import MAX_WINDOW_SECONDS
 
 __all__ = ["query_prometheus"]
 
@@ -67,17 +68,25 @@ def query_prometheus(
         raise SourceError(
             f"the window must be a number of seconds, got {window_seconds!r}", EXIT_USAGE
         )
-    if window_seconds < 0.001:
-        raise SourceError(f"the window must be at least 1 ms, got {window_seconds!r} s", EXIT_USAGE)
+    if not 0.001 <= window_seconds <= MAX_WINDOW_SECONDS:
+        raise SourceError(
+            f"the window must be from 1 ms to ten years, got {window_seconds!r} s", EXIT_USAGE
+        )
+    when = time.time() if at is None else at
+    if not (isinstance(when, int | float) and 0 <= when < MAX_INSTANT):
+        raise SourceError(
+            f"the time must be Unix seconds from 1970 to 9999, got {at!r}", EXIT_USAGE
+        )
     base = _base_url(url)
-    when = time.time() if at is None else float(at)
     rng = f"{round(window_seconds * 1000)}ms"
     queries = list(_queries(rng))
 
     samples: list[Sample] = []
-    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+    # One deadline for every query: ``timeout`` bounds the whole read, however the server
+    # answers (or trickles), and Ctrl-C aborts the queries in flight instead of awaiting them.
+    with _http.Deadline(timeout) as deadline, ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
         futures = {
-            pool.submit(_instant_query, base, expr, when, timeout): name for name, expr in queries
+            pool.submit(_instant_query, base, expr, when, deadline): name for name, expr in queries
         }
         try:
             for done, future in enumerate(as_completed(futures), 1):
@@ -85,9 +94,11 @@ def query_prometheus(
                 samples.extend(Sample(name, labels, value) for labels, value in future.result())
                 if progress is not None:
                     progress(f"queried {done}/{len(queries)}: {name}")
-        except BaseException:
+        except BaseException as exc:
             for future in futures:
                 future.cancel()
+            if not isinstance(exc, Exception):
+                deadline.abort()  # Ctrl-C: stop the requests in flight instead of awaiting them
             raise
 
     stamp = datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -139,11 +150,16 @@ def _queries(rng: str) -> Iterator[tuple[str, str]]:
 
 
 def _instant_query(
-    base: str, expr: str, at: float, timeout: float
+    base: str, expr: str, at: float, deadline: _http.Deadline
 ) -> list[tuple[dict[str, str], float]]:
     """Run one instant query; return (labels, value) per series of the vector result."""
     query = urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
-    resp = _http.get(f"{base}/api/v1/query?{query}", timeout=timeout, accept="application/json")
+    resp = _http.get(
+        f"{base}/api/v1/query?{query}",
+        timeout=deadline.seconds,
+        accept="application/json",
+        deadline=deadline,
+    )
     doc = _json_or_none(resp.body)
     if doc is None or "status" not in doc:
         hint = (
@@ -163,19 +179,28 @@ def _instant_query(
             "window and that the server is healthy",
             EXIT_UNREACHABLE,
         )
-    data = doc.get("data") or {}
-    if data.get("resultType") != "vector":
+    data = doc.get("data")
+    result = data.get("result") if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or data.get("resultType") != "vector"
+        or not isinstance(result, list)
+    ):
+        kind = data.get("resultType") if isinstance(data, dict) else type(data).__name__
         raise SourceError(
-            f"Prometheus at {base} answered an instant query with "
-            f"{data.get('resultType')!r} instead of a vector; is it a Prometheus-compatible API?",
+            f"Prometheus at {base} answered an instant query with {str(kind)[:40]!r} instead "
+            "of a vector; is it a Prometheus-compatible API?",
             EXIT_UNREACHABLE,
         )
     out = []
-    for series in data.get("result", ()):
+    for series in result:
         try:
             value = float(series["value"][1])
-            labels = {str(k): str(v) for k, v in series.get("metric", {}).items()}
-        except (KeyError, IndexError, TypeError, ValueError):
+            metric = series.get("metric", {})
+            labels = {str(k): str(v) for k, v in metric.items()}
+            if not all(isinstance(v, str) for v in metric.values()):
+                continue  # label values are strings in every Prometheus answer
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError):
             continue
         if math.isfinite(value):
             out.append((labels, value))
@@ -185,6 +210,6 @@ def _instant_query(
 def _json_or_none(body: bytes) -> dict[str, Any] | None:
     try:
         doc = json.loads(body.decode("utf-8", errors="replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, 4,300+ digit numbers, deep nesting
         return None
     return doc if isinstance(doc, dict) else None
