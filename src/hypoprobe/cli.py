@@ -10,7 +10,9 @@ Exit codes (documented in ``docs/cli.md``):
 * 2 — usage: a bad or missing argument, an unwritable output file;
 * 3 — a source is unreachable or failed (connection refused, HTTP or Prometheus error);
 * 4 — no data: a non-hypoprobe ``/metrics``, an empty or corrupt snapshot, an unknown
-  hypothesis, a window without requests.
+  hypothesis, a window without requests;
+* 1 — a bug in hypoprobe (an unexpected exception), reported in one line too; set
+  ``HYPOPROBE_DEBUG=1`` to see its traceback.
 
 User errors print one line on stderr, ``hypoprobe: <problem>; <what to do>``, never a
 traceback.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
@@ -33,6 +36,7 @@ from .errors import HypoprobeError
 
 __all__ = [
     "COMMANDS",
+    "EXIT_INTERNAL",
     "EXIT_NO_DATA",
     "EXIT_OK",
     "EXIT_SOURCE",
@@ -42,6 +46,7 @@ __all__ = [
 ]
 
 EXIT_OK = 0
+EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_SOURCE = 3
 EXIT_NO_DATA = 4
@@ -95,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"hypoprobe: {message}", file=sys.stderr)
+    from .render._common import printable
+
+    # One line, and nothing a terminal would act on: messages quote URLs, paths and labels.
+    print(f"hypoprobe: {printable(' '.join(message.split()))}", file=sys.stderr)
     return code
 
 
@@ -136,6 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``| head``): not an error of ours.
         sys.stderr.close()
         return EXIT_OK
+    except Exception as exc:  # a bug: still one line, not a traceback, unless asked for
+        if os.environ.get("HYPOPROBE_DEBUG"):
+            raise
+        return _fail(
+            f"internal error ({type(exc).__name__}: {str(exc)[:200]}); please report it with "
+            "the command that caused it (HYPOPROBE_DEBUG=1 shows the traceback)",
+            EXIT_INTERNAL,
+        )
     return code
 
 

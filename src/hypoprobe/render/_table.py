@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ..analysis import ComparisonReport, Report, Verdict
 from ..analysis._text import pct, pct_claim, pct_range, seconds
-from ._common import COMPARE_HEADERS, compare_rows, slowest_lines, when
+from ._common import COMPARE_HEADERS, compare_rows, printable, slowest_lines, when
 
 __all__ = ["comparison", "report"]
 
@@ -73,7 +73,7 @@ def report(rep: Report) -> str:
         lines += [f"    {line}" for line in slowest_lines(v, per_kind=3)]
     for note in rep.notes:
         lines += _wrapped("note", note)
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines)) + "\n"
 
 
 def comparison(rep: ComparisonReport) -> str:
@@ -88,4 +88,4 @@ def comparison(rep: ComparisonReport) -> str:
         lines += grid(COMPARE_HEADERS, compare_rows(c))
         lines.append("")
         lines += textwrap.wrap(c.meaning, width=WIDTH, break_on_hyphens=False)
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines)) + "\n"
