@@ -30,7 +30,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import NoReturn, Protocol, cast
 
 from .errors import HypoprobeError
 
@@ -76,6 +76,18 @@ class UsageError(HypoprobeError):
     """A subcommand found its arguments unusable after parsing (exit code 2)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the arguments it quotes in errors shown as text: a control character
+    in an argument (``$'\\r'``, ESC) would otherwise reach the terminal raw."""
+
+    def error(self, message: str) -> NoReturn:
+        from .render._common import printable
+
+        self.print_usage(sys.stderr)
+        shown = printable(message).replace("\n", "\\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {shown}\n")
+
+
 def _load(path: str) -> Command:
     return cast(Command, importlib.import_module(path))
 
@@ -84,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, every subcommand included."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hypoprobe",
         description="Judge performance hypotheses from hypoprobe's metrics.",
         epilog="exit codes: 0 ok, 2 usage, 3 source unreachable or failed, 4 no data",

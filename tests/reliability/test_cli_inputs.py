@@ -267,3 +267,24 @@ def test_a_bug_is_one_line_with_exit_1_and_a_traceback_on_request(
     monkeypatch.setenv("HYPOPROBE_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         run_cli("report", "--snapshot", path)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "--snapshot", "a\x00b.json"],
+        ["compare", "a\x00.json", "b.json"],
+        ["report", "--snapshot", "{good}", "-o", "out\x00.txt"],
+        ["snapshot", "--at", "\r\n0"],
+        ["report", "--nope", "x\ry\x1b[2J"],
+    ],
+    ids=repr,
+)
+def test_paths_and_arguments_with_control_characters_end_in_one_line(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    good = _write(tmp_path, recorded_document())
+    result = run_cli(*(a.replace("{good}", good) for a in argv))
+    result.assert_clean(EXIT_USAGE)
+    _no_terminal_controls(result.err)
+    assert "\r" not in result.err

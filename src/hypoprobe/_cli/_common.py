@@ -242,7 +242,8 @@ def write_output(text: str, path: str | None) -> None:
         return
     try:
         Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise UsageError(
-            f"cannot write {path}: {exc.strerror or exc}; choose a writable path for -o"
+            f"cannot write {path!r}: {reason}; choose a writable path for -o"
         ) from None

@@ -59,6 +59,8 @@ def load_snapshot_file(path: str | Path) -> Snapshot:
             "permissions",
             EXIT_UNREACHABLE,
         ) from None
+    except ValueError as exc:  # a path no file can have ("embedded null byte")
+        raise SourceError(f"{str(path)!r} is not a file path ({exc})", EXIT_USAGE) from None
     if len(raw) > limit:
         raise SourceError(
             f"{p} is larger than {limit:,} bytes, the most a snapshot file may be (parsing "
