@@ -79,6 +79,8 @@ class Server:
     """A raw TCP server on 127.0.0.1 whose connections are handled by ``handle(conn)``."""
 
     handle: Callable[[socket.socket, threading.Event], None]
+    #: Hand the connection over as it is, without reading an HTTP request first (TLS).
+    raw: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
     connections: list[socket.socket] = field(default_factory=list)
 
@@ -104,7 +106,8 @@ class Server:
     def _serve(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError):
             conn.settimeout(5.0)
-            _read_request(conn)
+            if not self.raw:
+                read_request(conn)
             self.handle(conn, self.stop)
 
     def close(self) -> None:
@@ -116,7 +119,7 @@ class Server:
                 conn.close()
 
 
-def _read_request(conn: socket.socket) -> None:
+def read_request(conn: socket.socket) -> None:
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(4096)
@@ -126,8 +129,10 @@ def _read_request(conn: socket.socket) -> None:
 
 
 @contextlib.contextmanager
-def serving(handle: Callable[[socket.socket, threading.Event], None]) -> Iterator[Server]:
-    server = Server(handle)
+def serving(
+    handle: Callable[[socket.socket, threading.Event], None], *, raw: bool = False
+) -> Iterator[Server]:
+    server = Server(handle, raw)
     try:
         yield server
     finally:

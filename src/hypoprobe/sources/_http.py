@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -138,6 +139,9 @@ def _watched_connection(deadline: Deadline, base: type[http.client.HTTPConnectio
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._create_connection = self._open_socket
+            context = getattr(self, "_context", None)
+            if isinstance(context, ssl.SSLContext):
+                setattr(self, "_context", _WatchedTLS(context, deadline))  # noqa: B010
 
         def _open_socket(
             self, address: tuple[str, int], timeout: Any = None, source: Any = None
@@ -164,6 +168,26 @@ def _watched_connection(deadline: Deadline, base: type[http.client.HTTPConnectio
             deadline.watch(self.sock)  # the TLS socket, once HTTPS has wrapped the plain one
 
     return Connection
+
+
+class _WatchedTLS:
+    """An SSL context whose sockets the deadline watches during the TLS handshake too:
+    wrapping detaches the plain socket, and a server could trickle the handshake."""
+
+    def __init__(self, context: ssl.SSLContext, deadline: Deadline) -> None:
+        self._context = context
+        self._deadline = deadline
+
+    def wrap_socket(self, sock: socket.socket, server_hostname: str | None = None) -> Any:
+        tls = self._context.wrap_socket(
+            sock, server_hostname=server_hostname, do_handshake_on_connect=False
+        )
+        self._deadline.watch(tls)
+        tls.do_handshake()
+        return tls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
 
 
 class _Handler(urllib.request.HTTPHandler):
