@@ -1,7 +1,8 @@
-"""Fuzzing the ``hypoprobe`` command: generated argument vectors over generated and broken
-snapshot files, unreachable and misbehaving servers, and junk values, run in-process through
-``hypoprobe.cli.main``. Every outcome is a documented exit code (0, 2, 3, 4) with one line on
-stderr (argparse's usage errors: usage, then one error line), never a traceback or exit 1.
+"""Fuzzing the ``hypoprobe`` command (report, compare, snapshot, rules, dashboard): generated
+argument vectors over generated and broken snapshot files, unreachable and misbehaving
+servers, and junk values, run in-process through ``hypoprobe.cli.main``. Every outcome is
+a documented exit code (0, 2, 3, 4) with one line on stderr (argparse's usage errors:
+usage, then one error line), never a traceback or exit 1.
 
 Every server is local and answers at once (or refuses), so no case waits for a window.
 """
@@ -90,12 +91,14 @@ _WINDOWS = ["1h", "60s", "1h30m", "0", "-5s", "1e10", "inf", "nan", "5x", "", "1
 _TIMES = ["now", "1700000000", "2026-11-23T14:00:00Z", "inf", "nan", "1e20", "-1", "x", ""]
 _FORMATS = ["table", "markdown", "json", "html", "xml", ""]
 _IDS = ["REL-READ", "PERF-404", "\x1b[2J", "", "a" * 300]
+_SHARES = ["REL-READ=0.3", "X=nan", "X=inf", "X=0", "=", "X=1e400", "X=0.5=1"]
+_COUNTS = ["100", "-1", "0", "1e400", "99999999999999999999999", ""]
 _JUNK = ["--", "-", "--nope", "-o", "--format", "--snapshot", "--window", "\x00", "é"]
 
 
 @st.composite
 def argvs(draw: st.DrawFn, world: dict[str, list[str]]) -> list[str]:
-    command = draw(st.sampled_from(["report", "compare", "snapshot"]))
+    command = draw(st.sampled_from(["report", "compare", "snapshot", "rules", "dashboard"]))
     files = st.sampled_from(world["files"])
     urls = st.sampled_from(world["urls"])
     text = st.text(max_size=12)
@@ -114,6 +117,13 @@ def argvs(draw: st.DrawFn, world: dict[str, list[str]]) -> list[str]:
         "--hypothesis": st.lists(st.sampled_from(_IDS), min_size=1, max_size=2),
         "--endpoint": st.lists(st.sampled_from(["GET /reliability", "GET /x", ""]), max_size=1),
         "-o": st.lists(st.sampled_from(world["outputs"]), min_size=1, max_size=1),
+        # rules and dashboard (never --import: it runs the named module's code)
+        "--alerts": st.just([]),
+        "--min-share": st.lists(st.one_of(st.sampled_from(_SHARES), text), min_size=1, max_size=1),
+        "--min-requests": st.lists(
+            st.one_of(st.sampled_from(_COUNTS), text), min_size=1, max_size=1
+        ),
+        "--title": st.lists(st.one_of(st.sampled_from(_IDS), text), min_size=1, max_size=1),
     }
     for name in draw(st.lists(st.sampled_from(sorted(options)), max_size=5)):
         parts.append([name, *draw(options[name])])
