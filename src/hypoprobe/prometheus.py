@@ -28,6 +28,7 @@ from prometheus_client.utils import floatToGoString
 
 from . import _buckets
 from . import _metrics as m
+from ._native import NativeHistogramFamily
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER
 from .snapshot import Histogram, Snapshot
@@ -61,11 +62,13 @@ def _le(bound: float) -> str:
 def _histogram_family(
     family: m.Family, rows: Iterable[tuple[tuple[str, ...], Histogram]], bpo: int
 ) -> HistogramMetricFamily:
-    metric = HistogramMetricFamily(family.name, family.help, labels=family.labels)
+    # Keeps each series' histogram for the protobuf exposition's native form (_protobuf.py).
+    metric = NativeHistogramFamily(family.name, family.help, labels=list(family.labels))
     layout = family.layout
     assert layout is not None
     exposed = _exposed(layout, bpo)
     for labels, hist in rows:
+        metric.histograms[tuple(labels)] = hist
         shown = exposed
         if not (hist.bounds is layout.natural_bounds or hist.bounds == layout.natural_bounds):
             # from another source, with bounds of its own: show them all
