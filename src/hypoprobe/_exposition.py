@@ -24,7 +24,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import prometheus_client
 from prometheus_client.exposition import ThreadingWSGIServer, gzip_accepted
-from prometheus_client.registry import REGISTRY, CollectorRegistry
+from prometheus_client.registry import REGISTRY, CollectorRegistry, RestrictedRegistry
 
 __all__ = [
     "metrics_asgi_app",
@@ -72,17 +72,14 @@ def wants_protobuf(accept: str | None) -> bool:
         except ValueError:
             q = 0.0
         if media.lower() == _PROTOBUF_MEDIA:
-            if (
-                options.get("proto") == _PROTOBUF_MESSAGE
-                and options.get("encoding") == "delimited"
-            ):
+            if options.get("proto") == _PROTOBUF_MESSAGE and options.get("encoding") == "delimited":
                 best_protobuf = max(best_protobuf, q)
         else:
             best_other = max(best_other, q)
     return best_protobuf > 0 and best_protobuf >= best_other
 
 
-def _protobuf_body(registry: CollectorRegistry) -> tuple[bytes, str] | None:
+def _protobuf_body(registry: CollectorRegistry | RestrictedRegistry) -> tuple[bytes, str] | None:
     """The protobuf exposition, or None (logged once) when the runtime is missing."""
     try:
         from . import _protobuf
@@ -100,7 +97,7 @@ def _protobuf_body(registry: CollectorRegistry) -> tuple[bytes, str] | None:
 
 
 def _negotiated(
-    registry: CollectorRegistry,
+    registry: CollectorRegistry | RestrictedRegistry,
     accept: str | None,
     accept_encoding: str | None,
     query: str,
@@ -110,9 +107,10 @@ def _negotiated(
     if not wants_protobuf(accept):
         return None
     params = parse_qs(query)
-    if "name[]" in params:
-        registry = registry.restricted_registry(params["name[]"])
-    rendered = _protobuf_body(registry)
+    target: CollectorRegistry | RestrictedRegistry = registry
+    if "name[]" in params and isinstance(registry, CollectorRegistry):
+        target = registry.restricted_registry(params["name[]"])
+    rendered = _protobuf_body(target)
     if rendered is None:
         return None
     body, content_type = rendered
@@ -216,7 +214,7 @@ def metrics_asgi_app(
 class _QuietHandler(WSGIRequestHandler):
     """No access log line per scrape on stderr."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -246,7 +244,8 @@ def start_metrics_server(
     class _Server(ThreadingWSGIServer):
         address_family = family
 
-    httpd = make_server(addr, port, metrics_wsgi_app(registry), _Server, handler_class=_QuietHandler)
+    app = metrics_wsgi_app(registry)
+    httpd = make_server(addr, port, app, _Server, handler_class=_QuietHandler)
     thread = threading.Thread(target=httpd.serve_forever, name="hypoprobe-metrics", daemon=True)
     thread.start()
     return httpd, thread

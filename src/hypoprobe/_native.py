@@ -8,8 +8,8 @@ in *nanoseconds*, and 1 ns is 2**(-29.897...) s, so every internal bucket stradd
 schema-4 buckets (about 64% / 36% of its width); shares and calls have linear bounds. The
 mapping therefore never moves a whole internal bucket. It samples the cumulative
 distribution the snapshot itself assumes — linear inside each internal bucket, exactly as
-:meth:`Histogram.quantile` interpolates — at every schema-4 boundary, rounded to a whole
-count. Cumulative counts at native boundaries are thus within half an observation of the
+:meth:`Histogram.quantile` interpolates (for calls, whole numbers spread evenly over the
+bucket's integers) — at every schema-4 boundary, rounded to a whole count. Cumulative counts at native boundaries are thus within half an observation of the
 internal histogram's own interpolation, and a quantile read from the native histogram
 differs from the snapshot's by less than one native bucket (4.4%), with no systematic
 shift. Values above the last internal bound (clamped, and counted in
@@ -92,8 +92,12 @@ class NativeHistogram:
         return out
 
 
-def _cdf(bounds: tuple[float, ...], cum: list[int], value: float) -> float:
-    """Count at or below ``value``, interpolated linearly inside its bucket (as the snapshot)."""
+def _cdf(bounds: tuple[float, ...], cum: list[int], value: float, integers: bool) -> float:
+    """Count at or below ``value``, interpolated linearly inside its bucket (as the snapshot).
+
+    With ``integers`` (calls per request: whole numbers only), bucket ``(a, b]`` holds the
+    integers ``a+1 .. b`` in equal parts, so no count lands between two integers.
+    """
     i = bisect_left(bounds, value)
     if i >= len(bounds):
         return float(cum[len(bounds) - 1]) if bounds else 0.0
@@ -103,7 +107,9 @@ def _cdf(bounds: tuple[float, ...], cum: list[int], value: float) -> float:
     inside = cum[i] - below
     if upper <= lower or value >= upper:
         return float(below + inside)
-    return below + inside * (value - lower) / (upper - lower)
+    if integers:
+        value = math.floor(value)
+    return below + inside * max(0.0, value - lower) / (upper - lower)
 
 
 def to_native(hist: Histogram) -> NativeHistogram:
@@ -118,6 +124,7 @@ def to_native(hist: Histogram) -> NativeHistogram:
     """
     bounds = hist.bounds
     cum = list(accumulate(hist.counts))
+    integers = float(hist.sum).is_integer() and all(float(b).is_integer() for b in bounds)
     total = cum[-1] if cum else 0
     positive = [b for b in bounds if b > 0]
     if not positive:
@@ -127,9 +134,13 @@ def to_native(hist: Histogram) -> NativeHistogram:
         overflow = hist.counts[-1]
         below = total - overflow
         return _encode(threshold, below, {0: overflow} if overflow else {}, total, hist.sum)
+    # The zero bucket ends at the last native boundary strictly below the smallest positive
+    # bound, so it never swallows a bucket of its own (calls: 1 is not "zero").
     z = index_at_or_below(positive[0])
+    if boundary(z) >= positive[0]:
+        z -= 1
     threshold = boundary(z)
-    zero_count = round(_cdf(bounds, cum, threshold))
+    zero_count = round(_cdf(bounds, cum, threshold, integers))
     counts: dict[int, int] = {}
     last = len(bounds) - 1
     in_range = cum[last]
@@ -143,9 +154,9 @@ def to_native(hist: Histogram) -> NativeHistogram:
         stop = index_at_or_below(bounds[last_nonempty])
         if boundary(stop) < bounds[last_nonempty]:
             stop += 1
-        previous = zero_count if start == z else round(_cdf(bounds, cum, boundary(start)))
+        previous = zero_count if start == z else round(_cdf(bounds, cum, boundary(start), integers))
         for j in range(start + 1, stop + 1):
-            here = round(_cdf(bounds, cum, boundary(j)))
+            here = round(_cdf(bounds, cum, boundary(j), integers))
             if here > previous:
                 counts[j] = here - previous
             previous = here

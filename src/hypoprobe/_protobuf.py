@@ -119,7 +119,7 @@ def _grouped(samples: list[Sample], drop: str) -> list[tuple[dict[str, str], lis
 
 
 def _metric(family: pb.MetricFamily, labels: dict[str, str], timestamp: Any) -> pb.Metric:
-    m = family.metric.add()
+    m: pb.Metric = family.metric.add()
     for k, v in labels.items():
         m.label.add(name=k, value=v)
     if timestamp is not None:

@@ -28,9 +28,9 @@ from prometheus_client.utils import floatToGoString
 
 from . import _buckets
 from . import _metrics as m
-from ._native import NativeHistogramFamily
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER
+from ._native import NativeHistogramFamily
 from .snapshot import Histogram, Snapshot
 
 __all__ = ["HypoprobeCollector", "families"]
