@@ -9,11 +9,12 @@ schema-4 buckets (about 64% / 36% of its width); shares and calls have linear bo
 mapping therefore never moves a whole internal bucket. It samples the cumulative
 distribution the snapshot itself assumes — linear inside each internal bucket, exactly as
 :meth:`Histogram.quantile` interpolates (for calls, whole numbers spread evenly over the
-bucket's integers) — at every schema-4 boundary, rounded to a whole count. Cumulative counts at native boundaries are thus within half an observation of the
-internal histogram's own interpolation, and a quantile read from the native histogram
-differs from the snapshot's by less than one native bucket (4.4%), with no systematic
-shift. Values above the last internal bound (clamped, and counted in
-``hypoprobe_clamped_total``) go into the native bucket just above it.
+bucket's integers) — at every schema-4 boundary, rounded to a whole count. Cumulative
+counts at native boundaries are thus within half an observation of the internal
+histogram's own interpolation, and a quantile read from the native histogram differs from
+the snapshot's by less than one native bucket (4.4%), with no systematic shift. Values
+above the last internal bound (clamped, counted in ``hypoprobe_clamped_values_total``) go
+into the native bucket just above it.
 
 See ``docs/metrics.md`` ("Native histograms").
 """
