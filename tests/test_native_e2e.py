@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import random
 import signal
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from hypoprobe import _buckets
+from hypoprobe import _buckets, _rules
 from hypoprobe.analysis import Verdict, report
 from hypoprobe.snapshot import Histogram, Snapshot
 from servers import (
@@ -138,13 +139,31 @@ def off(got: float, want: float) -> float:
     return abs(got / want - 1)
 
 
+def cli(*args: str, output: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hypoprobe.cli", *args, "-o", str(output)],
+        cwd=APP,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_native_histograms_through_real_prometheus(tmp_path: Path) -> None:
     require_prometheus()
     rng = random.Random(20261201)
+    rules_file = tmp_path / "hypoprobe.rules.yml"
+    cli("rules", "--import", "app", output=rules_file)
+    dashboard_file = tmp_path / "dashboard.json"
+    cli("dashboard", "--import", "app", output=dashboard_file)
     with gunicorn(tmp_path) as address:
         drive(address, rng, 4)  # the series exist before the first scrape
         flags = ["--enable-feature=native-histograms"]
-        with start_prometheus(tmp_path, {JOB: [address]}, extra_flags=flags) as prom:
+        with start_prometheus(
+            tmp_path, {JOB: [address]}, rule_files=[rules_file], extra_flags=flags
+        ) as prom:
             prom.wait_for_up(JOB)
             prom.wait_for_scrape_after(time.time(), JOB)
             before = snapshot_of(address)
@@ -213,6 +232,21 @@ def test_native_histograms_through_real_prometheus(tmp_path: Path) -> None:
                 assert off(got, want) <= 0.05, (field, got, want)
             assert remote_v.aggregate_share == pytest.approx(local_v.aggregate_share, abs=0.01)
             assert remote_v.requests == pytest.approx(local_v.requests, rel=0.15)
+
+            # The shipped recording rules and dashboard work from the native series alone.
+            time.sleep(2.5)  # two rule evaluations after the last scrape
+            for q in ("0.5", "0.95"):
+                rule = f'{_rules.LATENCY}{{endpoint="{ENDPOINT}",quantile="{q}"}}'
+                want = window.endpoint(ENDPOINT).duration.quantile(float(q))  # type: ignore[union-attr]
+                assert want is not None
+                assert off(value(prom, rule), want) <= 0.05, rule
+            calls_rule = f'{_rules.CALLS}{{hypothesis="{HYP}"}}'
+            assert value(prom, calls_rule) == pytest.approx(CALLS)
+            doc = json.loads(dashboard_file.read_text())
+            for panel in doc["panels"]:
+                for target in panel.get("targets", ()):
+                    expr = target["expr"].replace("$__rate_interval", "1m")
+                    assert prom.query(expr.replace("$hypothesis", HYP)), (panel["title"], expr)
 
         # A scraper without protobuf: plain text, as prometheus_client writes it; lint-clean.
         promtool = require_promtool()
