@@ -14,10 +14,12 @@ protobuf scrape gets text, and the first one logs why.
 from __future__ import annotations
 
 import gzip
+import importlib
 import logging
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -79,10 +81,10 @@ def wants_protobuf(accept: str | None) -> bool:
     return best_protobuf > 0 and best_protobuf >= best_other
 
 
-def _protobuf_body(registry: CollectorRegistry | RestrictedRegistry) -> tuple[bytes, str] | None:
-    """The protobuf exposition, or None (logged once) when the runtime is missing."""
+def _load_protobuf() -> ModuleType | None:
+    """hypoprobe's protobuf renderer, or None (logged once) when the runtime is missing."""
     try:
-        from . import _protobuf
+        return importlib.import_module("hypoprobe._protobuf")
     except ImportError as exc:
         if not _warned.is_set():
             _warned.set()
@@ -93,7 +95,15 @@ def _protobuf_body(registry: CollectorRegistry | RestrictedRegistry) -> tuple[by
                 exc,
             )
         return None
-    return _protobuf.render(registry), _protobuf.CONTENT_TYPE
+
+
+def _protobuf_body(registry: CollectorRegistry | RestrictedRegistry) -> tuple[bytes, str] | None:
+    renderer = _load_protobuf()
+    if renderer is None:
+        return None
+    body: bytes = renderer.render(registry)
+    content_type: str = renderer.CONTENT_TYPE
+    return body, content_type
 
 
 def _negotiated(
@@ -199,7 +209,8 @@ def metrics_asgi_app(
                             "type": "http.response.start",
                             "status": 200,
                             "headers": [
-                                (k.encode("latin-1"), v.encode("latin-1"))
+                                # ASGI header names are lower case
+                                (k.lower().encode("latin-1"), v.encode("latin-1"))
                                 for k, v in response_headers
                             ],
                         }
