@@ -4,6 +4,8 @@ It is registered on ``prometheus_client.REGISTRY`` when hypoprobe is imported (m
 ``hypoprobe.configure(registry=...)``), so any existing ``/metrics`` endpoint — the
 prometheus_client WSGI/ASGI apps, ``start_http_server``, django-prometheus — shows
 hypoprobe's metrics with no further code. Metric names are documented in ``docs/metrics.md``.
+For native histograms, serve ``hypoprobe.metrics_wsgi_app()`` (or its ASGI and server
+siblings), which adds the protobuf format: see ``_exposition.py`` and ``docs/operations.md``.
 
 Classic histogram buckets are a subset of the internal buckets (``buckets_per_octave``),
 so every exposed cumulative count is exact.
