@@ -347,3 +347,21 @@ def test_without_the_protobuf_runtime_a_protobuf_scrape_gets_text_and_one_warnin
     notes = [r for r in caplog.records if "protobuf" in r.getMessage()]
     assert len(notes) == 1
     assert "hypoprobe[native]" in notes[0].getMessage()
+
+
+def test_a_metric_protobuf_cannot_carry_costs_the_format_not_the_scrape(
+    registry: CollectorRegistry,
+) -> None:
+    class _Odd(Collector):
+        def collect(self) -> Iterator[Metric]:
+            odd = Metric("app_odd", "A summary with a quantile that is not a number.", "summary")
+            odd.add_sample("app_odd", {"quantile": "median"}, 1.0)
+            yield odd
+
+    registry.register(_Odd())
+    before = hypoprobe.snapshot().internal_errors.get("protobuf_exposition", 0)
+    got = wsgi_get(hypoprobe.metrics_wsgi_app(registry), PROMETHEUS_2_42_ACCEPT)
+    assert got["status"] == "200 OK"
+    assert not got["headers"]["Content-Type"].startswith("application/vnd.google.protobuf")
+    assert b"app_odd" in got["body"]
+    assert hypoprobe.snapshot().internal_errors["protobuf_exposition"] == before + 1

@@ -8,7 +8,8 @@ classic buckets alongside. Every other scrape is handed to prometheus_client's o
 ASGI app, so text and OpenMetrics output is byte for byte what prometheus_client serves.
 
 When the ``protobuf`` package is not installed (it comes with ``hypoprobe[native]``), a
-protobuf scrape gets text, and the first one logs why.
+protobuf scrape gets text, and the first one logs why; a registry the protobuf form cannot
+render (counted in ``hypoprobe_internal_errors_total{kind="protobuf_exposition"}``) too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import prometheus_client
 from prometheus_client.exposition import ThreadingWSGIServer, gzip_accepted
 from prometheus_client.registry import REGISTRY, CollectorRegistry, RestrictedRegistry
+
+from . import _faults
 
 __all__ = [
     "metrics_asgi_app",
@@ -101,7 +104,13 @@ def _protobuf_body(registry: CollectorRegistry | RestrictedRegistry) -> tuple[by
     renderer = _load_protobuf()
     if renderer is None:
         return None
-    body: bytes = renderer.render(registry)
+    try:
+        body: bytes = renderer.render(registry)
+    except Exception:
+        # A metric the protobuf form cannot carry must not cost the scrape: the text
+        # exposition still answers (and raises, as prometheus_client does, if it fails too).
+        _faults.record("protobuf_exposition")
+        return None
     content_type: str = renderer.CONTENT_TYPE
     return body, content_type
 
