@@ -365,3 +365,31 @@ def test_a_metric_protobuf_cannot_carry_costs_the_format_not_the_scrape(
     assert not got["headers"]["Content-Type"].startswith("application/vnd.google.protobuf")
     assert b"app_odd" in got["body"]
     assert hypoprobe.snapshot().internal_errors["protobuf_exposition"] == before + 1
+
+
+def test_the_native_list_has_every_internal_buckets_exemplar_oldest_first(
+    setup: tuple[CollectorRegistry, Snapshot],
+) -> None:
+    _, own = setup
+    (endpoint,) = own.endpoints
+    hist = endpoint.duration
+    filled = [i for i, c in enumerate(hist.counts) if c][:2]
+    assert len(filled) == 2
+    # The higher bucket's exemplar is the older one: the list must be in time order.
+    exemplars = (
+        Exemplar(filled[0], hist.bounds[filled[0]], "01" * 16, "02" * 8, 2000.0),
+        Exemplar(filled[1], hist.bounds[filled[1]], "03" * 16, "04" * 8, 1000.0),
+    )
+    snap = dataclasses.replace(
+        own,
+        endpoints=(
+            dataclasses.replace(endpoint, duration=dataclasses.replace(hist, exemplars=exemplars)),
+        ),
+    )
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_SnapshotCollector(snap))
+    fams = decode(wsgi_get(hypoprobe.metrics_wsgi_app(reg), PROMETHEUS_2_42_ACCEPT)["body"])
+    (fam,) = [f for f in fams if f.name == "hypoprobe_endpoint_duration_seconds"]
+    native = fam.metric[0].histogram.exemplars
+    assert [ex.timestamp.seconds for ex in native] == [1000, 2000]
+    assert [ex.value for ex in native] == [hist.bounds[filled[1]], hist.bounds[filled[0]]]

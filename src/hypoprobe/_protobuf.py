@@ -3,8 +3,9 @@
 Every metric of the registry is written, so a protobuf scrape carries the same series as a
 text scrape (``_created`` samples as the gauges the text format makes of them); hypoprobe's
 histograms (:class:`~hypoprobe._native.NativeHistogramFamily`) carry their classic buckets
-*and* the native form, from the same collection. Exemplars go on the classic buckets (where
-Prometheus 2.42 reads them) and, with their timestamps, in the native histogram's list.
+*and* the native form, from the same collection. Exemplars go on the classic buckets (the
+newest per exposed bucket, where Prometheus 2.42 reads them) and in the native histogram's
+own list (the newest per internal bucket, oldest first, as later releases read them).
 
 Encoding uses the ``protobuf`` runtime only: messages from the generated
 ``_proto/metrics_pb2`` and ``google.protobuf.proto.serialize_length_prefixed`` (protobuf
@@ -25,6 +26,7 @@ from prometheus_client.samples import Exemplar, Sample, Timestamp
 
 from ._native import NativeHistogram, NativeHistogramFamily, to_native
 from ._proto import metrics_pb2 as pb
+from .snapshot import Histogram
 
 __all__ = ["CONTENT_TYPE", "render"]
 
@@ -94,7 +96,7 @@ def _families(metric: Metric) -> Iterable[pb.MetricFamily]:
             if native is not None:
                 hist = native.get(tuple(labels.get(n, "") for n in label_names))
                 if hist is not None:
-                    _native(m.histogram, to_native(hist), parts)
+                    _native(m.histogram, to_native(hist), hist)
     else:
         family.name, family.type = name, pb.UNTYPED
         for s in kept:
@@ -146,7 +148,7 @@ def _classic(h: pb.Histogram, name: str, parts: list[Sample]) -> None:
                 _exemplar(b.exemplar, s.exemplar)
 
 
-def _native(h: pb.Histogram, native: NativeHistogram, parts: list[Sample]) -> None:
+def _native(h: pb.Histogram, native: NativeHistogram, hist: Histogram) -> None:
     h.schema = native.schema
     h.zero_threshold = native.zero_threshold
     h.zero_count = native.zero_count
@@ -159,9 +161,13 @@ def _native(h: pb.Histogram, native: NativeHistogram, parts: list[Sample]) -> No
     else:
         # No observation yet: a no-op span still marks the histogram as native.
         h.positive_span.add(offset=0, length=0)
-    for s in parts:
-        if s.exemplar is not None and s.exemplar.timestamp is not None:
-            _exemplar(h.exemplars.add(), s.exemplar)
+    # Every internal bucket's newest traced request, oldest first: Prometheus appends a
+    # histogram's exemplars to one series and drops one older than the last it took.
+    for ex in sorted(hist.exemplars, key=lambda e: e.timestamp):
+        target = h.exemplars.add(value=ex.value)
+        target.label.add(name="trace_id", value=ex.trace_id)
+        target.label.add(name="span_id", value=ex.span_id)
+        _timestamp(target, ex.timestamp)
 
 
 def _exemplar(target: pb.Exemplar, ex: Exemplar) -> None:
@@ -169,10 +175,13 @@ def _exemplar(target: pb.Exemplar, ex: Exemplar) -> None:
         target.label.add(name=k, value=v)
     target.value = ex.value
     if ex.timestamp is not None:
-        seconds = _seconds(ex.timestamp)
-        whole = math.floor(seconds)
-        target.timestamp.seconds = whole
-        target.timestamp.nanos = min(999_999_999, round((seconds - whole) * 1e9))
+        _timestamp(target, _seconds(ex.timestamp))
+
+
+def _timestamp(target: pb.Exemplar, seconds: float) -> None:
+    whole = math.floor(seconds)
+    target.timestamp.seconds = whole
+    target.timestamp.nanos = min(999_999_999, round((seconds - whole) * 1e9))
 
 
 def _seconds(timestamp: float | Timestamp) -> float:

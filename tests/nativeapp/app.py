@@ -4,6 +4,7 @@
 them inside the probed query, split over ``C`` calls. ``GET /metrics`` is
 :func:`hypoprobe.metrics_wsgi_app` (protobuf with native histograms when the scraper asks);
 ``GET /snapshot`` is the host's snapshot as JSON (multi-process mode: every worker's data).
+Requests run inside an OpenTelemetry span, so histogram buckets carry exemplars.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import prometheus_client
+from opentelemetry.sdk.trace import TracerProvider
 
 import hypoprobe
 
@@ -30,6 +32,10 @@ hypoprobe.hypothesis(
 )
 # Something of the application's own beside hypoprobe, served by the same /metrics.
 JOBS = prometheus_client.Counter("nativeapp_jobs", "Jobs the test app ran.")
+
+
+# Every request is traced, so its buckets carry exemplars (trace and span ids).
+TRACER = TracerProvider().get_tracer("nativeapp")
 
 
 @hypoprobe.probe(HYPOTHESIS, name="work_query")
@@ -53,7 +59,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         probe = float(query["probe_ms"][0]) / 1000
         calls = int(query["calls"][0])
         start = time.perf_counter()
-        with hypoprobe.endpoint(ENDPOINT):
+        with TRACER.start_as_current_span("work"), hypoprobe.endpoint(ENDPOINT):
             for _ in range(calls):
                 work_query(probe / calls)
             # The rest of the request: whatever makes it last ``total`` overall.
