@@ -177,7 +177,8 @@ def _native_samples(family: str, result: list[dict[str, Any]]) -> Iterator[Sampl
             hist = series["histogram"][1]
             count, total = float(hist["count"]), float(hist["sum"])
             buckets = sorted(
-                (float(lo), float(hi), float(n)) for _, lo, hi, n in hist.get("buckets") or ()
+                ((float(lo), float(hi), float(n)) for _, lo, hi, n in hist.get("buckets") or ()),
+                key=lambda b: b[1],
             )
         except (KeyError, IndexError, TypeError, ValueError):
             continue
@@ -185,7 +186,7 @@ def _native_samples(family: str, result: list[dict[str, Any]]) -> Iterator[Sampl
             continue
         cumulative: dict[float, float] = {}
         running = 0.0
-        for lower, upper, n in sorted(buckets, key=lambda b: b[1]):
+        for lower, upper, n in buckets:
             if lower > 0 and lower not in cumulative:
                 cumulative[lower] = running
             running += n
