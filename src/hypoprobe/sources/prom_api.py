@@ -212,13 +212,6 @@ def _floats(result: list[dict[str, Any]]) -> list[tuple[dict[str, str], float]]:
     return out
 
 
-def _instant_query(
-    base: str, expr: str, at: float, timeout: float
-) -> list[tuple[dict[str, str], float]]:
-    """Run one instant query; return (labels, value) per series of the vector result."""
-    return _floats(_instant_result(base, expr, at, timeout))
-
-
 def _instant_result(base: str, expr: str, at: float, timeout: float) -> list[dict[str, Any]]:
     """Run one instant query; return the series of its vector result, as JSON."""
     query = urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
