@@ -102,9 +102,10 @@ def gunicorn(tmp_path: Path) -> Iterator[str]:
 
 
 def drive(address: str, rng: random.Random, n: int) -> None:
-    # Endpoint times of 34-40 ms: all in the classic bucket (31.25 ms, 62.5 ms], whose
-    # interpolation puts the median near 47 ms; 25 calls per request, where the classic
-    # calls buckets are 20 and 50.
+    # Endpoint times of 34-40 ms (plus the sleeps' overshoot): all in the classic bucket
+    # (2^25 ns, 2^26 ns] = (33.6 ms, 67.1 ms], whose interpolation puts the median near
+    # 50 ms and p95 near 65 ms; 25 calls per request, where the classic calls buckets are
+    # 20 and 50.
     paths = []
     for _ in range(n):
         ms = rng.uniform(34, 40)
@@ -193,7 +194,7 @@ def test_native_histograms_through_real_prometheus(tmp_path: Path) -> None:
                     f"latency p{q * 100:g}: native {got:.5f} snapshot {want:.5f} classic {was:.5f}"
                 )
                 assert off(got, want) <= 0.05, (q, got, want)
-            # 34-40 ms all lie in the classic bucket (31.25 ms, 62.5 ms]: its p95 is ~61 ms.
+            # 34-40 ms all lie in the classic bucket (33.6 ms, 67.1 ms]: its p95 is ~65 ms.
             assert off(coarse.quantile(0.95) or 0, hist.quantile(0.95) or 1) >= 0.30
 
             (req,) = [r for r in snap.requests if r.hypothesis == HYP]
@@ -246,7 +247,7 @@ def test_native_histograms_through_real_prometheus(tmp_path: Path) -> None:
             assert all(len(t) == 32 for t in traces)
             for series in found:
                 for ex in series["exemplars"]:
-                    assert 0.03 <= float(ex["value"]) <= 1.0, ex
+                    assert 0.0 < float(ex["value"]) < 1.0, ex
 
             # The shipped recording rules and dashboard work from the native series alone.
             time.sleep(2.5)  # two rule evaluations after the last scrape
