@@ -1,5 +1,8 @@
 """``query_prometheus`` on native histograms: buckets rebuilt at both edges, never counted twice.
 
+And the whole round trip — hypoprobe's histogram, its native form, Prometheus' answer for it,
+the rebuilt histogram — keeps quantiles within one native bucket.
+
 A stand-in for the Prometheus HTTP API answers the source's queries with what Prometheus
 returns for native histograms (``"histogram": [t, {"count", "sum", "buckets"}]``, buckets as
 ``[boundary rule, lower, upper, count]``, empty buckets left out) and, for the same family,
@@ -16,9 +19,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from hypoprobe._native import boundary
+from hypoprobe import _buckets
+from hypoprobe import _metrics as m
+from hypoprobe._native import boundary, to_native
+from hypoprobe.snapshot import Histogram
 from hypoprobe.sources import query_prometheus
+from hypoprobe.sources._rebuild import rebuild
+from hypoprobe.sources.prom_api import _native_samples
 
 ENDPOINT = "GET /native"
 #: Native buckets 10..11 and 20 (a gap of eight empty buckets), plus the zero bucket.
@@ -90,3 +100,42 @@ def test_native_series_are_rebuilt_at_both_edges_of_every_bucket(api: str) -> No
     q75 = hist.quantile(0.75)  # rank 15, inside bucket 20
     assert q75 is not None
     assert boundary(19) < q75 <= boundary(20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    start=st.integers(100, 400),
+    counts=st.lists(st.integers(0, 500), min_size=1, max_size=30),
+    q=st.sampled_from([0.5, 0.9, 0.99]),
+)
+def test_exposed_then_read_back_quantiles_stay_within_a_native_bucket(
+    start: int, counts: list[int], q: float
+) -> None:
+    """hypoprobe's histogram -> native form -> Prometheus' JSON answer -> rebuilt histogram."""
+    layout = _buckets.DURATION
+    full = [0] * layout.buckets
+    full[start : start + len(counts)] = counts
+    assume(sum(full) >= 100)
+    hist = Histogram(layout.natural_bounds, tuple(full), 1.0)
+    native = to_native(hist)
+    # What Prometheus answers for it: the zero bucket and every non-empty bucket.
+    buckets = [[3, str(-native.zero_threshold), str(native.zero_threshold), str(native.zero_count)]]
+    buckets += [
+        [0, repr(boundary(i - 1)), repr(boundary(i)), str(c)]
+        for i, c in sorted(native.buckets().items())
+        if c
+    ]
+    answer = [
+        {
+            "metric": {"endpoint": "e"},
+            "histogram": [1.0, {"count": str(native.count), "sum": "1.0", "buckets": buckets}],
+        }
+    ]
+    samples = list(_native_samples(m.ENDPOINT_DURATION.name, answer))
+    (endpoint,) = rebuild(samples, source="test", created_at=0.0).endpoints
+    back = endpoint.duration
+    assert back.count == hist.count
+    want, got = hist.quantile(q), back.quantile(q)
+    assert want is not None
+    assert got is not None
+    assert abs(got / want - 1) <= 2 ** (1 / 16) - 1, (got, want)
