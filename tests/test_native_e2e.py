@@ -232,6 +232,16 @@ def test_native_histograms_through_real_prometheus(tmp_path: Path) -> None:
                 assert want is not None
                 assert off(got, want) <= 0.05, (field, got, want)
             assert remote_v.aggregate_share == pytest.approx(local_v.aggregate_share, abs=0.01)
+            # The same through the command line a user runs.
+            report_file = tmp_path / "report.json"
+            seconds = max(1, round(time.time() - load_start + 1))
+            cli("report", "--prometheus", prom.url, "--window", f"{seconds}s",
+                "--format", "json", output=report_file)  # fmt: skip
+            (quoted,) = [
+                v for v in json.loads(report_file.read_text())["verdicts"] if v["hypothesis"] == HYP
+            ]
+            for field in ("endpoint_p50", "endpoint_p95", "endpoint_p99"):
+                assert off(quoted[field], getattr(local_v, field)) <= 0.05, (field, quoted)
             assert remote_v.requests == pytest.approx(local_v.requests, rel=0.15)
 
             # Exemplars of the native histogram: trace ids of requests the snapshot knows.
