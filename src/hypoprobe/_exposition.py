@@ -239,14 +239,16 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def start_metrics_server(
-    port: int, addr: str = "0.0.0.0", registry: CollectorRegistry | None = None
+    port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None
 ) -> tuple[WSGIServer, threading.Thread]:
     """Serve ``/metrics`` with negotiation from a daemon thread, like prometheus_client's.
 
     The same threaded WSGI server as ``prometheus_client.start_http_server`` (one thread
     per scrape), running :func:`metrics_wsgi_app`. Port 0 picks a free port:
     ``server.server_port`` says which. Stop it with ``server.shutdown()`` then
-    ``server.server_close()``.
+    ``server.server_close()``. It listens on loopback unless told otherwise: metrics name
+    endpoints and code paths, so exposing them to the network is a choice to make
+    (``addr="0.0.0.0"`` for a Prometheus on another host).
 
     Example::
 
