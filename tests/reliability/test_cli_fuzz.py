@@ -58,11 +58,17 @@ def _files(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, list[str]]]:
-    """The pools argument values are drawn from."""
+    """The pools argument values are drawn from. The working directory is a scratch one
+    meanwhile: a generated ``-o`` may name any file."""
     root = tmp_path_factory.mktemp("cli-fuzz")
     files = _files(root)
     wrong_shape = {"status": "success", "data": {"resultType": "vector", "result": 5}}
-    with serving(fixed_json(wrong_shape)) as prom, serving(fixed_json([1, 2])) as junk:
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        serving(fixed_json(wrong_shape)) as prom,
+        serving(fixed_json([1, 2])) as junk,
+    ):
+        patch.chdir(tmp_path_factory.mktemp("cli-fuzz-cwd"))
         closed = f"http://127.0.0.1:{free_port()}"
         yield {
             "files": list(files.values()),
