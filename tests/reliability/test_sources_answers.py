@@ -128,3 +128,43 @@ def test_a_prometheus_with_only_the_inf_bucket_gives_verdicts_without_quantiles(
     for fmt in render.FORMATS:
         render.render_report(rep, fmt)
         render.render_comparison(analysis.compare(snap, snap), fmt)
+
+
+_HIST = {"count": "10", "sum": "1.5", "buckets": [[0, "0.001", "0.002", "10"]]}
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        [{"metric": _ONLY_INF, "histogram": "x"}],
+        [{"metric": _ONLY_INF, "histogram": [1, "x"]}],
+        [{"metric": _ONLY_INF, "histogram": [1, {**_HIST, "buckets": "x"}]}],
+        [{"metric": _ONLY_INF, "histogram": [1, {**_HIST, "buckets": [[0, "a", "b"]]}]}],
+        [{"metric": _ONLY_INF, "histogram": [1, {**_HIST, "buckets": [[0, "NaN", "+Inf", "5"]]}]}],
+        [{"metric": _ONLY_INF, "histogram": [1, {**_HIST, "buckets": [[0, "-Inf", "-1", "5"]]}]}],
+        [{"metric": _ONLY_INF, "histogram": [1, {**_HIST, "count": "NaN"}]}],
+        [{"metric": [], "histogram": [1, _HIST]}],
+        [{"metric": {"endpoint": 5}, "histogram": [1, _HIST]}],
+        [{"metric": _ONLY_INF, "histogram": [1, {**_HIST, "buckets": [[0, "1", "2", "1e400"]]}]}],
+    ],
+    ids=repr,
+)
+def test_native_histogram_answers_of_the_wrong_shape_do_not_escape(series: list[Any]) -> None:
+    # Every query (float and native) gets the same answer: each parser sees what it can use.
+    doc = _answer({"resultType": "vector", "result": series})
+    with serving(fixed_json(doc)) as server:
+        try:
+            snap = query_prometheus(server.url, 60.0, timeout=10.0)
+        except SourceError as exc:
+            error = exc
+        else:
+            error = None
+    if error is not None:
+        assert error.exit_code in (EXIT_UNREACHABLE, EXIT_NO_DATA)
+        return
+    try:
+        rep = analysis.report(snap)
+    except analysis.NoDataError:
+        return
+    for fmt in render.FORMATS:
+        render.render_report(rep, fmt)
