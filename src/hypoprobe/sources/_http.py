@@ -76,7 +76,8 @@ class Deadline:
     Example::
 
         with Deadline(10.0) as deadline:
-            resp = get("http://127.0.0.1:9100/metrics", deadline=deadline, accept="*/*")
+            resp = get("http://127.0.0.1:9100/metrics", timeout=10.0, accept="text/plain",
+                       deadline=deadline)
     """
 
     def __init__(self, seconds: float) -> None:
@@ -149,7 +150,8 @@ def _watched_connection(deadline: Deadline, base: type[http.client.HTTPConnectio
             # socket.create_connection, with the socket watched *before* connect() blocks.
             host, port = address
             error: OSError | None = None
-            for family, kind, proto, _, addr in socket.getaddrinfo(host, port, 0, 1):
+            found = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+            for family, kind, proto, _, addr in found:
                 sock = socket.socket(family, kind, proto)
                 deadline.watch(sock)
                 try:
