@@ -1,0 +1,129 @@
+"""Apply the TOML's ``sql`` matchers to every database driver the process imports.
+
+* SQLAlchemy: class-level event listeners on ``Engine``
+  (:func:`hypoprobe.integrations.sqlalchemy.instrument_all_engines`), so every engine,
+  created before or after, is probed, sync or async.
+* sqlite3 and psycopg (3): ``sqlite3.connect`` and ``psycopg.connect`` return connections
+  wrapped by :func:`hypoprobe.integrations.dbapi.instrument`.
+
+A connection SQLAlchemy opens is left to SQLAlchemy's listeners (it is opened inside
+``Dialect.connect``, which is marked), so no statement is timed twice. The hooks are
+``wrapt`` post-import hooks: a driver imported after the configuration is covered from
+its first connection. Connections opened before a matcher was loaded stay as they were.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from typing import Any
+
+import wrapt
+
+from . import _faults, _sqlconfig
+
+__all__: list[str] = []
+
+_lock = threading.Lock()
+_armed = False
+#: Drivers whose hooks are in place in this process ("sqlalchemy", "sqlite3", "psycopg").
+HOOKED: set[str] = set()
+#: Hypotheses with class-level SQLAlchemy listeners installed by us.
+_engine_hypotheses: set[str] = set()
+_in_sqlalchemy: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "hypoprobe_in_sqlalchemy_connect", default=False
+)
+
+
+def arm() -> None:
+    """Register the post-import hooks once per process (they fire at once if imported)."""
+    global _armed
+    with _lock:
+        if _armed:
+            return
+        _armed = True
+        _sqlconfig._listeners.append(_sync_engines)
+    wrapt.register_post_import_hook(_on_sqlalchemy, "sqlalchemy")
+    wrapt.register_post_import_hook(_on_sqlite3, "sqlite3")
+    wrapt.register_post_import_hook(_on_psycopg, "psycopg")
+
+
+# ------------------------------------------------------------------------- SQLAlchemy
+
+
+def _on_sqlalchemy(module: Any) -> None:
+    # Runs inside the application's import: never raise.
+    try:
+        from sqlalchemy.engine import default
+
+        wrapt.wrap_function_wrapper(default, "DefaultDialect.connect", _mark_sqlalchemy)
+        with _lock:
+            HOOKED.add("sqlalchemy")
+        _sync_engines()
+    except Exception:
+        _faults.record("sql_hook_sqlalchemy")
+
+
+def _mark_sqlalchemy(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    token = _in_sqlalchemy.set(True)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _in_sqlalchemy.reset(token)
+
+
+def _sync_engines() -> None:
+    """Make the class-level listeners match the active matchers."""
+    if "sqlalchemy" not in HOOKED:
+        return
+    try:
+        from .integrations import sqlalchemy as sa
+
+        wanted = _sqlconfig.by_hypothesis()
+        with _lock:
+            for hid in sorted(_engine_hypotheses):
+                sa.uninstrument_all_engines(hid)
+            _engine_hypotheses.clear()
+            for hid, match in wanted.items():
+                sa.instrument_all_engines(hid, match=match)
+                _engine_hypotheses.add(hid)
+    except Exception:
+        _faults.record("sql_hook_sqlalchemy")
+
+
+# ---------------------------------------------------------------------------- DB-API
+
+
+def _instrumented(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    conn = wrapped(*args, **kwargs)
+    if _in_sqlalchemy.get():
+        return conn
+    try:
+        from .integrations import dbapi
+
+        out = conn
+        for hid, match in _sqlconfig.by_hypothesis().items():
+            out = dbapi.instrument(out, hid, match=match)
+        return out
+    except Exception:
+        _faults.record("sql_hook_connect")
+        return conn
+
+
+def _on_sqlite3(module: Any) -> None:
+    try:
+        # Only the package's name: SQLAlchemy's pysqlite dialect calls sqlite3.dbapi2.connect.
+        wrapt.wrap_function_wrapper(module, "connect", _instrumented)
+        with _lock:
+            HOOKED.add("sqlite3")
+    except Exception:
+        _faults.record("sql_hook_sqlite3")
+
+
+def _on_psycopg(module: Any) -> None:
+    try:
+        wrapt.wrap_function_wrapper(module, "connect", _instrumented)
+        with _lock:
+            HOOKED.add("psycopg")
+    except Exception:
+        _faults.record("sql_hook_psycopg")
