@@ -465,3 +465,77 @@ def test_failed_and_pending_targets_are_in_the_summary(tmp_path: Path) -> None:
             run.err(),
         ), run.err()
         assert run.stop() == 0
+
+
+# ------------------------------------------------------------------- Django + gunicorn
+
+
+def test_django_project_under_gunicorn(tmp_path: Path) -> None:
+    app_port = free_port()
+    base = f"http://127.0.0.1:{app_port}"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--no-control-socket",
+        "-w",
+        "2",
+        "-b",
+        f"127.0.0.1:{app_port}",
+        "mysite.wsgi:application",
+    ]
+    with Launched(tmp_path, APPS / "djangoproj", ["--config", "perf.toml"], command) as run:
+        run.wait_http(f"{base}/items/0/")  # Django has started once it served a request
+        found = run.wait_summary()
+        assert found.groups()[:4] == ("2", "2", "0", "0"), run.err()
+        for i in range(1, 40):
+            assert _get(f"{base}/items/{i}/") == "90"
+        time.sleep(0.2)
+        samples = _samples(run.url)
+        route = "GET /items/{item_id}/"
+        assert _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=route) == 40
+        assert (
+            _value(
+                samples,
+                "hypoprobe_probe_duration_seconds_count",
+                hypothesis="PERF-31",
+                endpoint=route,
+                probe="SELECT price FROM items WHERE id = ?",
+            )
+            == 40
+        )
+        assert _verdicts(run.url) == {
+            ("PERF-30", route): "CONFIRMED",
+            ("PERF-31", route): "DISPROVED",
+        }
+        assert run.stop() == 0, run.err()
+    assert _left_behind(tmp_path) == []
+
+
+def test_options_from_the_environment_and_a_kept_multiproc_dir(tmp_path: Path) -> None:
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    env = _env(tmp_path)
+    port = free_port()
+    env["HYPOPROBE_CONFIG"] = "perf.toml"
+    env["HYPOPROBE_METRICS_PORT"] = str(port)
+    env["HYPOPROBE_METRICS_ADDRESS"] = "127.0.0.1"
+    env["HYPOPROBE_MULTIPROC_DIR"] = str(keep)
+    script = "from queries import format_names\nprint(format_names(['a', 'b']), flush=True)\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "hypoprobe", "run", "--", sys.executable, "-c", script],
+        cwd=APPS / "flaskapp",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "a,b"
+    found = SUMMARY.search(done.stderr)
+    assert found, done.stderr
+    assert found.group(5) == f"http://127.0.0.1:{port}/metrics"
+    # The process recorded its probe call into the directory, which outlives the run.
+    assert any(p.name.endswith(".hp") for p in keep.iterdir())
+    assert _left_behind(tmp_path) == []

@@ -3,8 +3,9 @@
 * SQLAlchemy: class-level event listeners on ``Engine``
   (:func:`hypoprobe.integrations.sqlalchemy.instrument_all_engines`), so every engine,
   created before or after, is probed, sync or async.
-* sqlite3 and psycopg (3): ``sqlite3.connect`` and ``psycopg.connect`` return connections
-  wrapped by :func:`hypoprobe.integrations.dbapi.instrument`.
+* sqlite3 and psycopg (3): ``sqlite3.connect`` (and ``sqlite3.dbapi2.connect``) and
+  ``psycopg.connect`` return connections wrapped by
+  :func:`hypoprobe.integrations.dbapi.instrument` (Django's database layer included).
 
 A connection SQLAlchemy opens is left to SQLAlchemy's listeners (it is opened inside
 ``Dialect.connect``, which is marked), so no statement is timed twice. The hooks are
@@ -112,8 +113,10 @@ def _instrumented(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 def _on_sqlite3(module: Any) -> None:
     try:
-        # Only the package's name: SQLAlchemy's pysqlite dialect calls sqlite3.dbapi2.connect.
+        # Both names (Django's backend calls sqlite3.dbapi2.connect); each wraps the
+        # original function, so one connection is wrapped once.
         wrapt.wrap_function_wrapper(module, "connect", _instrumented)
+        wrapt.wrap_function_wrapper(module.dbapi2, "connect", _instrumented)
         with _lock:
             HOOKED.add("sqlite3")
     except Exception:

@@ -9,6 +9,8 @@ hooked                              what happens
 ==================================  ==================================================
 ``flask.Flask.__call__``            first request of an app: ``flask.instrument_app``
 ``BaseHandler.load_middleware``     Django: the middleware put first in ``MIDDLEWARE``
+                                    (started: once the first request is served, as
+                                    Django imports the URLconf and the driver then)
 ``Starlette.__call__``              first call (lifespan or request) of a Starlette or
                                     FastAPI app: ``starlette.instrument_app``
 ``gunicorn BaseApplication.wsgi``   a plain WSGI/ASGI callable: the generic middleware
@@ -119,6 +121,24 @@ def _flask_call(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 def _on_django(module: Any) -> None:
     _hook("django", module, "BaseHandler.load_middleware", _django_load)
+    # Django imports the URLconf (and so the views and their modules) and its database
+    # driver at the first request: the application has started when that one is served.
+    _hook("django", module, "BaseHandler.get_response", _django_served)
+    _hook("django", module, "BaseHandler.get_response_async", _django_served_async)
+
+
+def _django_served(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _started()
+
+
+async def _django_served_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _started()
 
 
 def _django_load(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -131,9 +151,7 @@ def _django_load(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             settings.MIDDLEWARE = [DJANGO_MIDDLEWARE, *middleware]
     except Exception:
         _faults.record("run_instrument_django")
-    result = wrapped(*args, **kwargs)
-    _started()
-    return result
+    return wrapped(*args, **kwargs)
 
 
 # -------------------------------------------------------------------------- Starlette
@@ -202,7 +220,8 @@ def _gunicorn_wsgi(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             instance.callable = app = served  # wsgi() returns the cached callable next time
     except Exception:
         _faults.record("run_instrument_gunicorn")
-    _started()
+    if "django" not in sys.modules:  # Django has started only once it served a request
+        _started()
     return app
 
 
@@ -220,5 +239,6 @@ def _uvicorn_load(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
                 instance.loaded_app = _generic(loaded)
         except Exception:
             _faults.record("run_instrument_uvicorn")
-        _started()
+        if "django" not in sys.modules:
+            _started()
     return result
