@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from servers import free_port, pid_running
+from servers import free_port, pid_running, require_prometheus, start_prometheus
 
 pytestmark = pytest.mark.slow
 
 APPS = Path(__file__).parent / "runapps"
 SUMMARY = re.compile(
-    r"hypoprobe run: (\d+) hypotheses, (\d+) targets attached, (\d+) pending, (\d+) failed; "
+    r"hypoprobe run: (\d+) hypothes[ie]s, (\d+) targets? attached, (\d+) pending, (\d+) failed; "
     r"/metrics on (http://127\.0\.0\.1:\d+/metrics)"
 )
 
@@ -146,9 +146,17 @@ def _value(
     return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
 
 
-def _verdicts(url: str) -> dict[tuple[str, str], str]:
+def _verdicts(url: str, *source: str) -> dict[tuple[str, str], str]:
     done = subprocess.run(
-        [sys.executable, "-m", "hypoprobe", "report", "--metrics-url", url, "--format", "json"],
+        [
+            sys.executable,
+            "-m",
+            "hypoprobe",
+            "report",
+            *(source or ("--metrics-url", url)),
+            "--format",
+            "json",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -539,3 +547,44 @@ def test_options_from_the_environment_and_a_kept_multiproc_dir(tmp_path: Path) -
     # The process recorded its probe call into the directory, which outlives the run.
     assert any(p.name.endswith(".hp") for p in keep.iterdir())
     assert _left_behind(tmp_path) == []
+
+
+def test_a_real_prometheus_scrapes_the_launcher(tmp_path: Path) -> None:
+    require_prometheus()
+    app_port = free_port()
+    base = f"http://127.0.0.1:{app_port}"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--no-control-socket",
+        "-w",
+        "2",
+        "-b",
+        f"127.0.0.1:{app_port}",
+        "app:app",
+    ]
+    feed = "GET /feed/{account}"
+    with Launched(tmp_path, APPS / "flaskapp", ["--config", "perf.toml"], command) as run:
+        run.wait_http(f"{base}/pid")
+        for i in range(5):  # every series exists before the window opens
+            _get(f"{base}/feed/{i}")
+        target = run.url.removeprefix("http://").removesuffix("/metrics")
+        with start_prometheus(tmp_path / "prom", {"app": [target]}) as prom:
+            prom.wait_for_up("app")
+            prom.wait_for_scrape_after(time.time(), "app")
+            start = time.time()
+            for i in range(60):
+                _get(f"{base}/feed/{i % 5}")
+            prom.wait_for_scrape_after(time.time() + 0.5, "app")
+            count = prom.query_value(
+                f'sum(hypoprobe_endpoint_duration_seconds_count{{endpoint="{feed}"}})'
+            )
+            assert count == 65
+            window = f"{time.time() - start + 1:.0f}s"
+            assert _verdicts("", "--prometheus", prom.url, "--window", window) == {
+                ("PERF-1", feed): "CONFIRMED",
+                ("PERF-2", feed): "DISPROVED",
+                ("PERF-3", feed): "DISPROVED",
+            }
+        assert run.stop() == 0

@@ -9,6 +9,7 @@ application runs unprobed; with ``HYPOPROBE_STRICT=1`` the process exits with st
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -106,3 +107,11 @@ def bootstrap() -> None:
     except Exception as exc:
         print(f"hypoprobe run: web frameworks not instrumented: {exc}", file=sys.stderr)
     _report(False)
+    # A command that is not a server (a script, a job) never "starts": its last word is
+    # what it had attached when it exited.
+    atexit.register(_at_exit)
+
+
+def _at_exit() -> None:
+    if _started_pid != os.getpid():
+        _report(False)

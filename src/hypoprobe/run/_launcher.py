@@ -126,8 +126,10 @@ def summary(
 ) -> list[str]:
     """The summary line, then one line per failed target (``file:line: target: why``)."""
     counts = {s: sum(1 for t in targets if t.state == s) for s in ("attached", "pending", "failed")}
+    attached = counts["attached"]
     head = (
-        f"{hypotheses} hypotheses, {counts['attached']} targets attached, "
+        f"{hypotheses} {'hypothesis' if hypotheses == 1 else 'hypotheses'}, "
+        f"{attached} {'target' if attached == 1 else 'targets'} attached, "
         f"{counts['pending']} pending, {counts['failed']} failed; /metrics on {url}"
     )
     lines = [head + (f" ({note})" if note else "")]
@@ -156,7 +158,9 @@ class _Summary:
         if started:
             chosen, note = started[0], ""
         elif reports:
-            chosen, note = reports[-1], "the application has not reported started yet"
+            # At the end, the last report is the final word; before, it is provisional.
+            chosen = reports[-1]
+            note = "" if final else "the application has not reported started yet"
         else:
             targets = _states.target_states()
             for line in summary(
