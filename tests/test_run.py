@@ -260,7 +260,9 @@ def test_flask_sqlalchemy_under_gunicorn_two_workers_one_killed(tmp_path: Path) 
 # ------------------------------------------------------------------ FastAPI + uvicorn
 
 
-def test_fastapi_under_uvicorn_sigint_passes_through(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fastapi_under_uvicorn_sigint_passes_through(tmp_path: Path, workers: int) -> None:
+    # --workers 2: uvicorn spawns new interpreters, which bootstrap themselves.
     pytest.importorskip("uvicorn", reason="uvicorn is in the test extra")
     app_port = free_port()
     base = f"http://127.0.0.1:{app_port}"
@@ -273,6 +275,8 @@ def test_fastapi_under_uvicorn_sigint_passes_through(tmp_path: Path) -> None:
         "127.0.0.1",
         "--port",
         str(app_port),
+        "--workers",
+        str(workers),
     ]
     with Launched(tmp_path, APPS / "fastapiapp", ["--config", "perf.toml"], command) as run:
         run.wait_http(f"{base}/plans/1")
@@ -588,3 +592,58 @@ def test_a_real_prometheus_scrapes_the_launcher(tmp_path: Path) -> None:
                 ("PERF-3", feed): "DISPROVED",
             }
         assert run.stop() == 0
+
+
+# ------------------------------------------------------------------------ in-process
+
+
+def test_the_summary_line_counts_states_and_lists_failures() -> None:
+    from hypoprobe.run._launcher import summary
+    from hypoprobe.run._states import TargetState
+
+    targets = [
+        TargetState("a:f", "perf.toml:6", "attached"),
+        TargetState("a:g", "perf.toml:7", "attached"),
+        TargetState("b:h", "perf.toml:13", "pending"),
+        TargetState("a:typo", "perf.toml:8", "failed", "module a has no attribute 'typo'"),
+    ]
+    url = "http://127.0.0.1:9464/metrics"
+    assert summary(4, targets, url) == [
+        f"4 hypotheses, 2 targets attached, 1 pending, 1 failed; /metrics on {url}",
+        "FAILED perf.toml:8: a:typo: module a has no attribute 'typo'",
+    ]
+    assert summary(1, targets[:1], url)[0].startswith("1 hypothesis, 1 target attached, 0 pending")
+
+
+def test_the_commands_environment(tmp_path: Path) -> None:
+    from hypoprobe.run._launcher import BOOT_DIR, child_environment
+
+    base = {"PYTHONPATH": f"/srv/lib{os.pathsep}{BOOT_DIR}", "HYPOPROBE_CONFIG": "old.toml"}
+    env = child_environment(
+        base,
+        config=tmp_path / "perf.toml",
+        run_dir=tmp_path / "status",
+        metrics_dir=tmp_path / "metrics",
+        probed=True,
+        strict=False,
+    )
+    path = env["PYTHONPATH"].split(os.pathsep)
+    assert path == [BOOT_DIR, os.getcwd(), "/srv/lib"]
+    assert (Path(BOOT_DIR) / "sitecustomize.py").is_file()
+    assert sorted(p.name for p in Path(BOOT_DIR).iterdir() if p.suffix == ".py") == [
+        "sitecustomize.py"
+    ]  # the directory shadows nothing else
+    assert env["HYPOPROBE_CONFIG"] == str(tmp_path / "perf.toml")
+    assert env["HYPOPROBE_MULTIPROC_DIR"] == str(tmp_path / "metrics")
+    assert env["HYPOPROBE_STRICT"] == "0"
+    unprobed = child_environment(
+        base,
+        config=tmp_path / "perf.toml",
+        run_dir=tmp_path / "status",
+        metrics_dir=tmp_path / "metrics",
+        probed=False,
+        strict=False,
+    )
+    assert unprobed["PYTHONPATH"] == "/srv/lib"
+    assert "HYPOPROBE_CONFIG" not in unprobed
+    assert "HYPOPROBE_RUN_DIR" not in unprobed
