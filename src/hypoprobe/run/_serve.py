@@ -8,6 +8,7 @@ the command starts.
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,10 @@ class MetricsServer:
         self.server.server_close()
 
 
+class _ThreadingWSGIServer6(ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
 def bind_metrics(registry: CollectorRegistry, address: str, port: int) -> MetricsServer:
     """Bind ``address:port`` (0: a free port) for ``registry``'s exposition; raises OSError.
 
@@ -59,7 +64,7 @@ def bind_metrics(registry: CollectorRegistry, address: str, port: int) -> Metric
         address,
         port,
         make_wsgi_app(registry),
-        server_class=ThreadingWSGIServer,
+        server_class=_ThreadingWSGIServer6 if ":" in address else ThreadingWSGIServer,
         handler_class=_QuietHandler,
     )
     host = address if ":" not in address else f"[{address}]"
