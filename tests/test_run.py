@@ -647,3 +647,15 @@ def test_the_commands_environment(tmp_path: Path) -> None:
     assert unprobed["PYTHONPATH"] == "/srv/lib"
     assert "HYPOPROBE_CONFIG" not in unprobed
     assert "HYPOPROBE_RUN_DIR" not in unprobed
+
+
+def test_celery_tasks_are_job_scopes(tmp_path: Path) -> None:
+    pytest.importorskip("celery", reason="celery is in the test extra")
+    command = [sys.executable, "tasks.py", "40"]
+    with Launched(tmp_path, APPS / "celeryapp", ["--config", "perf.toml"], command) as run:
+        _wait_for(lambda: "done" in run.out(), run, timeout=60)
+        samples = _samples(run.url)
+        job = "job tasks.send_digest"
+        assert _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=job) == 40
+        assert _verdicts(run.url) == {("PERF-40", job): "CONFIRMED", ("PERF-41", job): "DISPROVED"}
+        assert run.stop() == 128 + signal.SIGTERM

@@ -15,6 +15,8 @@ hooked                              what happens
                                     FastAPI app: ``starlette.instrument_app``
 ``gunicorn BaseApplication.wsgi``   a plain WSGI/ASGI callable: the generic middleware
 ``uvicorn Config.load``             a plain ASGI app: the generic middleware
+``celery``                          every task a job scope (``jobs.instrument_celery``);
+                                    started: the worker's ``worker_ready`` signal
 ==================================  ==================================================
 
 Never twice: an app that already has hypoprobe's middleware (instrumented by hand) is
@@ -59,6 +61,7 @@ def install(started: Callable[[], None]) -> None:
     wrapt.register_post_import_hook(_on_starlette, "starlette.applications")
     wrapt.register_post_import_hook(_on_gunicorn, "gunicorn.app.base")
     wrapt.register_post_import_hook(_on_uvicorn, "uvicorn.config")
+    wrapt.register_post_import_hook(_on_celery, "celery")
 
 
 def _hook(kind: str, module: Any, target: str, wrapper: Any) -> None:
@@ -242,3 +245,22 @@ def _uvicorn_load(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if "django" not in sys.modules:
             _started()
     return result
+
+
+# ----------------------------------------------------------------------------- Celery
+
+
+def _on_celery(module: Any) -> None:
+    try:
+        from celery import signals  # type: ignore[import-untyped]
+
+        from ..integrations import jobs
+
+        jobs.instrument_celery()  # idempotent: an app that did it by hand is unchanged
+        signals.worker_ready.connect(_celery_ready, weak=False, dispatch_uid="hypoprobe.run")
+    except Exception:
+        _faults.record("run_instrument_celery")
+
+
+def _celery_ready(**_: Any) -> None:
+    _started()
