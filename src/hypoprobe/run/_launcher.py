@@ -86,7 +86,13 @@ def _load(config: Path) -> str | None:
         try:
             hypoprobe.load(config)
         except ConfigurationError as exc:
-            return str(exc)
+            message = str(exc)
+            if "no module named" in message:
+                message += (
+                    "; run hypoprobe run from the directory the application's modules are "
+                    "in, or add it to PYTHONPATH"
+                )
+            return message
     return None
 
 
