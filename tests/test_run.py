@@ -9,6 +9,7 @@ verdicts the applications were designed to give.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -24,7 +25,13 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from servers import free_port, pid_running, require_prometheus, start_prometheus
+from servers import (
+    free_port,
+    need_component,
+    pid_running,
+    require_prometheus,
+    start_prometheus,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +40,11 @@ SUMMARY = re.compile(
     r"hypoprobe run: (\d+) hypothes[ie]s, (\d+) targets? attached, (\d+) pending, (\d+) failed; "
     r"/metrics on (http://127\.0\.0\.1:\d+/metrics)"
 )
+
+
+def _need(module: str) -> None:
+    """Skip without ``module`` locally; under CI=true (the test extra installs it) fail."""
+    need_component(module, importlib.util.find_spec(module) is not None)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -263,7 +275,7 @@ def test_flask_sqlalchemy_under_gunicorn_two_workers_one_killed(tmp_path: Path) 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_fastapi_under_uvicorn_sigint_passes_through(tmp_path: Path, workers: int) -> None:
     # --workers 2: uvicorn spawns new interpreters, which bootstrap themselves.
-    pytest.importorskip("uvicorn", reason="uvicorn is in the test extra")
+    _need("uvicorn")
     app_port = free_port()
     base = f"http://127.0.0.1:{app_port}"
     command = [
@@ -650,7 +662,7 @@ def test_the_commands_environment(tmp_path: Path) -> None:
 
 
 def test_celery_tasks_are_job_scopes(tmp_path: Path) -> None:
-    pytest.importorskip("celery", reason="celery is in the test extra")
+    _need("celery")
     command = [sys.executable, "tasks.py", "40"]
     with Launched(tmp_path, APPS / "celeryapp", ["--config", "perf.toml"], command) as run:
         _wait_for(lambda: "done" in run.out(), run, timeout=60)
