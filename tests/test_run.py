@@ -671,3 +671,51 @@ def test_celery_tasks_are_job_scopes(tmp_path: Path) -> None:
         assert _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=job) == 40
         assert _verdicts(run.url) == {("PERF-40", job): "CONFIRMED", ("PERF-41", job): "DISPROVED"}
         assert run.stop() == 128 + signal.SIGTERM
+
+
+def test_the_demo_app_under_gunicorn_gives_the_tutorials_verdicts(tmp_path: Path) -> None:
+    # The demo app is instrumented by hand (instrument_app, in-code probes): hypoprobe run
+    # must leave its Flask app alone and add the TOML's target.
+    from hypoprobe.demo.app import HYPOTHESES
+
+    app_port = free_port()
+    base = f"http://127.0.0.1:{app_port}"
+    env = _env(tmp_path)
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'campaigns.sqlite'}"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--no-control-socket",
+        "-w",
+        "2",
+        "-b",
+        f"127.0.0.1:{app_port}",
+        "hypoprobe.demo.app:create_app()",
+    ]
+    with Launched(tmp_path, tmp_path, ["--config", str(HYPOTHESES)], command, env=env) as run:
+        run.wait_http(f"{base}/", timeout=120)  # the first start builds the database
+        found = run.wait_summary()
+        assert found.groups()[:4] == ("3", "1", "0", "0"), run.err()
+        load = subprocess.run(
+            [
+                *(sys.executable, "-m", "hypoprobe.demo.loadgen", base),
+                *("--requests", "600", "--seed", "1"),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        sent = re.search(r"campaigns (\d+)", load.stdout + load.stderr)
+        assert sent, load.stdout + load.stderr
+        time.sleep(0.2)
+        samples = _samples(run.url)
+        campaigns = "GET /accounts/{account_id}/campaigns"
+        # Every request once: the hand-made instrumentation was not doubled.
+        count = _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=campaigns)
+        assert count == int(sent.group(1))
+        verdicts = _verdicts(run.url)
+        assert verdicts[("PERF-412", campaigns)] == "DISPROVED"
+        assert verdicts[("PERF-415", campaigns)] == "CONFIRMED"
+        assert run.stop() == 0

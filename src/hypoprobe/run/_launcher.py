@@ -39,7 +39,7 @@ __all__ = ["BOOT_DIR", "SUMMARY_AFTER_SECONDS", "child_environment", "launch", "
 #: The directory holding the bootstrap's ``sitecustomize.py`` (and nothing else).
 BOOT_DIR = str(Path(__file__).resolve().parent / "_boot")
 #: Print the summary this long after the start even if no application reported started.
-SUMMARY_AFTER_SECONDS = 15.0
+SUMMARY_AFTER_SECONDS = 60.0
 #: How long the command's leftover processes get between SIGTERM and SIGKILL.
 _GRACE_SECONDS = 5.0
 _FORWARDED = tuple(
