@@ -206,22 +206,43 @@ def _stop_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _supervise(child: subprocess.Popen[bytes], report: _Summary) -> int:
-    def forward(signum: int, frame: FrameType | None) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child.pid, signum)
+class _Forwarder:
+    """Forwards the signals this process receives to the command, once it exists.
 
-    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
-    try:
-        while True:
-            try:
-                code = child.wait(timeout=0.1)
-                break
-            except subprocess.TimeoutExpired:
-                report.poll()
-    finally:
-        for sig, handler in previous.items():
+    Installed before the command starts, so a signal that arrives in between is not lost
+    (nor does it kill the launcher and orphan the command): it is sent on start.
+    """
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen[bytes] | None = None
+        self.pending: list[int] = []
+        self.previous = {sig: signal.signal(sig, self.forward) for sig in _FORWARDED}
+
+    def forward(self, signum: int, frame: FrameType | None) -> None:
+        if self.child is None:
+            self.pending.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.child.pid, signum)
+
+    def started(self, child: subprocess.Popen[bytes]) -> None:
+        self.child = child
+        for signum in self.pending:
+            self.forward(signum, None)
+        self.pending.clear()
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+def _supervise(child: subprocess.Popen[bytes], report: _Summary) -> int:
+    while True:
+        try:
+            code = child.wait(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            report.poll()
     report.poll(final=True)
     return 128 - code if code < 0 else code
 
@@ -241,6 +262,7 @@ def launch(options: Options) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="hypoprobe-run-"))
     server: MetricsServer | None = None
     child: subprocess.Popen[bytes] | None = None
+    forwarder = _Forwarder()
     try:
         status_dir = run_dir / "status"
         status_dir.mkdir()
@@ -251,9 +273,7 @@ def launch(options: Options) -> int:
         registry = CollectorRegistry(auto_describe=True)
         hypoprobe.configure(multiproc_dir=str(metrics_dir), registry=registry)
         error = (
-            _load(options.config)
-            if options.config.exists()
-            else (f"{options.config}: no such file")
+            _load(options.config) if options.config.exists() else f"{options.config}: no such file"
         )
         if error is not None:
             print(banner(error, unprobed=not options.strict), file=sys.stderr, flush=True)
@@ -282,6 +302,7 @@ def launch(options: Options) -> int:
         except PermissionError:
             _say(f"command not executable: {options.command[0]}")
             return 126
+        forwarder.started(child)
         server.start()
         if error is not None:
             _say(f"configuration not loaded, the command runs unprobed; /metrics on {server.url}")
@@ -291,6 +312,7 @@ def launch(options: Options) -> int:
             report = _Summary(status_dir, server.url, _states.hypothesis_count())
         return _supervise(child, report)
     finally:
+        forwarder.restore()
         if child is not None:
             if child.poll() is None:  # we are leaving on an error of our own
                 with contextlib.suppress(ProcessLookupError):
