@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 
 import hypoprobe
 from hypoprobe import ConfigurationError
+from servers import require_postgres, start_postgres
 
 
 def _toml(hid: str, endpoint: str, sql: str) -> str:
@@ -114,3 +115,28 @@ def test_a_bad_sql_value_names_the_file_and_line(
     with pytest.raises(ConfigurationError) as info:
         hypoprobe.load(path)
     assert str(info.value).startswith(f"{path}:6: {message}")
+
+
+@pytest.mark.real_server
+def test_psycopg_connections_and_sqlalchemy_on_psycopg_are_probed_once(
+    tmp_path: Path, write: Callable[[str], Path], unique_id: Callable[..., str]
+) -> None:
+    require_postgres()
+    import psycopg
+
+    hid, ep = unique_id(), unique_id("ep")
+    with start_postgres(tmp_path / "pg") as pg:
+        hypoprobe.load(write(_toml(hid, ep, '["FROM followers"]')))
+        engine = create_engine(f"postgresql+psycopg://{pg.dsn.removeprefix('postgresql://')}")
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE followers (a INTEGER)")
+            with hypoprobe.endpoint(ep):
+                conn.execute("SELECT a FROM followers WHERE a = %s", (1,)).fetchall()
+                # SQLAlchemy opens its connection with psycopg.connect too: its listeners
+                # time the statement, the DB-API proxy stays out of it.
+                with engine.connect() as c:
+                    c.execute(text("SELECT a FROM followers WHERE a = 2")).fetchall()
+        engine.dispose()
+        calls = _calls(hid, ep)
+        assert calls["SELECT a FROM followers WHERE a = ?"] == 2
+        assert calls["fetch: SELECT a FROM followers WHERE a = ?"] == 1  # the DB-API one
