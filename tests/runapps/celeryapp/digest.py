@@ -6,7 +6,7 @@ import time
 
 
 def render(n: int) -> str:
-    time.sleep(0.01)  # the slowness under investigation
+    time.sleep(0.02)  # the slowness under investigation
     return "x" * n
 
 
