@@ -140,3 +140,17 @@ def test_psycopg_connections_and_sqlalchemy_on_psycopg_are_probed_once(
         calls = _calls(hid, ep)
         assert calls["SELECT a FROM followers WHERE a = ?"] == 2
         assert calls["fetch: SELECT a FROM followers WHERE a = ?"] == 1  # the DB-API one
+
+
+def test_an_engine_with_a_creator_is_timed_by_its_listeners_only(
+    write: Callable[[str], Path], unique_id: Callable[..., str]
+) -> None:
+    hid, ep = unique_id(), unique_id("ep")
+    hypoprobe.load(write(_toml(hid, ep, '["FROM followers"]')))
+    # The creator calls the patched sqlite3.connect: SQLAlchemy's listeners still time
+    # its statements, and the DB-API proxy stays out.
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(":memory:"))
+    with hypoprobe.endpoint(ep), engine.connect() as c:
+        c.execute(text("CREATE TABLE followers (a INTEGER)"))
+        c.execute(text("SELECT a FROM followers")).fetchall()
+    assert _calls(hid, ep) == {"SELECT a FROM followers": 1}

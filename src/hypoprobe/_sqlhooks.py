@@ -7,16 +7,18 @@
   ``psycopg.connect`` return connections wrapped by
   :func:`hypoprobe.integrations.dbapi.instrument` (Django's database layer included).
 
-A connection SQLAlchemy opens is left to SQLAlchemy's listeners (it is opened inside
-``Dialect.connect``, which is marked), so no statement is timed twice. The hooks are
+A connection SQLAlchemy opens (through its dialect or a ``creator=`` function) is left
+to SQLAlchemy's listeners: ``connect`` looks at its callers, so no statement is timed
+twice. The hooks are
 ``wrapt`` post-import hooks: a driver imported after the configuration is covered from
 its first connection. Connections opened before a matcher was loaded stay as they were.
 """
 
 from __future__ import annotations
 
-import contextvars
+import sys
 import threading
+from types import FrameType
 from typing import Any
 
 import wrapt
@@ -31,9 +33,8 @@ _armed = False
 HOOKED: set[str] = set()
 #: Hypotheses with class-level SQLAlchemy listeners installed by us.
 _engine_hypotheses: set[str] = set()
-_in_sqlalchemy: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "hypoprobe_in_sqlalchemy_connect", default=False
-)
+#: How far up the stack ``connect``'s callers are searched for SQLAlchemy's pool.
+_CALLER_DEPTH = 40
 
 
 def arm() -> None:
@@ -55,22 +56,11 @@ def arm() -> None:
 def _on_sqlalchemy(module: Any) -> None:
     # Runs inside the application's import: never raise.
     try:
-        from sqlalchemy.engine import default
-
-        wrapt.wrap_function_wrapper(default, "DefaultDialect.connect", _mark_sqlalchemy)
         with _lock:
             HOOKED.add("sqlalchemy")
         _sync_engines()
     except Exception:
         _faults.record("sql_hook_sqlalchemy")
-
-
-def _mark_sqlalchemy(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    token = _in_sqlalchemy.set(True)
-    try:
-        return wrapped(*args, **kwargs)
-    finally:
-        _in_sqlalchemy.reset(token)
 
 
 def _sync_engines() -> None:
@@ -95,9 +85,24 @@ def _sync_engines() -> None:
 # ---------------------------------------------------------------------------- DB-API
 
 
+def _opened_by_sqlalchemy() -> bool:
+    """Is SQLAlchemy (its pool, directly or through a ``creator=``) opening this connection?
+
+    Connections are opened rarely (pools keep them), so walking the callers is cheap.
+    """
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(_CALLER_DEPTH):
+        if frame is None:
+            return False
+        if str(frame.f_globals.get("__name__", "")).startswith("sqlalchemy."):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _instrumented(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     conn = wrapped(*args, **kwargs)
-    if _in_sqlalchemy.get():
+    if _opened_by_sqlalchemy():
         return conn
     try:
         from .integrations import dbapi
