@@ -5,16 +5,19 @@ the application or a snapshot reaches neither a Markdown renderer nor a terminal
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from readside import recorded_document, run_cli
 
+from hypoprobe._cli._common import Progress
 from hypoprobe.cli import EXIT_INTERNAL, EXIT_NO_DATA, EXIT_OK, EXIT_SOURCE, EXIT_USAGE
 
 
@@ -288,3 +291,21 @@ def test_paths_and_arguments_with_control_characters_end_in_one_line(
     result.assert_clean(EXIT_USAGE)
     _no_terminal_controls(result.err)
     assert "\r" not in result.err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_line_shows_control_characters_as_escapes() -> None:
+    tty = _Terminal()
+    with Progress(tty, delay=0.0) as progress:
+        progress("scraped http://\x1b]0;owned\x07/metrics\r\nx")
+        deadline = time.monotonic() + 5
+        while "scraped" not in tty.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    # Progress' own line control (\r, ESC [K) frames the status; the status itself is inert.
+    (status, *_) = [part for part in tty.getvalue().split("\r\x1b[K") if "scraped" in part]
+    assert "scraped http://\\x1b]0;owned\\x07/metrics x" in status
+    _no_terminal_controls(status)

@@ -16,6 +16,7 @@ from typing import TextIO
 from .. import sources
 from ..cli import UsageError
 from ..render import FORMATS
+from ..render._common import printable
 from ..snapshot import MAX_INSTANT, Snapshot
 from ..sources.scrape import MAX_WINDOW_SECONDS
 
@@ -161,7 +162,9 @@ class Progress:
             return
         while True:
             elapsed = time.monotonic() - self._start
-            self.stream.write(f"\r\x1b[Khypoprobe: {self._message} ({elapsed:.0f} s)")
+            # The status quotes URLs as given: their control characters are shown, not obeyed.
+            status = printable(" ".join(self._message.split()))
+            self.stream.write(f"\r\x1b[Khypoprobe: {status} ({elapsed:.0f} s)")
             self.stream.flush()
             self._shown = True
             if self._stop.wait(0.25):
