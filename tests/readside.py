@@ -1,5 +1,7 @@
-"""Shared by the read-side reliability tests: a recorded snapshot document to mutate, hostile
-HTTP servers on 127.0.0.1 (trickling, silent, fixed answers), and the CLI run in-process.
+"""Shared by the read-side reliability tests (tests/reliability/): a recorded snapshot
+document to mutate, hostile HTTP servers on 127.0.0.1 (trickling, silent, fixed answers),
+and the CLI run in-process. It lives beside servers.py so that it imports the same way
+whether or not tests/reliability/ is a package.
 
 Every server listens on 127.0.0.1, port 0, in daemon threads, and is closed by its context
 manager; nothing here uses a fixed port.
