@@ -160,9 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, not a traceback, unless asked for
         if os.environ.get("HYPOPROBE_DEBUG"):
             raise
+        try:
+            what = f"{type(exc).__name__}: {str(exc)[:200]}"
+        except Exception:  # an exception whose message itself fails
+            what = type(exc).__name__
         return _fail(
-            f"internal error ({type(exc).__name__}: {str(exc)[:200]}); please report it with "
-            "the command that caused it (HYPOPROBE_DEBUG=1 shows the traceback)",
+            f"internal error ({what}); please report it with the command that caused it "
+            "(HYPOPROBE_DEBUG=1 shows the traceback)",
             EXIT_INTERNAL,
         )
     return code
