@@ -130,6 +130,7 @@ def _row_panels(
         shares.append(_target(f"vector({min_share:.6g})", "claim: min_share", "D"))
     if observed is not None:
         shares.append(_target(f"vector({observed:.6g})", "anecdote: observed share", "E"))
+    shares.append(_target(_self_share_expr(h, endpoints), "hypoprobe's own cost {{endpoint}}", "F"))
     panels.panel(_timeseries("Aggregate share of endpoint time (fleet)", shares, "percentunit"), 12)
 
     heat = _target(
@@ -200,6 +201,20 @@ def _row_panels(
         },
         8,
     )
+
+
+def _self_share_expr(h: str, endpoints: Sequence[str] | None) -> str:
+    """hypoprobe's estimated own time / the endpoint's time (docs/guarding-overhead.md)."""
+    e_sel = "{" + matcher("endpoint", endpoints) + "}" if endpoints else ""
+    parts = []
+    for metric in (f"{m.SELF_SECONDS.name}_total", f"{m.ENDPOINT_DURATION.name}_sum"):
+        inner = f"rate({metric}{e_sel}[5m])"
+        if not endpoints:  # the endpoints the hypothesis' info series names
+            inner += (
+                f" * on (endpoint) group_left max by (endpoint) ({m.HYPOTHESIS_INFO.name}{{{h}}})"
+            )
+        parts.append(f"sum by (endpoint) ({inner})")
+    return "\n/\n".join(parts)
 
 
 def build(hypotheses: Sequence[Any], title: str = "hypoprobe: hypotheses") -> dict[str, Any]:
