@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,6 +23,9 @@ __all__ = ["OverheadResult", "judge", "measure_probe"]
 
 #: The endpoint the in-scope rounds run under when the probe's hypothesis names none.
 DEFAULT_ENDPOINT = "probe_overhead"
+#: Passes measured again before a verdict of "over budget", and the pause between them.
+RETRIES = 2
+_PAUSE = 0.1
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,12 @@ def _limit(ratio: float | None, max_ns: float | None, bare_ns: float) -> float |
     return min(limits) if limits else None
 
 
+def _excess(r: OverheadResult) -> float:
+    """How far over its budget a result is, in ns per call (negative: within)."""
+    limit = r.limit_ns
+    return -math.inf if limit is None else r.worst_added_ns - limit
+
+
 def _ratio(r: float) -> str:
     return "inf" if not math.isfinite(r) else f"{r:.4g}"
 
@@ -177,23 +187,35 @@ def measure_probe(
         limit = _limit(ratio, max_ns, bare_ns)
         return limit is not None and (low > limit or high < limit)
 
-    outside = _overhead.measure(fn, bare, args, kwargs, settled=settled)
-    with endpoint(name):  # one scope around every in-scope round: the production path
-        inside = _overhead.measure(fn, bare, args, kwargs, settled=settled)
-    return OverheadResult(
-        function=getattr(bare, "__qualname__", repr(bare)),
-        endpoint=name,
-        bare_ns=inside.bare_ns,
-        added_ns=inside.added_ns,
-        ratio=inside.ratio,
-        resolution_ns=inside.resolution_ns,
-        outside_added_ns=outside.added_ns,
-        outside_ratio=outside.ratio,
-        rounds=inside.rounds,
-        calls_per_round=inside.calls_per_round,
-        budget_ratio=None if ratio is None else float(ratio),
-        budget_ns=None if max_ns is None else float(max_ns),
-    )
+    def one_pass() -> OverheadResult:
+        outside = _overhead.measure(fn, bare, args, kwargs, settled=settled)
+        with endpoint(name):  # one scope around every in-scope round: the production path
+            inside = _overhead.measure(fn, bare, args, kwargs, settled=settled)
+        return OverheadResult(
+            function=getattr(bare, "__qualname__", repr(bare)),
+            endpoint=name,
+            bare_ns=inside.bare_ns,
+            added_ns=inside.added_ns,
+            ratio=inside.ratio,
+            resolution_ns=inside.resolution_ns,
+            outside_added_ns=outside.added_ns,
+            outside_ratio=outside.ratio,
+            rounds=inside.rounds,
+            calls_per_round=inside.calls_per_round,
+            budget_ratio=None if ratio is None else float(ratio),
+            budget_ns=None if max_ns is None else float(max_ns),
+        )
+
+    result = one_pass()
+    # A busy neighbour on the same core can slow a whole pass about twofold, which no
+    # median removes, and noise only adds time: before failing, measure again, and judge
+    # the pass with the least overhead. A probe that is really over budget stays over.
+    for _ in range(RETRIES):
+        if result.within_budget:
+            break
+        time.sleep(_PAUSE)
+        result = min(result, one_pass(), key=_excess)
+    return result
 
 
 def judge(result: OverheadResult) -> str | None:
