@@ -16,12 +16,21 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import start_http_server
 
 import hypoprobe
-from hypoprobe import _selfcost, analysis, render
+from hypoprobe import _buckets, _selfcost, analysis, render
 from hypoprobe.otel import metrics_data
-from hypoprobe.snapshot import Snapshot
+from hypoprobe.snapshot import (
+    EndpointData,
+    Histogram,
+    Moments,
+    ProbeData,
+    RequestData,
+    Snapshot,
+)
 from hypoprobe.sources import scrape_metrics
 from otel_helpers import one_point
 
@@ -178,3 +187,54 @@ def test_hypoprobe_self_cost_turns_it_off_or_fixes_it(setting: str, shown: bool)
         assert "is not a calibration" in done.stderr
     elif shown:
         assert figures["GET /x"] == pytest.approx(FAKE.request_ns / 1e9)
+
+
+_counts = st.integers(min_value=0, max_value=10**9)
+
+
+def _snapshot_of(requests: int, calls: int, outside: int, rows: int, called: int) -> Snapshot:
+    d = _buckets.DURATION.natural_bounds
+    c = _buckets.CALLS.natural_bounds
+
+    def hist(bounds: tuple[float, ...], first: int, rest: int) -> Histogram:
+        return Histogram(bounds, (first, rest, *([0] * (len(bounds) - 1))), 0.0)
+
+    return Snapshot(
+        created_at=0.0,
+        source="counts",
+        endpoints=(EndpointData("GET /p", hist(d, 0, requests)),),
+        probes=(
+            ProbeData("P-1", "q", "GET /p", hist(d, 0, calls)),
+            ProbeData("P-1", "q", "<none>", hist(d, outside, 0)),
+        ),
+        moments=(Moments("P-1", "GET /p", False, requests=rows),),
+        requests=(
+            RequestData(
+                "P-1", "q", "GET /p", hist(d, 0, 0), hist(d, 0, 0), hist(d, 0, 0),
+                hist(c, rows - called, called),
+            ),
+        ),
+    )  # fmt: skip
+
+
+@given(
+    st.tuples(_counts, _counts, _counts, _counts, _counts),
+    st.tuples(_counts, _counts, _counts, _counts, _counts),
+)
+def test_the_estimate_of_merged_processes_is_the_sum_of_theirs(
+    a: tuple[int, ...], b: tuple[int, ...]
+) -> None:
+    def snap(t: tuple[int, ...]) -> Snapshot:
+        requests, calls, outside, rows, called = t
+        return _snapshot_of(requests, calls, outside, rows + called, called)
+
+    merged = _selfcost.estimate(Snapshot.merge([snap(a), snap(b)]), FAKE)
+    apart = [_selfcost.estimate(snap(t), FAKE) for t in (a, b)]
+    for endpoint in set(merged) | {k for e in apart for k in e}:
+        total = sum(e.get(endpoint, 0.0) for e in apart)
+        assert merged.get(endpoint, 0.0) == pytest.approx(total, rel=1e-12, abs=1e-15)
+    requests, calls, outside, rows, called = a
+    alone = apart[0]
+    expected = requests * 1_000 + calls * 100 + (rows + called) * 200 + called * 300
+    assert alone.get("GET /p", 0.0) == pytest.approx(expected / 1e9, rel=1e-12)
+    assert alone.get("<none>", 0.0) == pytest.approx(outside * 70 / 1e9, rel=1e-12)
