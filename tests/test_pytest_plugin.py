@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -52,7 +54,7 @@ def test_noop_under_tight_ratio(probe_overhead):
 
 def test_one_ms_under_tight_ratio(probe_overhead):
     result = probe_overhead(one_ms, 1, ratio=0.05)
-    assert 0 <= result.ratio < 0.05
+    assert result.ratio < 0.05  # noise may make a tiny figure negative
 """
 
 
@@ -71,7 +73,7 @@ def test_a_no_op_fails_a_tight_ratio_and_a_1ms_function_passes(pytester: pytest.
             "*  budget: ratio=0.05 (* ns of its bare * ns)",
             "*  inside the endpoint: +* ns per call, ratio *",
             "*  outside any endpoint: +* ns per call, ratio *",
-            "*  bare call: * ns; medians of * interleaved rounds of * calls",
+            "*  bare call: * ns; medians of * undisturbed interleaved rounds of * calls",
         ]
     )
     assert "test_one_ms_under_tight_ratio" not in "\n".join(
@@ -137,7 +139,7 @@ def test_figures(probe_overhead):
     assert 1_900_000 < result.bare_ns < 10_000_000  # factor=2 reached the function
     assert math.isclose(result.ratio, result.added_ns / result.bare_ns)
     assert result.endpoint == "GET /guarded"
-    assert result.rounds >= 15 and result.calls_per_round >= 1
+    assert result.rounds >= 9 and result.calls_per_round >= 1
     assert result.resolution_ns >= 2.0
     assert result.limit_ns is None and result.within_budget
 """,
@@ -228,3 +230,16 @@ def test_the_median_interval_brackets_the_median_with_sample_values(values: list
     assert high in values
     assert min(values) <= low
     assert high <= max(values)
+
+
+def test_an_unregistered_hypothesis_is_warned_about(
+    probe_overhead: Any, unique_id: Callable[..., str]
+) -> None:
+    @hypoprobe.probe(unique_id("H"))
+    def probed() -> None:
+        return None
+
+    with pytest.warns(UserWarning, match="is not registered in this process"):
+        result = probe_overhead(probed, max_ns=1e9)
+    assert result.endpoint == "probe_overhead"
+    assert result.within_budget

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -102,8 +103,8 @@ class OverheadResult:
                 f"{_ratio(self.ratio)}",
                 f"  outside any endpoint: +{self.outside_added_ns:,.1f} ns per call, ratio "
                 f"{_ratio(self.outside_ratio)}",
-                f"  bare call: {self.bare_ns:,.1f} ns; medians of {self.rounds} interleaved "
-                f"rounds of {self.calls_per_round:,} calls",
+                f"  bare call: {self.bare_ns:,.1f} ns; medians of {self.rounds} undisturbed "
+                f"interleaved rounds of {self.calls_per_round:,} calls",
             )
         )
 
@@ -155,12 +156,18 @@ def _check(
             "synchronous core instead"
         )
     site = _site_of(fn)
-    name = DEFAULT_ENDPOINT
-    if site is not None:
-        hyp = REGISTRY.get(site.hypothesis_id)
-        if hyp is not None and hyp.endpoints:
-            name = hyp.endpoints[0]
-    return bare, name
+    hyp = REGISTRY.get(site.hypothesis_id) if site is not None else None
+    if hyp is None or not hyp.endpoints:
+        warnings.warn(
+            f"probe_overhead({getattr(fn, '__qualname__', fn)}): its hypothesis "
+            f"{getattr(site, 'hypothesis_id', '?')} is not registered in this process, so "
+            f"the in-scope rounds (endpoint {DEFAULT_ENDPOINT!r}) skip the request "
+            "accumulator a registered hypothesis adds to; import the module that registers it",
+            UserWarning,
+            stacklevel=4,
+        )
+        return bare, DEFAULT_ENDPOINT
+    return bare, hyp.endpoints[0]
 
 
 def measure_probe(

@@ -3,13 +3,16 @@
 Both callables run in *interleaved rounds*: each round times a batch of the bare callable
 and a batch of the probed one back to back (alternating which goes first, so a drift in
 the machine's speed cancels), and the figure is the **median over rounds** of the paired
-per-call difference. A round that another process preempted is one outlier among many
-and moves a median by one rank, not the result.
+per-call difference. Rounds in which either batch was interrupted (a batch over twice as
+long as the lower quartile of its side: the scheduler gave the core away for a time
+slice) are left out; on a machine so busy that most rounds are interrupted, more
+rounds are run until enough are clean, or the time cap takes all of them.
 
-The batch size is calibrated first: calls are added until a batch takes at least
-``BATCH_NS``, so the clock's resolution and the timing calls weigh nothing. Rounds then
+The batch size is calibrated first: calls are added until a batch of the probed callable
+takes at least ``BATCH_NS``, so the clock's resolution and the timing calls weigh
+nothing, and no batch is so long that the scheduler interrupts most of them. Rounds then
 continue until the figure is settled: the 95% interval of the median (distribution-free,
-from order statistics) is narrow enough (``PRECISION`` of the bare cost, or
+from order statistics) is narrow enough (``PRECISION`` of the bare or the added cost, or
 ``FLOOR_NS``), or lies wholly on one side of a budget the caller is judging, or the time
 cap is reached. ``FLOOR_NS`` is the documented minimum resolution: differences smaller
 than that are within the noise of the calling loop itself.
@@ -29,13 +32,19 @@ from typing import Any
 
 __all__ = ["BATCH_NS", "FLOOR_NS", "Measured", "measure"]
 
-#: A batch lasts at least this long (200 µs), so the clock's granularity is negligible.
+#: A probed batch lasts at least this long (200 µs): the clock's granularity is negligible.
 BATCH_NS = 200_000
 #: The minimum resolution (ns per call): below it, differences are loop noise.
 FLOOR_NS = 2.0
-#: Rounds stop once the 95% interval's half-width is within this fraction of the bare cost.
+#: Rounds stop once the 95% interval's half-width is within this fraction of the bare cost
+#: or of the added cost, whichever is larger.
 PRECISION = 0.02
 MIN_ROUNDS = 15
+#: A batch this much slower than its side's lower quartile was interrupted: its round is
+#: left out.
+DISTURBED = 1.0
+#: At least this fraction of MIN_ROUNDS must be undisturbed before the rounds may stop.
+MIN_KEPT = 0.6
 MAX_ROUNDS = 400
 #: Time cap of one measurement (both callables, all rounds), in seconds.
 MAX_SECONDS = 3.0
@@ -58,6 +67,7 @@ class Measured:
     added_ns: float
     low_ns: float
     high_ns: float
+    #: Rounds the figures are medians of: the undisturbed ones (all, if too few were).
     rounds: int
     calls_per_round: int
     seconds: float
@@ -96,6 +106,24 @@ def median_interval(values: list[float]) -> tuple[float, float, float]:
     lo = max(0, math.floor(n / 2 - half))
     hi = min(n - 1, math.ceil(n / 2 + half) - 1)
     return _median(s), s[lo], s[max(lo, hi)]
+
+
+def _undisturbed(bare_t: list[float], probed_t: list[float]) -> list[int]:
+    """Rounds in which neither batch was interrupted: each under ``1 + DISTURBED`` times
+    its side's lower quartile. A batch the scheduler preempted lasts a time slice longer
+    (milliseconds, several times a batch); a neighbour slowing the core (at most about
+    twofold) is not an interruption, and every round shares it."""
+    bare_limit = _lower_quartile(bare_t) * (1 + DISTURBED)
+    probed_limit = _lower_quartile(probed_t) * (1 + DISTURBED)
+    return [
+        i
+        for i, (b, p) in enumerate(zip(bare_t, probed_t, strict=True))
+        if b <= bare_limit and p <= probed_limit
+    ]
+
+
+def _lower_quartile(values: list[float]) -> float:
+    return sorted(values)[len(values) // 4]
 
 
 def _batch(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], n: int) -> int:
@@ -155,7 +183,8 @@ def measure(
         for _ in range(3):  # warm both paths: caches, the probe's first-call slow path
             probed(*args, **kw)
             bare(*args, **kw)
-        n = _calls_per_batch(bare, args, kw, batch_ns)
+        # sized on the probed side, the longer: a long batch is one the scheduler interrupts
+        n = _calls_per_batch(probed, args, kw, batch_ns)
         bare_t: list[float] = []
         probed_t: list[float] = []
         diffs: list[float] = []
@@ -172,24 +201,30 @@ def measure(
             rounds = len(diffs)
             if rounds < min_rounds:
                 continue
-            mid, low, high = median_interval(diffs)
-            bare_mid = _median(bare_t)
-            if (high - low) / 2 <= max(FLOOR_NS, precision * bare_mid):
+            capped = rounds >= max_rounds or time.monotonic() - started >= max_seconds
+            kept = _undisturbed(bare_t, probed_t)
+            if len(kept) < min_rounds * MIN_KEPT and not capped:
+                continue  # too many rounds were interrupted: more rounds, not a guess
+            if len(kept) < 3:
+                kept = list(range(rounds))
+            kept_diffs = [diffs[i] for i in kept]
+            mid, low, high = median_interval(kept_diffs)
+            bare_mid = _median([bare_t[i] for i in kept])
+            probed_mid = _median([probed_t[i] for i in kept])
+            if capped or (high - low) / 2 <= max(FLOOR_NS, precision * max(bare_mid, abs(mid))):
                 break
             if settled is not None and settled(low, high, bare_mid):
-                break
-            if rounds >= max_rounds or time.monotonic() - started >= max_seconds:
                 break
     finally:
         if gc_was_on:
             gc.enable()
     return Measured(
         bare_ns=bare_mid,
-        probed_ns=_median(probed_t),
+        probed_ns=probed_mid,
         added_ns=mid,
         low_ns=low,
         high_ns=high,
-        rounds=rounds,
+        rounds=len(kept),
         calls_per_round=n,
         seconds=time.monotonic() - started,
     )
