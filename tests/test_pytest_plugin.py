@@ -243,3 +243,38 @@ def test_an_unregistered_hypothesis_is_warned_about(
         result = probe_overhead(probed, max_ns=1e9)
     assert result.endpoint == "probe_overhead"
     assert result.within_budget
+
+
+def test_a_probed_method_is_measured_against_its_bound_original(
+    probe_overhead: Any, unique_id: Callable[..., str]
+) -> None:
+    hid = unique_id("H")
+    hypoprobe.hypothesis(hid, claim="c", endpoint=unique_id("ep"), min_share=0.5)
+
+    class Repo:
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        @hypoprobe.probe(hid)
+        def fetch(self, key: int) -> int:
+            self.seen.append(key)
+            return key
+
+    repo = Repo()
+    result = probe_overhead(repo.fetch, 7, max_ns=1e9)
+    assert result.within_budget
+    assert set(repo.seen) == {7}  # both sides called with the object and the argument
+
+
+def test_generator_and_async_functions_are_refused(probe_overhead: Any) -> None:
+    @hypoprobe.probe("GUARD-GEN")
+    def rows() -> Any:
+        yield 1
+
+    @hypoprobe.probe("GUARD-GEN")
+    async def fetch() -> None:
+        return None
+
+    for fn in (rows, fetch):
+        with pytest.raises(hypoprobe.ConfigurationError, match="plain synchronous functions"):
+            probe_overhead(fn)

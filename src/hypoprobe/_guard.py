@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+import types
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -144,18 +145,26 @@ def _check(
             isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0
         ):
             raise ConfigurationError(f"probe_overhead({name}={value!r}): give a number >= 0")
-    bare = getattr(fn, "__wrapped__", None)
+    # A bound method (obj.probed_method): the original, bound to the same object.
+    func = fn.__func__ if inspect.ismethod(fn) else fn
+    bare = getattr(func, "__wrapped__", None)
     if bare is None or not callable(bare):
         raise ConfigurationError(
             f"probe_overhead() measures a function decorated with @hypoprobe.probe; "
             f"{getattr(fn, '__qualname__', fn)!r} has no __wrapped__ original to compare with"
         )
-    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+    if inspect.ismethod(fn):
+        bare = types.MethodType(bare, fn.__self__)
+    if (
+        inspect.iscoroutinefunction(func)
+        or inspect.isasyncgenfunction(func)
+        or inspect.isgeneratorfunction(func)
+    ):
         raise ConfigurationError(
-            "probe_overhead() measures synchronous functions; time the async function's "
-            "synchronous core instead"
+            "probe_overhead() measures plain synchronous functions (a call that does its "
+            "work before it returns), not coroutine or generator functions"
         )
-    site = _site_of(fn)
+    site = _site_of(func)
     hyp = REGISTRY.get(site.hypothesis_id) if site is not None else None
     if hyp is None or not hyp.endpoints:
         warnings.warn(

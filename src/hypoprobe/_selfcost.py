@@ -143,9 +143,9 @@ def costs(wait: float | None = 0.0) -> Costs | None:
 
     The first call starts the calibration in a background thread (about a second, in a
     child interpreter, under half a second of CPU) and returns at once, so no collection
-    waits for it; ``wait`` seconds (None: until done) wait for it instead. A failed calibration is counted
-    (``internal_errors{kind="self_cost_calibration"}``), logged, and not retried: the
-    figure is left out rather than guessed.
+    waits for it; ``wait`` seconds (None: until done) wait for it instead. A failed
+    calibration is counted (``internal_errors{kind="self_cost_calibration"}``), logged,
+    and not retried: the figure is left out rather than guessed.
     """
     global _COSTS, _started
     if _COSTS is None and not _started:
