@@ -238,3 +238,25 @@ def test_the_estimate_of_merged_processes_is_the_sum_of_theirs(
     expected = requests * 1_000 + calls * 100 + (rows + called) * 200 + called * 300
     assert alone.get("GET /p", 0.0) == pytest.approx(expected / 1e9, rel=1e-12)
     assert alone.get("<none>", 0.0) == pytest.approx(outside * 70 / 1e9, rel=1e-12)
+
+
+def test_a_failed_calibration_is_counted_and_leaves_the_figure_out(
+    monkeypatch: pytest.MonkeyPatch, unique_id: Callable[..., str]
+) -> None:
+    def broken() -> _selfcost.Costs:
+        raise RuntimeError("exit status 1: no interpreter")
+
+    before = _selfcost.costs(wait=None)
+    monkeypatch.delenv("HYPOPROBE_SELF_COST")
+    monkeypatch.setattr(_selfcost, "_calibrate_in_child", broken)
+    faults = hypoprobe.snapshot().internal_errors.get("self_cost_calibration", 0)
+    _selfcost.set_costs(None)
+    try:
+        assert _selfcost.costs(wait=None) is None
+        _, ep = _traffic(unique_id, requests=3, calls=1)
+        snap = hypoprobe.snapshot()
+        assert ep not in snap.self_seconds
+        assert snap.internal_errors["self_cost_calibration"] == faults + 1
+        assert _selfcost.costs(wait=None) is None  # not retried
+    finally:
+        _selfcost.set_costs(before)
