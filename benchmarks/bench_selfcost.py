@@ -15,6 +15,7 @@ test suite's untimed pass) it runs a few rounds for the plumbing and judges noth
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -106,7 +107,8 @@ def test_the_self_cost_estimate_against_a_measured_ground_truth(
     assert endpoint is not None
     requests = endpoint.duration.count
     estimated_ns = window.self_seconds["GET /selfcost/{id}"] * 1e9 / requests
-    error = (estimated_ns - truth.added_ns) / truth.added_ns
+    # (untimed, the two rounds may even measure nothing: no division by it)
+    error = (estimated_ns - truth.added_ns) / truth.added_ns if truth.added_ns > 0 else math.nan
     benchmark.extra_info.update(
         estimated_ns=estimated_ns, measured_ns=truth.added_ns, error=error, costs=vars(costs)
     )
