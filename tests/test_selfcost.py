@@ -260,3 +260,12 @@ def test_a_failed_calibration_is_counted_and_leaves_the_figure_out(
         assert _selfcost.costs(wait=None) is None  # not retried
     finally:
         _selfcost.set_costs(before)
+
+
+def test_under_an_embedding_server_no_foreign_binary_is_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/usr/bin/uwsgi")
+    monkeypatch.setattr(sys, "_base_executable", "/usr/bin/uwsgi", raising=False)
+    with pytest.raises(RuntimeError, match="no Python interpreter to calibrate with"):
+        _selfcost._calibrate_in_child()

@@ -90,6 +90,21 @@ def _calibration_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _NOT_PASSED_ON}
 
 
+def _interpreter() -> str:
+    """A Python interpreter to run the calibration with.
+
+    Under an embedding server (uWSGI, mod_wsgi) ``sys.executable`` is the server's binary,
+    which must not be started with Python's arguments.
+    """
+    for candidate in (sys.executable, getattr(sys, "_base_executable", "")):
+        if candidate and os.path.basename(candidate).lower().startswith(("python", "pypy")):
+            return candidate
+    raise RuntimeError(
+        f"no Python interpreter to calibrate with (sys.executable is {sys.executable!r}); "
+        f"set {ENV_VAR} to a calibration measured elsewhere, or to off"
+    )
+
+
 def _calibrate_in_child() -> Costs:
     """Run ``_selfcost_calibrate`` in a fresh interpreter; its last stdout line is the JSON."""
     import subprocess  # here: `import hypoprobe` should not pay for it
@@ -100,7 +115,7 @@ def _calibrate_in_child() -> Costs:
         "from hypoprobe._selfcost_calibrate import main; main()"
     )
     done = subprocess.run(
-        [sys.executable, "-I", "-c", code],
+        [_interpreter(), "-I", "-c", code],
         env=_calibration_env(),
         capture_output=True,
         text=True,
