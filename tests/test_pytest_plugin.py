@@ -278,3 +278,11 @@ def test_generator_and_async_functions_are_refused(probe_overhead: Any) -> None:
     for fn in (rows, fetch):
         with pytest.raises(hypoprobe.ConfigurationError, match="plain synchronous functions"):
             probe_overhead(fn)
+
+
+def test_skipping_benchmarks_does_not_skip_the_guard(pytester: pytest.Pytester) -> None:
+    _suite(pytester, TIGHT)
+    result = pytester.runpytest_subprocess(
+        "-q", "-p", "no:cacheprovider", "--benchmark-skip", "--benchmark-json=out.json"
+    )
+    result.assert_outcomes(passed=1, failed=1)  # judged, not skipped
