@@ -43,9 +43,8 @@ def report(rep: Report) -> str:
         lines.append("")
         if v.slowest_requests:
             lines += [f"- {_cell(line)}" for line in slowest_lines(v, per_kind=3)] + [""]
-        lines += [f"_{_cell(line)}_" for line in self_cost_lines(v)] + (
-            [""] if v.self_share else []
-        )
+        for line in self_cost_lines(v):
+            lines += [f"_{_cell(line)}_", ""]
     lines += table(HEADERS, [row(v) for v in rep.verdicts])
     lines.append("")
     lines.append(
