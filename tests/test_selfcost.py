@@ -269,3 +269,18 @@ def test_under_an_embedding_server_no_foreign_binary_is_started(
     monkeypatch.setattr(sys, "_base_executable", "/usr/bin/uwsgi", raising=False)
     with pytest.raises(RuntimeError, match="no Python interpreter to calibrate with"):
         _selfcost._calibrate_in_child()
+
+
+def test_the_calibration_process_gets_only_the_settings_that_change_costs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HYPOPROBE_CONFIG", "/etc/app/perf.toml")
+    monkeypatch.setenv("HYPOPROBE_MULTIPROC_DIR", "/run/app/hypoprobe")
+    monkeypatch.setenv("HYPOPROBE_RUN_DIR", "/run/app/status")
+    monkeypatch.setenv("HYPOPROBE_EXEMPLARS", "0")
+    env = _selfcost._calibration_env()
+    assert env["HYPOPROBE_EXEMPLARS"] == "0"
+    assert "PATH" in env
+    for name in ("HYPOPROBE_CONFIG", "HYPOPROBE_MULTIPROC_DIR", "HYPOPROBE_RUN_DIR"):
+        assert name not in env
+    assert "HYPOPROBE_SELF_COST" not in env

@@ -13,9 +13,9 @@ The calibration measures each operation against the same code without it (interl
 rounds, medians: ``_overhead.measure``) in a **separate Python process**, started in a
 background thread at the first collection (whose figure is then still missing), so its
 probes, endpoints and hypotheses never reach this process' storage, and this process'
-configuration file and multi-process directory are not touched (``HYPOPROBE_CONFIG`` and
-``HYPOPROBE_MULTIPROC_DIR`` are not passed on; the other ``HYPOPROBE_*`` settings are, so
-exemplars and slowest requests cost there what they cost here).
+configuration file and multi-process directory are not touched (of the ``HYPOPROBE_*``
+settings only those that change what recording costs are passed on, so exemplars and
+slowest requests cost there what they cost here).
 ``HYPOPROBE_SELF_COST=off`` turns the estimate off (no calibration, no figure).
 
 It is an estimate: it leaves out the application's own cache misses caused by the probe
@@ -40,8 +40,20 @@ from .snapshot import Snapshot
 __all__ = ["ENV_VAR", "Costs", "costs", "estimate"]
 
 ENV_VAR = "HYPOPROBE_SELF_COST"
-#: Settings of this process that must not reach the calibration process.
-_NOT_PASSED_ON = ("HYPOPROBE_CONFIG", "HYPOPROBE_MULTIPROC_DIR", ENV_VAR)
+#: The only HYPOPROBE_* settings the calibration process gets: those that change what a
+#: probe or a request costs. Not the configuration file, the multi-process directory, or
+#: ``hypoprobe run``'s (its process must not load probes, share storage or serve metrics).
+_PASSED_ON = frozenset(
+    (
+        "HYPOPROBE_DISABLED",
+        "HYPOPROBE_MAX_SERIES",
+        "HYPOPROBE_BUCKETS_PER_OCTAVE",
+        "HYPOPROBE_EXEMPLARS",
+        "HYPOPROBE_SLOWEST_REQUESTS",
+        "HYPOPROBE_SLOWEST_WINDOW",
+        "HYPOPROBE_ANNOTATE_SPANS",
+    )
+)
 _TIMEOUT_SECONDS = 60.0
 _log = logging.getLogger("hypoprobe")
 
@@ -87,7 +99,9 @@ _started = False
 
 
 def _calibration_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in _NOT_PASSED_ON}
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith("HYPOPROBE_") or k in _PASSED_ON
+    }
 
 
 def _interpreter() -> str:
