@@ -170,8 +170,8 @@ def _run_calibration() -> None:
 def costs(wait: float | None = 0.0) -> Costs | None:
     """This process' calibration (None while it runs, when off, or when it failed).
 
-    The first call starts the calibration in a background thread (about a second, in a
-    child interpreter, under half a second of CPU) and returns at once, so no collection
+    The first call starts the calibration in a background thread (one to two seconds, in
+    a child interpreter at the lowest CPU priority, under half a second of CPU) and returns at once, so no collection
     waits for it; ``wait`` seconds (None: until done) wait for it instead. A failed
     calibration is counted (``internal_errors{kind="self_cost_calibration"}``), logged,
     and not retried: the figure is left out rather than guessed.
