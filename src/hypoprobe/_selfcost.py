@@ -171,10 +171,11 @@ def costs(wait: float | None = 0.0) -> Costs | None:
     """This process' calibration (None while it runs, when off, or when it failed).
 
     The first call starts the calibration in a background thread (one to two seconds, in
-    a child interpreter at the lowest CPU priority, under half a second of CPU) and returns at once, so no collection
-    waits for it; ``wait`` seconds (None: until done) wait for it instead. A failed
-    calibration is counted (``internal_errors{kind="self_cost_calibration"}``), logged,
-    and not retried: the figure is left out rather than guessed.
+    a child interpreter at the lowest CPU priority, under half a second of CPU) and
+    returns at once, so no collection waits for it; ``wait`` seconds (None: until done)
+    wait for it instead. A failed calibration is counted
+    (``internal_errors{kind="self_cost_calibration"}``), logged, and not retried: the
+    figure is left out rather than guessed.
     """
     global _COSTS, _started
     if _COSTS is None and not _started:
