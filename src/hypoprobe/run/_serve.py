@@ -1,9 +1,10 @@
-"""The launcher's ``/metrics``: prometheus_client's own exposition, in one swappable function.
+"""The launcher's ``/metrics``: hypoprobe's negotiating exposition on a socket of its own.
 
-prometheus_client's WSGI app negotiates the format (OpenMetrics when the scraper asks
-for it, as Prometheus does, so exemplars are kept; the classic text format otherwise)
-and gzip. The socket is bound first and served later, so a busy port is reported before
-the command starts.
+:func:`hypoprobe.metrics_wsgi_app` negotiates the format: protobuf with native histograms
+when Prometheus asks for it (``--enable-feature=native-histograms``), OpenMetrics (so
+exemplars are kept) or the classic text format otherwise, through prometheus_client's own
+app for the last two; gzip too. The socket is bound first and served later, so a busy port
+is reported before the command starts.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer
+
+from .._exposition import metrics_wsgi_app
 
 __all__ = ["MetricsServer", "bind_metrics"]
 
@@ -63,7 +66,7 @@ def bind_metrics(registry: CollectorRegistry, address: str, port: int) -> Metric
     server = make_server(
         address,
         port,
-        make_wsgi_app(registry),
+        metrics_wsgi_app(registry),
         server_class=_ThreadingWSGIServer6 if ":" in address else ThreadingWSGIServer,
         handler_class=_QuietHandler,
     )
