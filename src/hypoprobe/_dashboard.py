@@ -218,17 +218,20 @@ def _row_panels(
 
 
 def _self_share_expr(h: str, endpoints: Sequence[str] | None) -> str:
-    """hypoprobe's estimated own time / the endpoint's time (docs/guarding-overhead.md)."""
+    """hypoprobe's estimated own time / the endpoint's time (docs/guarding-overhead.md).
+
+    The endpoint's time is its histogram's sum: the classic ``_sum`` series, or the native
+    histogram's where the server keeps only that.
+    """
     e_sel = "{" + matcher("endpoint", endpoints) + "}" if endpoints else ""
-    parts = []
-    for metric in (f"{m.SELF_SECONDS.name}_total", f"{m.ENDPOINT_DURATION.name}_sum"):
-        inner = f"rate({metric}{e_sel}[5m])"
-        if not endpoints:  # the endpoints the hypothesis' info series names
-            inner += (
-                f" * on (endpoint) group_left max by (endpoint) ({m.HYPOTHESIS_INFO.name}{{{h}}})"
-            )
-        parts.append(f"sum by (endpoint) ({inner})")
-    return "\n/\n".join(parts)
+    join = ""
+    if not endpoints:  # the endpoints the hypothesis' info series names
+        join = f" * on (endpoint) group_left max by (endpoint) ({m.HYPOTHESIS_INFO.name}{{{h}}})"
+    own = f"sum by (endpoint) (rate({m.SELF_SECONDS.name}_total{e_sel}[5m]){join})"
+    duration = m.ENDPOINT_DURATION.name
+    classic = f"sum by (endpoint) (rate({duration}_sum{e_sel}[5m]){join})"
+    native = f"sum by (endpoint) (histogram_sum(rate({duration}{e_sel}[5m])){join})"
+    return f"{own}\n/\n({classic}\nor\n{native})"
 
 
 def build(hypotheses: Sequence[Any], title: str = "hypoprobe: hypotheses") -> dict[str, Any]:
