@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from readside import recorded_document
 
 from hypoprobe import analysis, render
 from hypoprobe.errors import SnapshotError
 from hypoprobe.snapshot import Snapshot
+from readside import recorded_document
 
 MAX_COUNT = 2**63 - 1  # the recorders' counters are 64-bit
 
@@ -187,6 +187,9 @@ def test_histograms_without_bounds_give_verdicts_without_quantiles() -> None:
         (("unregistered",), [{"id": 1}]),
         (("internal_errors",), {"kind": "many"}),
         (("internal_errors",), [1, 2]),
+        (("self_seconds",), {"GET /reliability": math.inf}),
+        (("self_seconds",), {"GET /reliability": "0.1"}),
+        (("self_seconds",), [0.1]),
         (("outcomes",), [{"endpoint": "e", "status": "2xx", "exception": "", "count": "3"}]),
         (("hypotheses", 0, "endpoints"), "GET /reliability"),
         (("endpoints", 0, "duration", "counts"), "[[0, 1]]"),
