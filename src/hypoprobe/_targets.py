@@ -10,9 +10,11 @@ for a decorator, a ``with probe(...)`` block or a DB matcher, the probe site its
 * ``failed``: it cannot be probed; ``reason`` says why (no such module, no attribute, ...);
 * ``detached``: ``unload()`` put the original back.
 
-The states are series of the storage (one integer slot each, ``hypoprobe_probe_target_state``
-with labels hypothesis, target, kind, state and reason), so every view that reads the
-storage — Prometheus, OpenTelemetry, snapshots, multi-process files — sees them. A
+The states of config targets are series of the storage (one integer slot each,
+``hypoprobe_probe_target_state`` with labels hypothesis, target, kind, state and reason), so
+every view that reads the storage — Prometheus, OpenTelemetry, snapshots, multi-process
+files — sees them. Code targets are known to the process (``hypoprobe check`` lists them)
+but not exported: they are attached by construction, and their probe's series are there. A
 transition subtracts one from the old state's series and adds one to the new, in the
 calling process; the value summed over processes is the number of processes in that state.
 """
@@ -71,6 +73,10 @@ def _clean(reason: str) -> str:
 
 
 def _add(t: Target, delta: int) -> None:
+    if t.kind == CODE:
+        # A code probe is attached from the moment its site exists, and its site's series
+        # (exported at zero from the start) say so: no series of its own, no shard written.
+        return
     try:
         labels = (t.hypothesis_id, t.target, t.kind, t.state, t.reason)
         offset = STORAGE.series(m.PROBE_TARGET.name, labels, ints=1).int_offset

@@ -38,6 +38,7 @@ __all__ = [
     "RequestData",
     "SlowRequest",
     "Snapshot",
+    "TargetState",
 ]
 
 #: The ``schema`` value of JSON documents this version writes and reads.
@@ -431,6 +432,30 @@ class SlowRequest:
         return self.share if self.kind == "share" else self.endpoint_seconds
 
 
+@dataclass(frozen=True)
+class TargetState:
+    """Where one probe is attached, and whether it is: ``processes`` in ``state``.
+
+    ``kind`` is ``config`` (an import path in a TOML file) or ``code`` (a decorator, a
+    ``with probe(...)`` block or a DB matcher: the probe itself); ``state`` is ``pending``,
+    ``attached``, ``failed`` or ``detached``; ``reason`` says why a target failed, or that
+    it was attached late (``late: ...``).
+
+    Example::
+
+        for t in snap.targets:
+            if t.state == "failed":
+                print(t.hypothesis, t.target, t.reason)
+    """
+
+    hypothesis: str
+    target: str
+    kind: str
+    state: str
+    reason: str = ""
+    processes: int = 1
+
+
 def _top_slowest(items: Iterable[SlowRequest], keep: Mapping[Any, int]) -> tuple[SlowRequest, ...]:
     """Per (hypothesis, endpoint, kind): the ``keep[key]`` highest-ranked, highest first."""
     by_key: dict[tuple[str, str, str], list[SlowRequest]] = {}
@@ -471,6 +496,11 @@ class Snapshot:
     series_overflow: Mapping[str, int] = field(default_factory=dict)
     #: The requests with the highest share and the slowest, per hypothesis and endpoint.
     slowest: tuple[SlowRequest, ...] = ()
+    #: Every probe target's state, summed over the processes that reported it.
+    targets: tuple[TargetState, ...] = ()
+    #: Identities (``host:pid:start``, or ``host:multiproc:dir``) of the processes whose
+    #: counters this snapshot holds: two snapshots sharing one overlap and must not be summed.
+    origins: tuple[str, ...] = ()
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -553,6 +583,12 @@ class Snapshot:
             internal_errors=_sum_maps(s.internal_errors for s in snaps),
             series_overflow=_sum_maps(s.series_overflow for s in snaps),
             slowest=_top_slowest((r for s in snaps for r in s.slowest), _slowest_keep(snaps)),
+            targets=_merge_keyed(
+                (t for s in snaps for t in s.targets),
+                lambda t: (t.hypothesis, t.target, t.kind, t.state, t.reason),
+                lambda a, b: replace(a, processes=a.processes + b.processes),
+            ),
+            origins=tuple(dict.fromkeys(o for s in snaps for o in s.origins)),
         )
 
     def minus(self, earlier: Snapshot) -> Snapshot:
@@ -657,6 +693,8 @@ class Snapshot:
             "internal_errors": dict(self.internal_errors),
             "series_overflow": dict(self.series_overflow),
             "slowest": [_plain(r) for r in self.slowest],
+            "targets": [_plain(t) for t in self.targets],
+            "origins": list(self.origins),
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -709,6 +747,8 @@ class Snapshot:
                 internal_errors=dict(data.get("internal_errors", {})),
                 series_overflow=dict(data.get("series_overflow", {})),
                 slowest=tuple(_slow_request(r) for r in data.get("slowest", ())),
+                targets=tuple(_target_state(t) for t in data.get("targets", ())),
+                origins=tuple(str(o) for o in data.get("origins", ())),
             )
         except SnapshotError:
             raise
@@ -787,6 +827,18 @@ def _slow_request(data: Mapping[str, Any]) -> SlowRequest:
         share=float(r.share),
         at=float(r.at),
         trace_id=None if r.trace_id is None else str(r.trace_id),
+    )
+
+
+def _target_state(data: Mapping[str, Any]) -> TargetState:
+    t = TargetState(**data)
+    return TargetState(
+        str(t.hypothesis),
+        str(t.target),
+        str(t.kind),
+        str(t.state),
+        str(t.reason),
+        int(t.processes),
     )
 
 
