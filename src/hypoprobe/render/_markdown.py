@@ -33,6 +33,8 @@ def report(rep: Report) -> str:
         lines.append("")
         lines.append(v.meaning)
         lines.append("")
+        if v.warnings:
+            lines += [f"- **Warning:** {_cell(w)}" for w in v.warnings] + [""]
         if v.slowest_requests:
             lines += [f"- {_cell(line)}" for line in slowest_lines(v, per_kind=3)] + [""]
     lines += table(HEADERS, [row(v) for v in rep.verdicts])
