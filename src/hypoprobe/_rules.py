@@ -247,19 +247,70 @@ def add_hypothesis_arguments(parser: argparse.ArgumentParser) -> None:
         "known (repeatable; the current directory is on the import path)",
     )
     parser.add_argument(
-        "--hypothesis",
-        dest="hypotheses",
+        "--config",
+        dest="configs",
         action="append",
         default=[],
+        metavar="FILE",
+        help="a TOML file of hypotheses (as hypoprobe.load reads it; repeatable)",
+    )
+    parser.add_argument(
+        "--hypothesis",
+        dest="hypotheses",
+        action="extend",
+        nargs="+",
+        default=[],
         metavar="ID",
-        help="only this hypothesis (repeatable; default: every hypothesis)",
+        help="only these hypotheses (--hypothesis A B, or repeated; default: every hypothesis)",
     )
 
 
-def imported_hypotheses(imports: Sequence[str]) -> list[Any]:
-    """Import the modules and return the registered hypotheses (exit 2 on import failure)."""
-    from ._hypothesis import REGISTRY
+def checked_hypotheses(
+    args: argparse.Namespace, extra: Sequence[str] = (), strict: bool = False
+) -> list[Any]:
+    """The hypotheses ``--import``/``--config`` declare; every ``--hypothesis`` must be one.
+
+    An id nobody declared would produce rules or panels that match nothing, silently: it is
+    a usage error (exit 2) — unless nothing was imported at all (``hypoprobe rules
+    --hypothesis X`` on its own), where the ids cannot be checked and a warning says so.
+    ``extra`` are ids known otherwise (``--min-share ID=SHARE``); ``strict`` refuses unknown
+    ids even then (a dashboard needs each hypothesis' declaration).
+    """
     from .cli import UsageError
+
+    known = imported_hypotheses(args.imports, getattr(args, "configs", ()))
+    ids = {h.id for h in known} | set(extra)
+    unknown = [h for h in dict.fromkeys(args.hypotheses) if h not in ids]
+    if unknown and (strict or args.imports or getattr(args, "configs", ()) or extra):
+        listed = ", ".join(sorted(ids)) or "none"
+        raise UsageError(
+            f"unknown hypothesis {', '.join(unknown)}: the imported declarations have "
+            f"{listed}; check the id given to --hypothesis"
+        )
+    if unknown:
+        print(
+            f"hypoprobe: warning: --hypothesis {' '.join(unknown)} not checked: no --import "
+            "or --config declares any hypothesis",
+            file=sys.stderr,
+        )
+    return known
+
+
+def imported_hypotheses(imports: Sequence[str], configs: Sequence[str] = ()) -> list[Any]:
+    """Import the modules (and load the TOML files); return the registered hypotheses.
+
+    Exit 2 on an import failure or an invalid file.
+    """
+    from ._hypothesis import REGISTRY
+    from ._load import load
+    from .cli import UsageError
+    from .errors import ConfigurationError
+
+    for path in configs:
+        try:
+            load(path)
+        except ConfigurationError as exc:
+            raise UsageError(f"--config {path}: {exc}") from None
 
     if imports and "" not in sys.path:
         sys.path.insert(0, "")
@@ -313,7 +364,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ._cli._common import write_output
 
-    known = imported_hypotheses(args.imports)
+    known = checked_hypotheses(args, [t.id for t in args.min_shares])
     wanted = set(args.hypotheses)
     thresholds = {h.id: Threshold(h.id, h.min_share) for h in known}
     thresholds.update({t.id: t for t in args.min_shares})

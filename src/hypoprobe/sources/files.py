@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,7 +53,42 @@ def load_snapshot_files(paths: Sequence[str | Path]) -> Snapshot:
     """
     if not paths:
         raise SourceError("no snapshot file given: pass one or more FILE.json", EXIT_USAGE)
-    snaps = [load_snapshot_file(p) for p in paths]
+    snaps = _distinct([(str(p), load_snapshot_file(p)) for p in paths])
     if len(snaps) == 1:
         return snaps[0]
     return Snapshot.merge(snaps)
+
+
+def _distinct(named: list[tuple[str, Snapshot]]) -> list[Snapshot]:
+    """Drop snapshots whose counters another file holds too: summing them double-counts.
+
+    A snapshot names the processes it holds (``origins``: host, pid and start time). Two
+    snapshots of the same processes are the same counters at two times: the newer holds
+    the older, so the newer is kept, with a warning. Snapshots that share only some
+    processes (a merged file beside one of its parts) cannot be summed at all.
+    """
+    kept: list[tuple[str, Snapshot]] = []
+    for name, snap in named:
+        mine = set(snap.origins)
+        clash = next(((n, s) for n, s in kept if mine and mine & set(s.origins)), None)
+        if clash is None:
+            kept.append((name, snap))
+            continue
+        other_name, other = clash
+        if mine != set(other.origins):
+            raise SourceError(
+                f"{name} and {other_name} share some processes' counters "
+                f"({', '.join(sorted(mine & set(other.origins)))}) but not all: summing them "
+                "would count those requests twice; pass files of distinct processes",
+                EXIT_USAGE,
+            )
+        newer = (name, snap) if snap.created_at >= other.created_at else clash
+        older_name = other_name if newer[0] == name else name
+        print(
+            f"hypoprobe: warning: {name} and {other_name} are snapshots of the same "
+            f"process ({', '.join(sorted(mine))}); using the newer, {newer[0]}, and "
+            f"ignoring {older_name} (summing both would count its requests twice)",
+            file=sys.stderr,
+        )
+        kept[kept.index(clash)] = newer
+    return [s for _, s in kept]
