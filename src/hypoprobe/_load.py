@@ -394,9 +394,14 @@ def _arm(loaded: _Loaded, patch: _Patch) -> None:
 
 def _read(path: Path) -> tuple[_Source, dict[str, Any]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read the configuration file: {exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigurationError(f"{path}:{line}: the file is not UTF-8 text: {exc}") from None
     source = _Source(path, text)
     deep = _too_deep(source.lines)
     if deep is not None:
