@@ -15,8 +15,6 @@ import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
 MODELS = """\
 import builtins
 
@@ -86,8 +84,8 @@ class AppFactory:
                 sys.path.remove(path)
 
 
-@pytest.fixture
-def make_app(tmp_path: Path, unique_id: Callable[[str], str]) -> Iterator[AppFactory]:
+def app_factory(tmp_path: Path, unique_id: Callable[[str], str]) -> Iterator[AppFactory]:
+    """The body of a test module's ``make_app`` fixture: ``yield from app_factory(...)``."""
     factory = AppFactory(tmp_path / "apps", unique_id)
     (tmp_path / "apps").mkdir()
     yield factory

@@ -24,10 +24,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
 import hypoprobe
-from apps import AppFactory, make_app, toml  # noqa: F401  (make_app is a fixture)
+from apps import AppFactory, app_factory, toml
 from hypoprobe import _load, _targets
 from hypoprobe.prometheus import families
 from hypoprobe.snapshot import Snapshot, TargetState
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, unique_id: Callable[[str], str]) -> Iterator[AppFactory]:
+    yield from app_factory(tmp_path, unique_id)
 
 
 @pytest.fixture

@@ -400,8 +400,8 @@ def _read(path: Path) -> tuple[_Source, dict[str, Any]]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigurationError(f"{path}:{line}: the file is not UTF-8 text: {exc}") from None
+        bad = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigurationError(f"{path}:{bad}: the file is not UTF-8 text: {exc}") from None
     source = _Source(path, text)
     deep = _too_deep(source.lines)
     if deep is not None:
