@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 MODELS = """\
-import builtins
-
 CLOCK = None
 
 
@@ -36,9 +34,19 @@ class User:
         return []
 
 
+class Post:
+    def render(self, seconds):
+        _spend(seconds)
+        return "<p>"
+
+
 def helper(seconds):
     _spend(seconds)
     return 1
+
+
+def unused(seconds):
+    _spend(seconds)
 """
 
 #: ``from <pkg>.models import helper`` at import time: an early binding of helper.
