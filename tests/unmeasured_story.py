@@ -42,15 +42,14 @@ class Story:
         return set(self.ids.values())
 
 
-def record(
+def setup(
     make_app: AppFactory, clock: FakeClock, unique_id: Callable[[str], str], tmp_path: Path
-) -> Story:
-    """Load, import, serve 40 requests; return what was set up (targets loaded until unload)."""
+) -> tuple[Story, Callable[[int], None]]:
+    """Load and import as a server does; return the story and ``serve(n)`` (n requests)."""
     pkg = make_app()
     endpoint = unique_id("GET /explore")
-    ids = {
-        role: unique_id(role) for role in ("typo_module", "typo_attr", "early", "idle", "partial")
-    }
+    roles = ("typo_module", "typo_attr", "early", "idle", "partial")
+    ids = {role: unique_id(role) for role in roles}
     first = tmp_path / "perf.toml"
     first.write_text(
         toml(ids["typo_module"], endpoint, [f"{pkg}.modles:User.followers_count"])
@@ -66,13 +65,24 @@ def record(
     second.write_text(toml(ids["early"], endpoint, [f"{pkg}.models:helper"]))
     hypoprobe.load(second)  # after views took `helper`: its calls go around the probe
 
-    for _ in range(REQUESTS):
-        with hypoprobe.endpoint(endpoint):
-            clock.advance_seconds(0.010)
-            views.explore(0.001)
-            models.Post().render(0.004)
-            models.User().followers_count(0.002)
-    return Story(pkg, endpoint, ids, (first, second))
+    def serve(n: int) -> None:
+        for _ in range(n):
+            with hypoprobe.endpoint(endpoint):
+                clock.advance_seconds(0.010)
+                views.explore(0.001)
+                models.Post().render(0.004)
+                models.User().followers_count(0.002)
+
+    return Story(pkg, endpoint, ids, (first, second)), serve
+
+
+def record(
+    make_app: AppFactory, clock: FakeClock, unique_id: Callable[[str], str], tmp_path: Path
+) -> Story:
+    """Set up and serve the 40 requests (targets stay loaded until ``unload``)."""
+    story, serve = setup(make_app, clock, unique_id, tmp_path)
+    serve(REQUESTS)
+    return story
 
 
 def only(snap: Snapshot, story: Story) -> Snapshot:
