@@ -73,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     ]
     lines = grid(("hypothesis", "target", "state", "reason", "declared at"), rows)
     failed = sum(1 for r in rows if r[2] == _targets.FAILED)
+    attached = sum(1 for r in rows if r[2] == _targets.ATTACHED)
     late = sum(1 for r in rows if r[3].startswith("late:"))
-    summary = f"{len(rows)} targets: {len(rows) - failed} attached, {failed} failed"
+    summary = f"{len(rows)} targets: {attached} attached, {failed} failed"
     if late:
         summary += f" ({late} attached late: see docs/integrations.md#early-binding)"
     write_output("\n".join([*lines, "", summary]) + "\n", args.output)
