@@ -104,6 +104,31 @@ def test_the_same_snapshot_twice_is_counted_once(
     assert load_snapshot_files([b, a]).moments_for(hid, ep).requests == 80
 
 
+def test_windows_of_one_process_add_up_unless_they_overlap(
+    fake_clock: FakeClock, unique_id: Callable[[str], str], tmp_path: Path, run: Run
+) -> None:
+    hid, ep = unique_id("PERF"), unique_id("GET /a")
+    _traffic(fake_clock, hid, ep, 10)
+    t0 = _mine(hypoprobe.snapshot(), {hid})
+    _traffic(fake_clock, hid, ep, 40)
+    t1 = _mine(hypoprobe.snapshot(), {hid})
+    _traffic(fake_clock, hid, ep, 30)
+    t2 = _mine(hypoprobe.snapshot(), {hid})
+    first, second, both = t1.minus(t0), t2.minus(t1), t2.minus(t0)
+    paths = {}
+    for name, snap in (("first", first), ("second", second), ("both", both)):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(snap.to_json())
+
+    assert (
+        load_snapshot_files([paths["first"], paths["second"]]).moments_for(hid, ep).requests == 70
+    )
+
+    code, _, err = run("report", "--snapshot", str(paths["first"]), str(paths["both"]))
+    assert code == EXIT_USAGE
+    assert "over overlapping times" in err
+
+
 def test_a_merged_file_beside_one_of_its_parts_is_refused(
     fake_clock: FakeClock, unique_id: Callable[[str], str], tmp_path: Path, run: Run
 ) -> None:
@@ -119,7 +144,7 @@ def test_a_merged_file_beside_one_of_its_parts_is_refused(
     code, _, err = run("report", "--snapshot", str(whole), str(part))
 
     assert code == EXIT_USAGE
-    assert "share some processes' counters" in err
+    assert "over overlapping times" in err
     assert err.count("\n") == 1
 
 

@@ -501,6 +501,9 @@ class Snapshot:
     #: Identities (``host:pid:start``, or ``host:multiproc:dir``) of the processes whose
     #: counters this snapshot holds: two snapshots sharing one overlap and must not be summed.
     origins: tuple[str, ...] = ()
+    #: Start of the window (unix seconds) for a ``later.minus(earlier)`` snapshot; None
+    #: when the counters run from each process' start.
+    since: float | None = None
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -589,6 +592,9 @@ class Snapshot:
                 lambda a, b: replace(a, processes=a.processes + b.processes),
             ),
             origins=tuple(dict.fromkeys(o for s in snaps for o in s.origins)),
+            since=None
+            if any(s.since is None for s in snaps)
+            else min(s.since for s in snaps if s.since is not None),
         )
 
     def minus(self, earlier: Snapshot) -> Snapshot:
@@ -651,6 +657,7 @@ class Snapshot:
             internal_errors=_minus_map(self.internal_errors, earlier.internal_errors),
             series_overflow=_minus_map(self.series_overflow, earlier.series_overflow),
             slowest=tuple(r for r in self.slowest if r.at > earlier.created_at),
+            since=earlier.created_at,
         )
 
     # -- JSON ----------------------------------------------------------------------------
@@ -695,6 +702,7 @@ class Snapshot:
             "slowest": [_plain(r) for r in self.slowest],
             "targets": [_plain(t) for t in self.targets],
             "origins": list(self.origins),
+            "since": self.since,
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -749,6 +757,7 @@ class Snapshot:
                 slowest=tuple(_slow_request(r) for r in data.get("slowest", ())),
                 targets=tuple(_target_state(t) for t in data.get("targets", ())),
                 origins=tuple(str(o) for o in data.get("origins", ())),
+                since=_optional(float, data.get("since")),
             )
         except SnapshotError:
             raise
