@@ -223,3 +223,40 @@ def test_a_failed_target_is_unmeasured_even_when_its_other_probe_ran(
 @pytest.fixture
 def make_app_fixture(tmp_path: Path, unique_id: Callable[[str], str]) -> Iterator[AppFactory]:
     yield from app_factory(tmp_path, unique_id)
+
+
+def test_a_hypothesis_no_probe_names_is_unmeasured(
+    fake_clock: FakeClock, unique_id: Callable[[str], str]
+) -> None:
+    hid, endpoint = unique_id("PERF"), unique_id("GET /y")
+    hypoprobe.hypothesis(hid, claim="c", endpoint=endpoint, min_share=0.5)
+    for _ in range(40):
+        with hypoprobe.endpoint(endpoint):
+            fake_clock.advance_seconds(0.01)
+    (v,) = analysis.report(hypoprobe.snapshot(), hypotheses=[hid]).verdicts
+    assert v.verdict == "UNMEASURED"
+    assert v.reason == (
+        f"none of {hid}'s probes ran in 40 requests of {endpoint}; no probe names {hid} in "
+        "any process that reported: add @hypoprobe.probe, a `with` block, a DB matcher or a "
+        "TOML target for it"
+    )
+
+
+def test_a_probe_that_exists_but_never_ran_in_the_window_is_unmeasured(
+    fake_clock: FakeClock, unique_id: Callable[[str], str]
+) -> None:
+    hid, endpoint = unique_id("PERF"), unique_id("GET /z")
+    hypoprobe.hypothesis(hid, claim="c", endpoint=endpoint, min_share=0.5)
+
+    @hypoprobe.probe(hid)
+    def rarely() -> None:  # a legitimate code path that no request took in this window
+        fake_clock.advance_seconds(0.5)
+
+    for _ in range(40):
+        with hypoprobe.endpoint(endpoint):
+            fake_clock.advance_seconds(0.01)
+    (v,) = analysis.report(hypoprobe.snapshot(), hypotheses=[hid]).verdicts
+    assert v.verdict == "UNMEASURED"
+    assert v.reason is not None
+    assert v.reason.startswith(f"none of {hid}'s probes ran in 40 requests of {endpoint}; ")
+    assert "attached but were never called: the code path did not run" in v.reason

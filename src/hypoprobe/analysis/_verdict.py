@@ -232,7 +232,10 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
     est = _ratio.estimate(mo)
     n = est.n
     targets = [t for t in snap.targets if t.hypothesis == info.id]
-    unmeasured = _unmeasured(info, endpoint, targets, round(n), round(mo.requests_with_probe))
+    named = any(p.hypothesis == info.id for p in snap.probes) or bool(targets)
+    unmeasured = _unmeasured(
+        info, endpoint, targets, round(n), round(mo.requests_with_probe), named=named
+    )
     if unmeasured is not None:
         verdict = UNMEASURED
     elif n < _ratio.MIN_REQUESTS or est.ci_low is None or est.ci_high is None:
@@ -368,8 +371,13 @@ def _unmeasured(
     targets: Sequence[TargetState],
     n: int,
     with_probe: int,
+    *,
+    named: bool = True,
 ) -> str | None:
-    """Why no verdict can be given (the UNMEASURED reason), or None when one can."""
+    """Why no verdict can be given (the UNMEASURED reason), or None when one can.
+
+    ``named``: some probe (a site or a target) names the hypothesis in the data.
+    """
     failed = sorted({(t.target, t.reason) for t in targets if t.state == "failed"})
     failures = "; ".join(f"target {target} failed: {why}" for target, why in failed)
     requests = f"{n:,} request{'' if n == 1 else 's'} of {endpoint}"
@@ -377,6 +385,11 @@ def _unmeasured(
         head = f"none of {_who(info)} ran in {requests}"
         if failures:
             return f"{head}; {failures}"
+        if not named:
+            return (
+                f"{head}; no probe names {info.id} in any process that reported: add "
+                "@hypoprobe.probe, a `with` block, a DB matcher or a TOML target for it"
+            )
         return f"{head}; {_silence(targets, n)}"
     if failures:
         ran = f"; the probes that did run were called in {with_probe:,} of {requests}" if n else ""
