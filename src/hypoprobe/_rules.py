@@ -19,8 +19,10 @@ record                                                         what
 =============================================================  ==============================
 
 With ``--alerts``: ``HypoprobeHypothesisExpired`` (a hypothesis past its expiry still
-exports metrics: remove its probes) and, for every hypothesis whose ``min_share`` is known
-(``--import`` the module that declares it, or ``--min-share ID=0.3``),
+exports metrics: remove its probes), ``HypoprobeProbeTargetFailed`` (a TOML probe target
+failed in some process: the hypothesis reads UNMEASURED) and, for every hypothesis whose
+``min_share`` is known (``--import`` the module that declares it, or
+``--min-share ID=0.3``),
 ``HypoprobeHypothesisConfirmed``: the 1 h share held at or above ``min_share`` for an
 hour, over enough requests.
 
@@ -133,6 +135,7 @@ def recording_rules(hypotheses: Sequence[str] = ()) -> list[dict[str, Any]]:
 def alerting_rules(
     thresholds: Iterable[Threshold], min_requests: int, hypotheses: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
+    failed = selector(hypotheses, 'state="failed"')
     rules: list[dict[str, Any]] = [
         {
             "alert": "HypoprobeHypothesisExpired",
@@ -144,7 +147,7 @@ def alerting_rules(
                 "description": "Its probes pass straight through and record nothing; judge "
                 "it (hypoprobe report) and remove the probes and the hypothesis.",
             },
-        }
+        },
     ]
     share = SHARE.format(window="1h")
     requests = REQUESTS.format(window="1h")
@@ -156,7 +159,11 @@ def alerting_rules(
                 "expr": (
                     f"{share}{sel} >= {t.min_share:.6g}\n"
                     f"and on (hypothesis, endpoint)\n"
-                    f"{requests}{sel} * 3600 >= {min_requests}"
+                    f"{requests}{sel} * 3600 >= {min_requests}\n"
+                    # a share that misses a failed target's code confirms nothing
+                    f"unless on (hypothesis)\n"
+                    f'max by (hypothesis) ({m.PROBE_TARGET.name}{{hypothesis="{t.id}",'
+                    f'state="failed"}} > 0)'
                 ),
                 "for": "1h",
                 "labels": {"severity": "info", "hypothesis": t.id},
@@ -169,6 +176,21 @@ def alerting_rules(
                 },
             }
         )
+    rules.append(
+        {
+            "alert": "HypoprobeProbeTargetFailed",
+            "expr": f"max by (hypothesis, target, reason) ({m.PROBE_TARGET.name}{failed}) > 0",
+            "for": "5m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Probe target {{ $labels.target }} of {{ $labels.hypothesis }} "
+                "failed: {{ $labels.reason }}",
+                "description": "The hypothesis cannot be judged (its verdict is UNMEASURED) "
+                "until the target is fixed; check it with `hypoprobe check --config FILE "
+                "--import APP`.",
+            },
+        }
+    )
     return rules
 
 
