@@ -260,3 +260,62 @@ def test_a_probe_that_exists_but_never_ran_in_the_window_is_unmeasured(
     assert v.reason is not None
     assert v.reason.startswith(f"none of {hid}'s probes ran in 40 requests of {endpoint}; ")
     assert "attached but were never called: the code path did not run" in v.reason
+
+
+def test_sqlalchemys_early_bound_loader_strategy_is_unmeasured_not_disproved(
+    unique_id: Callable[[str], str], tmp_path: Path
+) -> None:
+    """The case that started it: SQLAlchemy binds its loader strategies into attribute
+    callables at mapper configuration; a TOML target on the strategy's method attaches
+    (late) and is never called."""
+    sqlalchemy = pytest.importorskip("sqlalchemy", reason="sqlalchemy is in the test extras")
+    from sqlalchemy import Column, ForeignKey, Integer, create_engine
+    from sqlalchemy.orm import DeclarativeBase, Session, relationship, strategies
+
+    loader = "LazyLoader" if hasattr(strategies, "LazyLoader") else "_LazyLoader"
+    suffix = unique_id("").replace("-", "_")
+
+    class Base(DeclarativeBase):
+        pass
+
+    # Columns spelled out: this module's annotations are strings (``from __future__``).
+    class Post(Base):
+        __tablename__ = f"posts_{suffix}"
+        id = Column(Integer, primary_key=True)
+        user_id = Column(Integer, ForeignKey(f"users_{suffix}.id"))
+
+    class User(Base):
+        __tablename__ = f"users_{suffix}"
+        id = Column(Integer, primary_key=True)
+        posts = relationship(Post)
+
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        s.add(User(id=1, posts=[Post(id=1), Post(id=2)]))
+        s.commit()
+    with Session(engine) as s:  # the application has started: mappers are configured
+        assert len(s.get(User, 1).posts) == 2
+
+    hid, endpoint = unique_id("MB"), unique_id("GET /explore")
+    target = f"sqlalchemy.orm.strategies:{loader}._load_for_state"
+    path = tmp_path / "perf.toml"
+    from apps import toml
+
+    path.write_text(toml(hid, endpoint, [target]))
+    hypoprobe.load(path)
+    try:
+        for _ in range(40):
+            with hypoprobe.endpoint(endpoint), Session(engine) as s:
+                assert len(s.get(User, 1).posts) == 2  # a lazy load per request
+        (v,) = analysis.report(hypoprobe.snapshot(), hypotheses=[hid]).verdicts
+    finally:
+        hypoprobe.unload(path)
+    assert sqlalchemy is not None
+    assert v.verdict == "UNMEASURED"  # not "DISPROVED: ... is 0% (0-0%)"
+    assert v.meaning == (
+        f"UNMEASURED: none of {hid}'s probes ran in 40 requests of {endpoint}; target "
+        f"{target} attached but never called in 40 requests (late: sqlalchemy.orm.strategies "
+        "was imported before the target was patched): bound before hypoprobe was loaded? "
+        "(docs/integrations.md#early-binding)."
+    )
