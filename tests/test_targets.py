@@ -406,3 +406,15 @@ def test_load_of_any_text_succeeds_or_raises_one_configuration_error(
         return  # the text cannot even be written as UTF-8: not a file anybody has
     finally:
         hypoprobe.unload(path)
+
+
+def test_a_method_of_a_built_in_type_is_a_configuration_error(
+    config: Callable[[str], Path], unique_id: Callable[[str], str]
+) -> None:
+    path = config(toml(unique_id("PERF"), "GET /x", ["decimal:Decimal.quantize"]))
+    with pytest.raises(hypoprobe.ConfigurationError) as info:
+        hypoprobe.load(path)
+    assert str(info.value) == (
+        f"{path}:7: probe target 'decimal:Decimal.quantize': Decimal is a built-in or "
+        "extension type, whose attributes cannot be replaced; name the code that calls it"
+    )

@@ -71,6 +71,8 @@ _FIELDS = (
 _REQUIRED = ("id", "claim", "endpoint", "min_share")
 _TARGET = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _TOML_LINE = re.compile(r"at line (\d+)")
+#: ``Py_TPFLAGS_HEAPTYPE``: a class defined in Python (its attributes can be replaced).
+_HEAPTYPE = 1 << 9
 #: Nesting deeper than this is refused before the TOML parser recurses into it.
 _MAX_NESTING = 100
 _HEADER = re.compile(r"^\s*\[\[\s*hypothesis\s*\]\]")
@@ -196,6 +198,11 @@ class _Patch:
             raise _TargetError(
                 f"probe target {self.target!r} is {type(raw).__name__} {_safe_repr(raw)}, "
                 "not a function or method"
+            )
+        if isinstance(parent, type) and not parent.__flags__ & _HEAPTYPE:
+            raise _TargetError(
+                f"probe target {self.target!r}: {_name_of(parent)} is a built-in or extension "
+                "type, whose attributes cannot be replaced; name the code that calls it"
             )
         return parent, raw, attr in vars(parent)
 
