@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -319,3 +320,53 @@ def test_sqlalchemys_early_bound_loader_strategy_is_unmeasured_not_disproved(
         "was imported before the target was patched): bound before hypoprobe was loaded? "
         "(docs/integrations.md#early-binding)."
     )
+
+
+FLASK_APP = """\
+import flask
+
+app = flask.Flask(__name__)
+
+
+@app.route("/explore")
+def explore():
+    return "ok"
+"""
+
+
+def test_a_flask_view_named_after_routing_is_unmeasured(
+    unique_id: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flask stores the view function in ``app.view_functions`` at import: patching the
+    module attribute afterwards leaves the route calling the original."""
+    pytest.importorskip("flask", reason="flask is in the test extras")
+    import importlib
+
+    from hypoprobe.integrations.flask import instrument_app
+
+    name = "flaskviews_" + unique_id("").replace("-", "_").lower()
+    (tmp_path / f"{name}.py").write_text(FLASK_APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module(name)
+    instrument_app(module.app)
+    hid = unique_id("PERF")
+    path = tmp_path / "perf.toml"
+    from apps import toml
+
+    path.write_text(toml(hid, "GET /explore", [f"{name}:explore"]))
+    hypoprobe.load(path)
+    try:
+        client = module.app.test_client()
+        for _ in range(40):
+            resp = client.get("/explore")
+            assert resp.status_code == 200
+            resp.close()  # the WSGI body is closed: the request's scope ends
+        snap = hypoprobe.snapshot()
+        (v,) = analysis.report(snap, hypotheses=[hid]).verdicts
+    finally:
+        hypoprobe.unload(path)
+        sys.modules.pop(name, None)
+    assert v.requests >= 40
+    assert v.verdict == "UNMEASURED"
+    assert f"target {name}:explore attached but never called in" in v.meaning
+    assert "bound before hypoprobe was loaded?" in v.meaning
