@@ -60,6 +60,7 @@ COMMANDS: dict[str, str] = {
     "rules": "hypoprobe._rules",
     "dashboard": "hypoprobe._dashboard",
     "check": "hypoprobe._cli.check",
+    "run": "hypoprobe._cli.run",
 }
 
 
