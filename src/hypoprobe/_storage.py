@@ -143,7 +143,7 @@ class Storage:
                 return list(self._series)
         with self._collect_lock:
             merged = self._merged
-            for records, _, _ in self.directory.sources(with_data=False):
+            for _, records, _, _ in self.directory.sources(with_data=False):
                 for rec in records:
                     merged.slot(rec.key, rec.layout, rec.int_width, rec.float_width)
             with self._lock:
@@ -257,9 +257,13 @@ class Storage:
             merged = self._merged
             merged.ints = [0] * len(merged.ints)
             merged.floats = [0.0] * len(merged.floats)
-            for records, ints, floats in self.directory.sources(with_data=True):
-                if not merged.add(records, ints, floats):
+            directory = self.directory
+            for name, records, ints, floats in directory.sources(with_data=True):
+                damaged: list[_multiproc.Key] = []
+                if not merged.add(records, ints, floats, damaged):
                     _faults.record("multiproc_series_clash")
+                if damaged:
+                    directory.note_damaged(name, damaged)
             with self._lock:
                 own = [_record_of(s) for s in self._series]
             mem_ints, mem_floats = self._memory_totals()
