@@ -15,6 +15,8 @@ from rel_helpers import run, shard_files, tmpfs
 
 from hypoprobe import _multiproc
 
+pytestmark = pytest.mark.reliability
+
 #: A pid above Linux's largest pid_max (2**22): never a live process.
 DEAD_PID = 2**22 + 12345
 
