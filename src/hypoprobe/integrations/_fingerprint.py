@@ -86,6 +86,9 @@ _VALUE_BEFORE = re.compile(
 )
 #: An opening parenthesis that starts a list of values (``IN (`` or ``VALUES (``).
 _LIST_OPENER = re.compile(r"\b(?:IN|VALUES)\s*$", re.IGNORECASE)
+#: ``), (``: the next row of a VALUES list, when the parenthesis just closed held values.
+_NEXT_ROW = re.compile(r"\)\s*,$")
+_PARENS = re.compile(r"[()]")
 _IN_LIST = re.compile(r"\bIN\s*\(\s*\?(?:\s*,\s*\?)*\s*\)", re.IGNORECASE)
 _ROWS = re.compile(r"(\(\s*\?(?:\s*,\s*\?)*\s*\))(?:\s*,\s*\(\s*\?(?:\s*,\s*\?)*\s*\))+")
 _UNARY_MINUS = re.compile(r"([=<>(,+*/]\s*)-\s*\?")
@@ -112,19 +115,29 @@ def _scrub(statement: str, tokens: re.Pattern[str]) -> tuple[str, bool, int]:
     literal_end = -1  # where the last literal ended
     comments = 0
 
+    def before(extra: str = "") -> str:
+        """The end of the output so far (enough for the look-behinds), right-stripped."""
+        text = extra
+        i = len(out)
+        while i and len(text) < 64:
+            i -= 1
+            text = out[i] + text
+        while i and not text.strip():  # a run of blanks: look further back
+            i -= 1
+            text = out[i] + text
+        return text.rstrip()
+
     def scan(gap: str) -> None:
         nonlocal last_list
-        for i, ch in enumerate(gap):
-            if ch == "(":
-                before = "".join(out) + gap[:i]
-                stripped = before.rstrip()
+        for paren in _PARENS.finditer(gap):
+            if paren.group() == "(":
+                stripped = before(gap[: paren.start()])
                 lists.append(
-                    bool(_LIST_OPENER.search(stripped)) or (stripped.endswith(",") and last_list)
+                    bool(_LIST_OPENER.search(stripped))
+                    or (last_list and _NEXT_ROW.search(stripped) is not None)
                 )
-            elif ch == ")" and lists:
+            elif lists:
                 last_list = lists.pop()
-            elif not ch.isspace() and ch != ",":
-                last_list = False
 
     for m in tokens.finditer(statement):
         gap = statement[pos : m.start()]
@@ -150,20 +163,21 @@ def _scrub(statement: str, tokens: re.Pattern[str]) -> tuple[str, bool, int]:
             out.append(_PARAM)
         elif kind == "dquoted":
             unterminated = unterminated or m.group("d_end") is None
-            before = "".join(out).rstrip()
-            in_list = bool(lists) and lists[-1] and before.endswith(("(", ","))
-            qualified = before.endswith(".") or statement.startswith(".", m.end())
-            if _IDENTIFIER.fullmatch(text) and (
-                qualified or not (in_list or _VALUE_BEFORE.search(before))
-            ):
+            keep = False
+            if _IDENTIFIER.fullmatch(text):
+                if statement.startswith(".", m.end()) or (out and out[-1].endswith(".")):
+                    keep = True  # qualified: "t"."id"
+                else:
+                    prior = before()
+                    in_list = bool(lists) and lists[-1] and prior.endswith(("(", ","))
+                    keep = not (in_list or _VALUE_BEFORE.search(prior))
+            if keep:
                 out.append(text)
-                last_list = False
             else:
                 out.append(_LIT)
                 literal_end = m.end()
         else:
             out.append(text)  # quoted identifiers are part of the statement's shape
-            last_list = False
     out.append(statement[pos:])
     return "".join(out), unterminated, comments
 
