@@ -119,11 +119,12 @@ class Storage:
                 if found is not None:
                     return found
             int_width = layout.slots if layout is not None else ints
-            made = Series(
-                metric, key[1], layout, self.int_slots, int_width, self.float_slots, floats
-            )
-            self.int_slots += int_width
-            self.float_slots += floats
+            # Reserve the slots in statements without a call between the read and the
+            # write: a signal handler (which runs only at calls and loop jumps) creating a
+            # series on this thread then never gets the same offsets.
+            int_offset, float_offset = self.int_slots, self.float_slots
+            self.int_slots, self.float_slots = int_offset + int_width, float_offset + floats
+            made = Series(metric, key[1], layout, int_offset, int_width, float_offset, floats)
             self._series.append(made)
             self._by_key[key] = made
             self._records.append(_multiproc.encode_record(_record_of(made)))
