@@ -120,8 +120,8 @@ class Storage:
                     return found
             int_width = layout.slots if layout is not None else ints
             # Reserve the slots in statements without a call between the read and the
-            # write: a signal handler (which runs only at calls and loop jumps) creating a
-            # series on this thread then never gets the same offsets.
+            # write: a signal handler (CPython 3.11+ runs one only at calls and loop jumps)
+            # creating a series on this thread then never gets the same offsets.
             int_offset, float_offset = self.int_slots, self.float_slots
             self.int_slots, self.float_slots = int_offset + int_width, float_offset + floats
             made = Series(metric, key[1], layout, int_offset, int_width, float_offset, floats)
