@@ -53,6 +53,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from . import _faults
+from ._metrics import MOMENTS_SERIES
 
 try:
     import fcntl
@@ -518,8 +519,9 @@ class Totals:
         """Add one file's slots; False when some series clashed with another file's shape.
 
         A series whose slots cannot be counts (a negative value, a bucket above
-        :data:`MAX_COUNT`, a float that is negative or not finite) is damage: it is left
-        out and its key appended to ``damaged``.
+        :data:`MAX_COUNT`, a float that is negative or not finite, more requests with a
+        probe call than requests) is damage: it is left out and its key appended to
+        ``damaged``.
         """
         ok = True
         target = self.ints
@@ -549,6 +551,10 @@ class Totals:
             elif iw:
                 vals = struct.unpack_from(f"<{iw}q", ints, lo)
                 sound = min(vals) >= 0
+                if rec.key[0] == MOMENTS_SERIES and iw >= 2:
+                    # requests with a probe call are some of the requests (the count is
+                    # written first, so a request in flight never breaks this)
+                    sound = sound and vals[1] <= vals[0]
             else:
                 sound = True
             fvals: list[float] = []

@@ -253,6 +253,34 @@ def test_random_bytes_in_the_data_region_are_detected_not_reported(
     assert shard_files(tmp_path) == []
 
 
+def test_inconsistent_moments_are_set_aside(tmp_path: Path) -> None:
+    # Within range, but impossible: more requests with a probe call than requests.
+    run(
+        tmp_path,
+        "hypoprobe.hypothesis('REL-1', claim='c', endpoint='GET /m', min_share=0.5)\n"
+        "for _ in range(5):\n    with hypoprobe.endpoint('GET /m'):\n        work()\n"
+        "print('{}')",
+    )
+    (name,) = shard_files(tmp_path)
+    path = tmp_path / name
+    parsed, _, _ = _multiproc.read_file(str(path), None, with_data=False)
+    (moments,) = [
+        r for r in parsed.records if r.key[0] == "hypoprobe_moments" and r.key[1][3] == "false"
+    ]
+    raw = bytearray(path.read_bytes())
+    at = parsed.int_off + 8 * (moments.int_offset + 1)
+    raw[at : at + 8] = (7).to_bytes(8, "little")  # 7 with a probe call out of 5
+    path.write_bytes(bytes(raw))
+    out = run(
+        tmp_path,
+        "snap = hypoprobe.snapshot()\n"
+        "report(moments=[m.requests for m in snap.moments if m.hypothesis == 'REL-1'])",
+    )
+    assert out["calls"] == out["requests"] == 5  # the other series of the file count
+    assert 5 not in out["moments"]  # the damaged moments are not reported
+    assert out["errors"] == {"multiproc_corrupt_data": 1}
+
+
 def test_a_leftover_temporary_archive_is_removed_at_the_next_compaction(tmp_path: Path) -> None:
     leftover = tmp_path / f"{_multiproc.TMP_PREFIX}archive-{DEAD_PID}{_multiproc.SUFFIX}"
     leftover.write_bytes(b"\0" * 10000)  # a compaction that crashed before its rename
