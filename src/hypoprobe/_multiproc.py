@@ -630,8 +630,8 @@ class _Lock:
 
     def release(self) -> None:
         fd, self.fd = self.fd, -1
-        if fd < 0:
-            return
+        if fd < 0 or fd not in _LOCK_FDS:
+            return  # closed by the fork handler: the number may be another file's by now
         # Unlock first: a fork between here and the close then inherits an unlocked fd.
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
