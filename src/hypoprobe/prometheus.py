@@ -294,7 +294,8 @@ class HypoprobeCollector(Collector):
 
         registry = prometheus_client.CollectorRegistry()
         hypoprobe.configure(registry=registry)
-        prometheus_client.start_http_server(9100, registry=registry)
+        # addr: start_http_server binds every interface (0.0.0.0) by default
+        prometheus_client.start_http_server(9100, addr="127.0.0.1", registry=registry)
     """
 
     def collect(self) -> Iterator[Metric]:
