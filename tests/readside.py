@@ -21,10 +21,10 @@ from typing import Any
 
 import hypoprobe
 import scenarios
-from hypoprobe.cli import EXIT_NO_DATA, EXIT_OK, EXIT_SOURCE, EXIT_USAGE, main
+from hypoprobe.cli import EXIT_NO_DATA, EXIT_OK, EXIT_SOURCE, EXIT_UNMEASURED, EXIT_USAGE, main
 
-#: Every exit code a user error may end with (docs/cli.md); 1 is a bug.
-DOCUMENTED_EXITS = (EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_NO_DATA)
+#: Every exit code a command may end with (docs/cli.md); 1 is a bug.
+DOCUMENTED_EXITS = (EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_NO_DATA, EXIT_UNMEASURED)
 
 _DOC: dict[str, Any] | None = None
 
@@ -51,14 +51,22 @@ class CliResult:
 
     def assert_clean(self, *codes: int) -> str:
         """Exit code among ``codes`` (default: the documented ones), no traceback, and on
-        failure one stderr line (argparse's own usage errors: usage, then one error line)."""
+        failure one error line on stderr (argparse's own usage errors: usage, then one error
+        line), after any warning lines."""
         allowed = codes or DOCUMENTED_EXITS
         assert self.code in allowed, (self.code, self.err)
         assert "Traceback" not in self.err, self.err
         assert "internal error" not in self.err, self.err
         if self.code == EXIT_OK:
             return ""
-        lines = self.err.strip().splitlines()
+        # Warnings (``hypoprobe: warning: ...``) come before the error, each on its own line.
+        lines = [
+            line
+            for line in self.err.strip().splitlines()
+            if not line.startswith("hypoprobe: warning: ")
+        ]
+        for line in self.err.splitlines():
+            assert "\x1b" not in line, self.err
         if lines and lines[0].startswith("usage:"):
             assert self.code == EXIT_USAGE, self.err
             assert ": error: " in lines[-1], self.err

@@ -38,6 +38,7 @@ __all__ = [
     "RequestData",
     "SlowRequest",
     "Snapshot",
+    "TargetState",
 ]
 
 #: The ``schema`` value of JSON documents this version writes and reads.
@@ -447,6 +448,30 @@ class SlowRequest:
         return self.share if self.kind == "share" else self.endpoint_seconds
 
 
+@dataclass(frozen=True)
+class TargetState:
+    """Where one probe is attached, and whether it is: ``processes`` in ``state``.
+
+    ``kind`` is ``config`` (an import path in a TOML file) or ``code`` (a decorator, a
+    ``with probe(...)`` block or a DB matcher: the probe itself); ``state`` is ``pending``,
+    ``attached``, ``failed`` or ``detached``; ``reason`` says why a target failed, or that
+    it was attached late (``late: ...``).
+
+    Example::
+
+        for t in snap.targets:
+            if t.state == "failed":
+                print(t.hypothesis, t.target, t.reason)
+    """
+
+    hypothesis: str
+    target: str
+    kind: str
+    state: str
+    reason: str = ""
+    processes: int = 1
+
+
 def _top_slowest(items: Iterable[SlowRequest], keep: Mapping[Any, int]) -> tuple[SlowRequest, ...]:
     """Per (hypothesis, endpoint, kind): the ``keep[key]`` highest-ranked, highest first."""
     by_key: dict[tuple[str, str, str], list[SlowRequest]] = {}
@@ -490,6 +515,14 @@ class Snapshot:
     #: hypoprobe's own estimated time per endpoint, in seconds (calibrated costs x counts;
     #: ``<none>``: probe calls outside any scope). Empty when not estimated.
     self_seconds: Mapping[str, float] = field(default_factory=dict)
+    #: Every probe target's state, summed over the processes that reported it.
+    targets: tuple[TargetState, ...] = ()
+    #: Identities (``host:pid:start``, or ``host:multiproc:dir``) of the processes whose
+    #: counters this snapshot holds: two snapshots sharing one overlap and must not be summed.
+    origins: tuple[str, ...] = ()
+    #: Start of the window (unix seconds) for a ``later.minus(earlier)`` snapshot; None
+    #: when the counters run from each process' start.
+    since: float | None = None
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -573,6 +606,15 @@ class Snapshot:
             series_overflow=_sum_maps(s.series_overflow for s in snaps),
             slowest=_top_slowest((r for s in snaps for r in s.slowest), _slowest_keep(snaps)),
             self_seconds=_sum_maps(s.self_seconds for s in snaps),
+            targets=_merge_keyed(
+                (t for s in snaps for t in s.targets),
+                lambda t: (t.hypothesis, t.target, t.kind, t.state, t.reason),
+                lambda a, b: replace(a, processes=a.processes + b.processes),
+            ),
+            origins=tuple(dict.fromkeys(o for s in snaps for o in s.origins)),
+            since=None
+            if any(s.since is None for s in snaps)
+            else min(s.since for s in snaps if s.since is not None),
         )
 
     def minus(self, earlier: Snapshot) -> Snapshot:
@@ -636,6 +678,7 @@ class Snapshot:
             series_overflow=_minus_map(self.series_overflow, earlier.series_overflow),
             slowest=tuple(r for r in self.slowest if r.at > earlier.created_at),
             self_seconds=_minus_map(self.self_seconds, earlier.self_seconds),
+            since=earlier.created_at,
         )
 
     # -- JSON ----------------------------------------------------------------------------
@@ -679,6 +722,9 @@ class Snapshot:
             "series_overflow": dict(self.series_overflow),
             "slowest": [_plain(r) for r in self.slowest],
             "self_seconds": dict(self.self_seconds),
+            "targets": [_plain(t) for t in self.targets],
+            "origins": list(self.origins),
+            "since": self.since,
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -750,6 +796,9 @@ class Snapshot:
                 series_overflow=_counters(data.get("series_overflow", {}), "series_overflow"),
                 slowest=tuple(_slow_request(r) for r in _items(data.get("slowest", ()))),
                 self_seconds=_seconds_by_name(data.get("self_seconds", {}), "self_seconds"),
+                targets=tuple(_target_state(t) for t in _items(data.get("targets", ()))),
+                origins=tuple(_str(o, "an origin") for o in _items(data.get("origins", ()))),
+                since=_optional(_since, data.get("since")),
             )
         except SnapshotError:
             raise
@@ -914,6 +963,22 @@ def _slow_request(data: Mapping[str, Any]) -> SlowRequest:
         at=_instant(r.at, "a slow request's time"),
         trace_id=None if r.trace_id is None else _str(r.trace_id, "a trace id"),
     )
+
+
+def _target_state(data: Mapping[str, Any]) -> TargetState:
+    t = TargetState(**data)
+    return TargetState(
+        _str(t.hypothesis, "a target's hypothesis"),
+        _str(t.target, "a target"),
+        _str(t.kind, "a target's kind"),
+        _str(t.state, "a target's state"),
+        _str(t.reason, "a target's reason"),
+        _count(t.processes, "a target's processes"),
+    )
+
+
+def _since(value: Any) -> float:
+    return _instant(value, "since")
 
 
 def _slowest_keep(snaps: Iterable[Snapshot]) -> dict[tuple[str, str, str], int]:

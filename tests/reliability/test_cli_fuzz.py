@@ -1,8 +1,8 @@
-"""Fuzzing the ``hypoprobe`` command (report, compare, snapshot, rules, dashboard): generated
-argument vectors over generated and broken snapshot files, unreachable and misbehaving
-servers, and junk values, run in-process through ``hypoprobe.cli.main``. Every outcome is
-a documented exit code (0, 2, 3, 4) with one line on stderr (argparse's usage errors:
-usage, then one error line), never a traceback or exit 1.
+"""Fuzzing the ``hypoprobe`` command (report, compare, snapshot, rules, dashboard, check):
+generated argument vectors over generated and broken snapshot files, unreachable and
+misbehaving servers, and junk values, run in-process through ``hypoprobe.cli.main``. Every
+outcome is a documented exit code (0, 2, 3, 4, 5) with one line on stderr (argparse's usage
+errors: usage, then one error line), never a traceback or exit 1.
 
 Every server is local and answers at once (or refuses), so no case waits for a window.
 """
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from readside import fixed_json, recorded_document, run_cli, serving
 
+from readside import fixed_json, recorded_document, run_cli, serving
 from servers import free_port
 
 
@@ -104,7 +104,9 @@ _JUNK = ["--", "-", "--nope", "-o", "--format", "--snapshot", "--window", "\x00"
 
 @st.composite
 def argvs(draw: st.DrawFn, world: dict[str, list[str]]) -> list[str]:
-    command = draw(st.sampled_from(["report", "compare", "snapshot", "rules", "dashboard"]))
+    command = draw(
+        st.sampled_from(["report", "compare", "snapshot", "rules", "dashboard", "check"])
+    )
     files = st.sampled_from(world["files"])
     urls = st.sampled_from(world["urls"])
     text = st.text(max_size=12)
@@ -123,8 +125,10 @@ def argvs(draw: st.DrawFn, world: dict[str, list[str]]) -> list[str]:
         "--hypothesis": st.lists(st.sampled_from(_IDS), min_size=1, max_size=2),
         "--endpoint": st.lists(st.sampled_from(["GET /reliability", "GET /x", ""]), max_size=1),
         "-o": st.lists(st.sampled_from(world["outputs"]), min_size=1, max_size=1),
-        # rules and dashboard (never --import: it runs the named module's code)
+        # rules, dashboard and check (never --import: it runs the named module's code)
         "--alerts": st.just([]),
+        "--fail-on-unmeasured": st.just([]),
+        "--config": st.lists(files, min_size=1, max_size=1),
         "--min-share": st.lists(st.one_of(st.sampled_from(_SHARES), text), min_size=1, max_size=1),
         "--min-requests": st.lists(
             st.one_of(st.sampled_from(_COUNTS), text), min_size=1, max_size=1

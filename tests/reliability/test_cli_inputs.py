@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from readside import recorded_document, run_cli
 
 from hypoprobe._cli._common import Progress
 from hypoprobe.cli import EXIT_INTERNAL, EXIT_NO_DATA, EXIT_OK, EXIT_SOURCE, EXIT_USAGE
+from readside import recorded_document, run_cli
 
 
 def _write(tmp_path: Path, doc: Any, name: str = "snap.json") -> str:
@@ -309,3 +309,26 @@ def test_the_progress_line_shows_control_characters_as_escapes() -> None:
     (status, *_) = [part for part in tty.getvalue().split("\r\x1b[K") if "scraped" in part]
     assert "scraped http://\\x1b]0;owned\\x07/metrics x" in status
     _no_terminal_controls(status)
+
+
+def test_an_id_too_long_for_a_path_is_an_id(tmp_path: Path) -> None:
+    # compare takes --hypothesis values that name files as the files; a 300-character id
+    # made the check itself raise (ENAMETOOLONG).
+    path = _write(tmp_path, recorded_document())
+    run_cli("compare", "--hypothesis", "a" * 300).assert_clean(EXIT_USAGE)
+    run_cli("compare", "--hypothesis", "a" * 300, path, path).assert_clean(EXIT_NO_DATA)
+
+
+def test_warnings_carry_no_terminal_controls_either(tmp_path: Path) -> None:
+    result = run_cli("rules", "--hypothesis", "X\x1b[2J", "-o", str(tmp_path / "rules.yml"))
+    result.assert_clean(EXIT_OK)
+    _no_terminal_controls(result.err)
+    assert "X\\x1b[2J" in result.err
+
+
+def test_check_of_a_config_without_targets_prints_an_empty_table(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    result = run_cli("check", "--config", str(empty))
+    result.assert_clean(EXIT_OK)
+    assert "0 targets" in result.out

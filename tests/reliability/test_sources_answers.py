@@ -9,7 +9,6 @@ import math
 from typing import Any
 
 import pytest
-from readside import fixed_json, serving
 
 from hypoprobe import analysis, render
 from hypoprobe.sources import (
@@ -20,6 +19,7 @@ from hypoprobe.sources import (
     query_prometheus,
     scrape_metrics,
 )
+from readside import fixed_json, serving
 
 
 @pytest.mark.parametrize(

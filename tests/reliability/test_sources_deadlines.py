@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-from readside import elapsed, read_request, serving, silent, trickle
 
 from hypoprobe.sources import (
     EXIT_NO_DATA,
@@ -29,6 +28,7 @@ from hypoprobe.sources import (
     query_prometheus,
     scrape_metrics,
 )
+from readside import elapsed, read_request, serving, silent, trickle
 from servers import need_component
 
 #: A /metrics body long enough to trickle for minutes at 4 bytes a second.

@@ -59,6 +59,8 @@ def report(rep: Report) -> str:
         lines.append("")
         lines.append(_cell(v.meaning))
         lines.append("")
+        if v.warnings:
+            lines += [f"- **Warning:** {_cell(w)}" for w in v.warnings] + [""]
         if v.slowest_requests:
             lines += [f"- {_cell(line)}" for line in slowest_lines(v, per_kind=3)] + [""]
         for line in self_cost_lines(v):

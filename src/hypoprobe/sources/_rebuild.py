@@ -29,6 +29,7 @@ from ..snapshot import (
     ProbeData,
     RequestData,
     Snapshot,
+    TargetState,
 )
 
 __all__: list[str] = []
@@ -168,6 +169,7 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
     info_rows: dict[str, list[Mapping[str, str]]] = {}
     expired: dict[str, bool] = {}
     unregistered: set[str] = set()
+    targets: dict[tuple[str, ...], int] = {}
     exceptions: dict[tuple[str, str, str], int] = {}
     outcomes: dict[tuple[str, ...], int] = {}
     internal_errors: dict[str, int] = {}
@@ -206,6 +208,9 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
             expired[hid] = expired.get(hid, False) or s.value > 0
         elif s.name == m.UNKNOWN_HYPOTHESIS.name and s.value > 0:
             unregistered.add(s.labels.get("hypothesis", ""))
+        elif s.name == m.PROBE_TARGET.name and s.value > 0:
+            tkey = _key(s.labels, m.PROBE_TARGET.labels)
+            targets[tkey] = targets.get(tkey, 0) + round(s.value)
         elif s.name == _OUTCOMES:
             okey = _key(s.labels, ("endpoint", "status", "exception"))
             outcomes[okey] = outcomes.get(okey, 0) + round(s.value)
@@ -293,6 +298,10 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
         internal_errors=internal_errors,
         series_overflow=overflow,
         self_seconds=self_seconds,
+        targets=tuple(
+            TargetState(k[0], k[1], k[2], k[3], k[4], processes=n)
+            for k, n in sorted(targets.items())
+        ),
     )
 
 
