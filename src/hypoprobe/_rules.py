@@ -317,7 +317,7 @@ def checked_hypotheses(
     ``extra`` are ids known otherwise (``--min-share ID=SHARE``); ``strict`` refuses unknown
     ids even then (a dashboard needs each hypothesis' declaration).
     """
-    from .cli import UsageError
+    from .errors import UsageError
 
     known = imported_hypotheses(args.imports, getattr(args, "configs", ()))
     ids = {h.id for h in known} | set(extra)
@@ -346,8 +346,7 @@ def imported_hypotheses(imports: Sequence[str], configs: Sequence[str] = ()) -> 
     """
     from ._hypothesis import REGISTRY
     from ._load import load
-    from .cli import UsageError
-    from .errors import ConfigurationError
+    from .errors import ConfigurationError, UsageError
 
     for path in configs:
         try:

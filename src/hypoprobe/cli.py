@@ -4,7 +4,8 @@ Subcommands live in modules listed in :data:`COMMANDS`. Each module has ``HELP``
 line), ``add_arguments(parser)`` and ``run(args) -> int``; adding a subcommand is one
 module and one entry here.
 
-Exit codes (documented in ``docs/cli.md``):
+Exit codes (documented in ``docs/cli.md``; defined with the exception tree in
+:mod:`hypoprobe.errors`, each error carrying its ``exit_code``):
 
 * 0 — verdicts (or the comparison, or the snapshot) were written;
 * 2 — usage: a bad or missing argument, an unwritable output file;
@@ -35,7 +36,16 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, Protocol, cast
 
-from .errors import HypoprobeError
+from .errors import (
+    EXIT_INTERNAL,
+    EXIT_NO_DATA,
+    EXIT_OK,
+    EXIT_SOURCE,
+    EXIT_UNMEASURED,
+    EXIT_USAGE,
+    HypoprobeError,
+    UsageError,
+)
 
 __all__ = [
     "COMMANDS",
@@ -45,16 +55,10 @@ __all__ = [
     "EXIT_SOURCE",
     "EXIT_UNMEASURED",
     "EXIT_USAGE",
+    "UsageError",
     "build_parser",
     "main",
 ]
-
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_SOURCE = 3
-EXIT_NO_DATA = 4
-EXIT_UNMEASURED = 5
 
 #: Subcommand name -> module path. Each module: HELP, add_arguments(parser), run(args).
 COMMANDS: dict[str, str] = {
@@ -77,10 +81,6 @@ class Command(Protocol):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
     def run(self, args: argparse.Namespace) -> int: ...
-
-
-class UsageError(HypoprobeError):
-    """A subcommand found its arguments unusable after parsing (exit code 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,20 +127,6 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _exit_code(exc: BaseException) -> int:
-    """The exit code of a user error raised by a subcommand."""
-    from .analysis import NoDataError
-    from .sources import SourceError
-
-    if isinstance(exc, SourceError):
-        return exc.exit_code
-    if isinstance(exc, NoDataError):
-        return EXIT_NO_DATA
-    if isinstance(exc, UsageError):
-        return EXIT_USAGE
-    return EXIT_SOURCE
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code (the console script exits with it).
 
@@ -157,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args._run(args)
     except HypoprobeError as exc:
-        return _fail(str(exc), _exit_code(exc))
+        return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:

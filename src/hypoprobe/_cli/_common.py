@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TextIO
 
 from .. import sources
-from ..cli import UsageError
+from ..errors import UsageError
 from ..render import FORMATS
 from ..render._common import printable
 from ..snapshot import MAX_INSTANT, Snapshot

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import EXIT_UNMEASURED, UsageError
+    from ..errors import EXIT_UNMEASURED, UsageError
     from ..render._table import grid
 
     if "" not in sys.path:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .. import analysis, render, sources
-from ..cli import UsageError
+from ..errors import UsageError
 from ..snapshot import Snapshot
 from ._common import (
     Progress,

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import EXIT_UNMEASURED
+    from ..errors import EXIT_UNMEASURED
 
     snap = load_source(args)
     rep = analysis.report(snap, hypotheses=args.hypothesis, endpoint=args.endpoint)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from ..errors import HypoprobeError
+from ..errors import NoDataError
 from ..snapshot import (
     Histogram,
     HypothesisInfo,
@@ -45,18 +45,6 @@ EARLY_BINDING_DOCS = "docs/integrations.md#early-binding"
 #: A bucket whose upper bound is more than this factor above its lower bound is "wide":
 #: a quantile inside it is shown as the bucket's bounds (classic /metrics buckets).
 WIDE_FACTOR = 1.1
-
-
-class NoDataError(HypoprobeError):
-    """There is nothing to judge: an unknown hypothesis or endpoint, or no requests at all.
-
-    Example::
-
-        try:
-            analysis.report(snapshot, hypotheses=["PERF-999"])
-        except analysis.NoDataError as exc:
-            print(exc)
-    """
 
 
 #: The keys of one of a verdict's slowest requests in its JSON form.

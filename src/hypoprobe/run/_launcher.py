@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..cli import EXIT_USAGE, UsageError
+from ..errors import EXIT_USAGE, UsageError
 from . import _states, _status
 from ._bootstrap import banner
 from ._options import Options

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cli import UsageError
+from ..errors import UsageError
 
 __all__ = ["DEFAULT_ADDRESS", "DEFAULT_PORT", "ENVIRONMENT", "Options", "add_arguments", "parse"]
 
