@@ -27,8 +27,8 @@ from prometheus_client.registry import Collector
 
 import hypoprobe
 from hypoprobe import _protobuf
+from hypoprobe.model import Snapshot
 from hypoprobe.prometheus import families
-from hypoprobe.snapshot import Snapshot
 
 pytestmark = pytest.mark.benchmark(group="exposition")
 

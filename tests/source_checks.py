@@ -8,7 +8,7 @@ import pytest
 
 import hypoprobe
 from conftest import FakeClock
-from hypoprobe.snapshot import Histogram, Moments
+from hypoprobe.model import Histogram, Moments
 
 #: The sums a source must rebuild to float precision.
 MOMENT_SUMS = (

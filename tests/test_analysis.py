@@ -16,7 +16,7 @@ import hypoprobe
 import scenarios
 from hypoprobe import _buckets, analysis
 from hypoprobe.analysis import MIN_REQUESTS, NoDataError
-from hypoprobe.snapshot import Moments
+from hypoprobe.model import Moments
 from scenarios import NS, Request, Scenario
 
 SEEDS = (1, 2, 3)

@@ -12,7 +12,7 @@ import hypoprobe
 import scenarios
 from hypoprobe import analysis
 from hypoprobe.analysis import NoDataError, Sample
-from hypoprobe.snapshot import Snapshot
+from hypoprobe.model import Snapshot
 from scenarios import NS, Request
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import hypoprobe
 from conftest import FakeClock
 from hypoprobe import _buckets
-from hypoprobe.snapshot import Histogram, Snapshot
+from hypoprobe.model import Histogram, Snapshot
 
 US = 1_000
 HOUR = 3_600 * 1_000_000_000

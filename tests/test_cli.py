@@ -23,7 +23,7 @@ import hypoprobe
 import scenarios
 from hypoprobe._cli._common import Progress
 from hypoprobe.cli import EXIT_NO_DATA, EXIT_OK, EXIT_SOURCE, EXIT_USAGE, main
-from hypoprobe.snapshot import Snapshot
+from hypoprobe.model import Snapshot
 from servers import free_port
 
 Run = Callable[..., tuple[int, str, str]]

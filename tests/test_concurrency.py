@@ -18,7 +18,7 @@ import pytest
 
 import hypoprobe
 from conftest import FakeClock
-from hypoprobe.snapshot import Histogram, Snapshot
+from hypoprobe.model import Histogram, Snapshot
 
 MS = 1_000_000
 

@@ -34,9 +34,9 @@ from prometheus_client.samples import Sample
 import hypoprobe
 from conftest import FakeClock
 from hypoprobe import SnapshotError
+from hypoprobe.model import Exemplar, Histogram, Snapshot
 from hypoprobe.otel import metrics_data
 from hypoprobe.prometheus import families
-from hypoprobe.snapshot import Exemplar, Histogram, Snapshot
 from servers import require_prometheus, require_promtool, start_prometheus
 
 MS = 1_000_000  # nanoseconds

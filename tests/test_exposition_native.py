@@ -30,8 +30,8 @@ from conftest import FakeClock
 from hypoprobe import _exposition
 from hypoprobe._native import to_native
 from hypoprobe._proto import metrics_pb2 as pb
+from hypoprobe.model import Exemplar, Snapshot
 from hypoprobe.prometheus import families
-from hypoprobe.snapshot import Exemplar, Snapshot
 
 MS = 1_000_000
 PROMETHEUS_2_42_ACCEPT = (

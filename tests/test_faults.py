@@ -15,8 +15,8 @@ import pytest
 
 import hypoprobe
 from hypoprobe import _faults, _plan, _scope
+from hypoprobe.model import Snapshot
 from hypoprobe.prometheus import families
-from hypoprobe.snapshot import Snapshot
 
 
 class Backwards:

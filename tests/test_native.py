@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from hypoprobe import _buckets
 from hypoprobe._native import SCHEMA, NativeHistogram, boundary, index_at_or_below, to_native
-from hypoprobe.snapshot import Histogram
+from hypoprobe.model import Histogram
 
 LAYOUTS = [_buckets.DURATION, _buckets.SHARE, _buckets.CALLS]
 #: One native bucket: 2**(1/16) - 1, about 4.4%.

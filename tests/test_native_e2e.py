@@ -29,7 +29,7 @@ import pytest
 
 from hypoprobe import _buckets, _rules
 from hypoprobe.analysis import Verdict, report
-from hypoprobe.snapshot import Histogram, Snapshot
+from hypoprobe.model import Histogram, Snapshot
 from servers import (
     PrometheusServer,
     free_port,

@@ -39,8 +39,7 @@ import hypoprobe
 from conftest import FakeClock
 from hypoprobe import _buckets, _faults, otel
 from hypoprobe import _metrics as m
-from hypoprobe.prometheus import families
-from hypoprobe.snapshot import (
+from hypoprobe.model import (
     EndpointData,
     EndpointOutcome,
     ExceptionCount,
@@ -50,7 +49,8 @@ from hypoprobe.snapshot import (
     RequestData,
     TargetState,
 )
-from hypoprobe.snapshot import Histogram as Hist
+from hypoprobe.model import Histogram as Hist
+from hypoprobe.prometheus import families
 from otel_helpers import CapturingExporter, exp_index, metrics_of, one_point, points, traffic
 
 PROBE_NS = (1_000, 1_500, 1_500, 2_000, 5_000, 10_000, 123_456, 2_000_000)

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import hypoprobe
 from hypoprobe.integrations.asgi import HypoprobeASGIMiddleware
 from hypoprobe.integrations.wsgi import HypoprobeMiddleware
-from hypoprobe.snapshot import Snapshot
+from hypoprobe.model import Snapshot
 
 _n = itertools.count()
 

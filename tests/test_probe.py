@@ -14,8 +14,8 @@ import pytest
 import hypoprobe
 from conftest import FakeClock
 from hypoprobe import ConfigurationError
+from hypoprobe.model import Histogram, Snapshot
 from hypoprobe.prometheus import families
-from hypoprobe.snapshot import Histogram, Snapshot
 
 PACKAGE_DIR = str(Path(hypoprobe.__file__).parent)
 NO_ENDPOINT = "<none>"

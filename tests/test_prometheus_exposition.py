@@ -21,8 +21,8 @@ from prometheus_client.utils import floatToGoString
 
 import hypoprobe
 from conftest import FakeClock
+from hypoprobe.model import Histogram, Snapshot
 from hypoprobe.prometheus import families
-from hypoprobe.snapshot import Histogram, Snapshot
 from servers import require_promtool
 
 MS = 1_000_000

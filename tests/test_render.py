@@ -23,7 +23,7 @@ import hypoprobe
 import scenarios
 from hypoprobe import analysis, render
 from hypoprobe.analysis import ComparisonReport, Report
-from hypoprobe.snapshot import Snapshot
+from hypoprobe.model import Snapshot
 
 EXPECTED = Path(__file__).parent / "expected"
 UPDATE = os.environ.get("HYPOPROBE_UPDATE_EXPECTED") == "1"

@@ -29,8 +29,8 @@ from conftest import FakeClock
 from hypoprobe import analysis, render
 from hypoprobe.analysis._text import DASH, seconds
 from hypoprobe.cli import EXIT_NO_DATA, EXIT_USAGE, main
+from hypoprobe.model import Snapshot
 from hypoprobe.prometheus import families
-from hypoprobe.snapshot import Snapshot
 from hypoprobe.sources import load_snapshot_files, scrape_metrics
 from servers import free_port
 

@@ -15,7 +15,7 @@ import pytest
 import hypoprobe
 from conftest import FakeClock
 from hypoprobe import ConfigurationError
-from hypoprobe.snapshot import Histogram, Moments, RequestData, Snapshot
+from hypoprobe.model import Histogram, Moments, RequestData, Snapshot
 
 MS = 1_000_000  # nanoseconds
 

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import hypoprobe
-from hypoprobe.snapshot import Snapshot
+from hypoprobe.model import Snapshot
 
 _ids = itertools.count()
 

@@ -22,8 +22,7 @@ from prometheus_client import start_http_server
 
 import hypoprobe
 from hypoprobe import _buckets, _selfcost, analysis, render
-from hypoprobe.otel import metrics_data
-from hypoprobe.snapshot import (
+from hypoprobe.model import (
     EndpointData,
     Histogram,
     Moments,
@@ -31,6 +30,7 @@ from hypoprobe.snapshot import (
     RequestData,
     Snapshot,
 )
+from hypoprobe.otel import metrics_data
 from hypoprobe.sources import scrape_metrics
 from otel_helpers import one_point
 

@@ -19,7 +19,7 @@ import hypoprobe
 from conftest import FakeClock
 from hypoprobe import ConfigurationError
 from hypoprobe._config import from_environment
-from hypoprobe.snapshot import SlowRequest, Snapshot
+from hypoprobe.model import SlowRequest, Snapshot
 
 MS = 1_000_000  # nanoseconds
 TRACER = TracerProvider().get_tracer("hypoprobe-tests")

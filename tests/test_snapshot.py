@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import hypoprobe
 from conftest import FakeClock
 from hypoprobe import SnapshotError
-from hypoprobe.snapshot import SCHEMA, EndpointData, Histogram, Moments, Snapshot
+from hypoprobe.model import SCHEMA, EndpointData, Histogram, Moments, Snapshot
 
 POOL = (0.001, 0.0025, 0.005, 0.01, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from hypoprobe import _buckets
 from hypoprobe import _metrics as m
 from hypoprobe._native import boundary, to_native
-from hypoprobe.snapshot import Histogram
+from hypoprobe.model import Histogram
 from hypoprobe.sources import query_prometheus
 from hypoprobe.sources._rebuild import rebuild
 from hypoprobe.sources.prom_api import _native_samples

@@ -21,8 +21,8 @@ from prometheus_client.registry import Collector
 
 import hypoprobe
 from conftest import FakeClock
+from hypoprobe.model import Snapshot
 from hypoprobe.prometheus import families
-from hypoprobe.snapshot import Snapshot
 from hypoprobe.sources import SourceError, query_prometheus
 from servers import PrometheusServer, free_port, require_prometheus, start_prometheus
 from source_checks import assert_same_histogram, assert_same_moments, requester

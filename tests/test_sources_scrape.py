@@ -20,7 +20,7 @@ from prometheus_client.openmetrics import exposition as openmetrics_exposition
 
 import hypoprobe
 from conftest import FakeClock
-from hypoprobe.snapshot import Snapshot
+from hypoprobe.model import Snapshot
 from hypoprobe.sources import SourceError, load_snapshot_files, scrape_metrics
 from servers import free_port
 from source_checks import assert_same_histogram, assert_same_moments, requester

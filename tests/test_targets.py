@@ -26,8 +26,8 @@ from prometheus_client.registry import Collector
 import hypoprobe
 from apps import AppFactory, app_factory, toml
 from hypoprobe import _load, _targets
+from hypoprobe.model import Snapshot, TargetState
 from hypoprobe.prometheus import families
-from hypoprobe.snapshot import Snapshot, TargetState
 
 
 @pytest.fixture

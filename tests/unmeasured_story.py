@@ -24,7 +24,7 @@ from pathlib import Path
 import hypoprobe
 from apps import AppFactory, toml
 from conftest import FakeClock
-from hypoprobe.snapshot import Snapshot
+from hypoprobe.model import Snapshot
 
 REQUESTS = 40
 DOCS = "docs/integrations.md#early-binding"

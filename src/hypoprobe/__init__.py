@@ -27,7 +27,7 @@ Example::
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from . import _load, _runtime
@@ -39,11 +39,11 @@ from ._load import load, unload
 from ._probe import probe
 from ._scope import endpoint, segment
 from .errors import ConfigurationError, HypoprobeError, SnapshotError
-from .snapshot import Snapshot
+from .model import Snapshot
 
 try:
     __version__ = _version("hypoprobe")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Collection: read every shard and freeze it into a :class:`~hypoprobe.snapshot.Snapshot`."""
+"""Collection: read every shard and freeze it into a :class:`~hypoprobe.model.Snapshot`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from . import _metrics as m
 from ._config import HOLDER
 from ._hypothesis import REGISTRY, Hypothesis
 from ._storage import STORAGE, Series, _own_start_time
-from .snapshot import (
+from .model import (
     EndpointData,
     EndpointOutcome,
     ExceptionCount,

@@ -28,7 +28,7 @@ from ._hypothesis import OTHER_SEGMENT
 from ._plan import CALLS_SHIFT as _CALLS_SHIFT
 from ._plan import TIME_MASK
 from ._storage import STORAGE, Series
-from .snapshot import Exemplar
+from .model import Exemplar
 
 if TYPE_CHECKING:
     from ._scope import Scope

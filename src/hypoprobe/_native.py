@@ -30,7 +30,7 @@ from itertools import accumulate
 from prometheus_client.metrics_core import HistogramMetricFamily
 
 from . import _buckets
-from .snapshot import Histogram
+from .model import Histogram
 
 __all__: list[str] = []
 

@@ -26,7 +26,7 @@ from prometheus_client.samples import Exemplar, Sample, Timestamp
 
 from ._native import NativeHistogram, NativeHistogramFamily, to_native
 from ._proto import metrics_pb2 as pb
-from .snapshot import Histogram
+from .model import Histogram
 
 __all__ = ["CONTENT_TYPE", "render"]
 

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, fields
 
 from . import _faults
 from ._metrics import NO_ENDPOINT
-from .snapshot import Snapshot
+from .model import Snapshot
 
 __all__ = ["ENV_VAR", "Costs", "costs", "estimate"]
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from opentelemetry import trace as _trace
 
 from ._plan import CALLS_SHIFT, TIME_MASK
-from .snapshot import SlowRequest
+from .model import SlowRequest
 
 if TYPE_CHECKING:
     from ._plan import HypothesisPlan, Plan

@@ -53,8 +53,8 @@ from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER, validate
 from .errors import ConfigurationError
+from .model import Histogram, Moments, Snapshot
 from .prometheus import clamped_totals, expires_label
-from .snapshot import Histogram, Moments, Snapshot
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import (

@@ -33,7 +33,7 @@ from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER
 from ._native import NativeHistogramFamily
-from .snapshot import Histogram, Snapshot
+from .model import Histogram, Snapshot
 
 __all__ = ["HypoprobeCollector", "families"]
 

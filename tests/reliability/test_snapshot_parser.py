@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from hypoprobe import analysis, render
 from hypoprobe.errors import SnapshotError
-from hypoprobe.snapshot import Snapshot
+from hypoprobe.model import Snapshot
 from readside import recorded_document
 
 MAX_COUNT = 2**63 - 1  # the recorders' counters are 64-bit

@@ -15,9 +15,9 @@ from typing import TextIO
 
 from .. import sources
 from ..errors import UsageError
+from ..model import MAX_INSTANT, Snapshot
 from ..render import FORMATS
 from ..render._common import printable
-from ..snapshot import MAX_INSTANT, Snapshot
 from ..sources.scrape import MAX_WINDOW_SECONDS
 
 __all__ = [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import analysis, render, sources
 from ..errors import UsageError
-from ..snapshot import Snapshot
+from ..model import Snapshot
 from ._common import (
     Progress,
     add_filter_arguments,

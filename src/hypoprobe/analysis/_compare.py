@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..snapshot import Histogram, HypothesisInfo, Snapshot
+from ..model import Histogram, HypothesisInfo, Snapshot
 from . import _ratio
 from ._meaning import subject
 from ._text import MISSING, count, pct, seconds

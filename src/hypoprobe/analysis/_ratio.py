@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..snapshot import Moments
+from ..model import Moments
 
 __all__ = ["MIN_REQUESTS", "Z95", "RatioEstimate", "estimate", "requests_needed"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..snapshot import Snapshot
+from ..model import Snapshot
 
 __all__ = ["self_figures"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import NoDataError
-from ..snapshot import (
+from ..model import (
     Histogram,
     HypothesisInfo,
     ProbeData,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .. import analysis, render
-from ..snapshot import Snapshot
+from ..model import Snapshot
 
 __all__ = ["compare", "report"]
 

@@ -18,7 +18,7 @@ from typing import TextIO
 import hypoprobe
 
 from .. import analysis
-from ..snapshot import Snapshot
+from ..model import Snapshot
 from . import _report
 from ._progress import ProgressBar
 from ._server import BackgroundServer

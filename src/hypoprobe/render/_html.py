@@ -14,7 +14,7 @@ from html import escape
 
 from ..analysis import Comparison, ComparisonReport, Report, Verdict
 from ..analysis._text import pct, pct_claim, seconds
-from ..snapshot import Histogram
+from ..model import Histogram
 from ._common import (
     COMPARE_HEADERS,
     HEADERS,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from .. import _metrics as m
 from .._buckets import BucketLayout
-from ..snapshot import (
+from ..model import (
     EndpointData,
     EndpointOutcome,
     ExceptionCount,

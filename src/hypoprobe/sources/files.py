@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import SnapshotError
+from ..model import Snapshot
 from ..render._common import printable
-from ..snapshot import Snapshot
 from ._errors import EXIT_NO_DATA, EXIT_UNREACHABLE, EXIT_USAGE, SourceError
 
 __all__ = ["DEFAULT_MAX_SNAPSHOT_BYTES", "LIMIT_ENV", "load_snapshot_file", "load_snapshot_files"]

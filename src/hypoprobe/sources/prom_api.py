@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import _metrics as m
-from ..snapshot import MAX_INSTANT, Snapshot
+from ..model import MAX_INSTANT, Snapshot
 from . import _http
 from ._errors import EXIT_NO_DATA, EXIT_UNREACHABLE, EXIT_USAGE, SourceError
 from ._rebuild import Sample, has_data, rebuild

@@ -17,7 +17,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..snapshot import Snapshot
+from ..model import Snapshot
 from . import _http
 from ._errors import EXIT_NO_DATA, EXIT_UNREACHABLE, EXIT_USAGE, SourceError
 from ._rebuild import PREFIX, Sample, has_data, rebuild, window

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -1033,3 +1034,8 @@ def _sum_maps(maps: Iterable[Mapping[str, N]]) -> dict[str, N]:
         for k, v in mp.items():
             out[k] = out.get(k, 0) + v
     return out
+
+
+# This module was hypoprobe.snapshot, a name it shared with the function
+# hypoprobe.snapshot(): ``from hypoprobe.snapshot import Histogram`` keeps working.
+sys.modules.setdefault(__name__.rpartition(".")[0] + ".snapshot", sys.modules[__name__])
