@@ -27,7 +27,7 @@ import hypoprobe
 from conftest import FakeClock
 from hypoprobe import _faults, otel
 from hypoprobe import _metrics as m
-from hypoprobe.prometheus import expires_label
+from hypoprobe._families import expires_label
 from otel_helpers import exp_index, traffic
 
 PROBE_NS = (1_000, 1_500, 2_000, 40_000)

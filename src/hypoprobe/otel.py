@@ -52,9 +52,9 @@ from . import _buckets, _faults
 from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER, validate
+from ._families import Labels, histogram_rows, number_rows
 from .errors import ConfigurationError
-from .model import Histogram, Moments, Snapshot
-from .prometheus import clamped_totals, expires_label
+from .model import Histogram, Snapshot
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import (
@@ -208,21 +208,6 @@ class _Build:
     start: int
     now: int
     bpo: int
-
-
-def _attrs(family: m.Family, row: object = None, **given: AttributeValue | None) -> Attributes:
-    """The attributes of one point: each label's value from ``given``, else ``row``'s field.
-
-    Snapshot rows name their fields after the labels (``hypothesis``, ``endpoint``,
-    ``segment``...), so a label added to a family is exported without a change here.
-    None means "not set" (an optional hypothesis field): the attribute is left out.
-    """
-    out: Attributes = {}
-    for label in family.labels:
-        value = given[label] if label in given else getattr(row, label)
-        if value is not None:
-            out[attribute_name(label)] = value
-    return out
 
 
 @functools.lru_cache(maxsize=32)
@@ -415,91 +400,25 @@ def _number_metric(
     )
 
 
-def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
-    def hist(family: m.Family, rows: Iterable[tuple[object, Histogram]]) -> Metric | None:
-        return _histogram_metric(b, family, ((_attrs(family, row), h) for row, h in rows))
+def _attributes(family: m.Family, labels: Labels) -> Attributes:
+    """A series' OpenTelemetry attributes; an unset value (None) is left out."""
+    return {
+        attribute_name(label): value
+        for label, value in zip(family.labels, labels, strict=True)
+        if value is not None
+    }
 
-    yield hist(m.ENDPOINT_DURATION, ((e, e.duration) for e in snap.endpoints))
-    yield hist(m.PROBE_DURATION, ((p, p.duration) for p in snap.probes))
-    yield _histogram_metric(
-        b,
-        m.REQUEST_PROBE,
-        (
-            (_attrs(m.REQUEST_PROBE, r, slow=slow), h)
-            for r in snap.requests
-            for slow, h in ((False, r.probe_seconds_fast), (True, r.probe_seconds_slow))
-        ),
-    )
-    yield hist(m.REQUEST_SHARE, ((r, r.share) for r in snap.requests))
-    yield hist(m.REQUEST_CALLS, ((r, r.calls) for r in snap.requests))
-    yield _number_metric(
-        b,
-        m.HYPOTHESIS_INFO,
-        (
-            (
-                _attrs(
-                    m.HYPOTHESIS_INFO,
-                    h,
-                    hypothesis=h.id,
-                    endpoint=endpoint,
-                    expires=expires_label(h.expires) or None,  # as on /metrics
-                ),
-                1,
-            )
-            for h in snap.hypotheses
-            for endpoint in h.endpoints
-        ),
-    )
-    yield _number_metric(
-        b,
-        m.HYPOTHESIS_EXPIRED,
-        ((_attrs(m.HYPOTHESIS_EXPIRED, hypothesis=h.id), int(h.expired)) for h in snap.hypotheses),
-    )
-    yield _number_metric(
-        b,
-        m.UNKNOWN_HYPOTHESIS,
-        ((_attrs(m.UNKNOWN_HYPOTHESIS, hypothesis=hid), 1) for hid in snap.unregistered),
-    )
-    yield _number_metric(
-        b, m.PROBE_TARGET, ((_attrs(m.PROBE_TARGET, t), t.processes) for t in snap.targets)
-    )
-    moment_values: tuple[Callable[[Moments], float], ...] = (
-        lambda mo: mo.requests,
-        lambda mo: mo.requests_with_probe,
-        lambda mo: mo.probe_seconds,
-        lambda mo: mo.endpoint_seconds,
-        lambda mo: mo.probe_seconds_squared,
-        lambda mo: mo.endpoint_seconds_squared,
-        lambda mo: mo.probe_endpoint_seconds_squared,
-    )
-    for family, value in zip((*m.INT_MOMENTS, *m.FLOAT_MOMENTS), moment_values, strict=True):
-        yield _number_metric(b, family, ((_attrs(family, mo), value(mo)) for mo in snap.moments))
-    yield _number_metric(
-        b, m.PROBE_EXCEPTIONS, ((_attrs(m.PROBE_EXCEPTIONS, x), x.count) for x in snap.exceptions)
-    )
-    yield _number_metric(
-        b, m.ENDPOINT_REQUESTS, ((_attrs(m.ENDPOINT_REQUESTS, o), o.count) for o in snap.outcomes)
-    )
-    yield _number_metric(
-        b,
-        m.INTERNAL_ERRORS,
-        ((_attrs(m.INTERNAL_ERRORS, kind=k), n) for k, n in sorted(snap.internal_errors.items())),
-    )
-    yield _number_metric(
-        b,
-        m.SERIES_DROPPED,
-        ((_attrs(m.SERIES_DROPPED, metric=k), n) for k, n in sorted(snap.series_overflow.items())),
-    )
-    yield _number_metric(
-        b,
-        m.CLAMPED,
-        ((_attrs(m.CLAMPED, metric=k, side=side), n) for (k, side), n in clamped_totals(snap)),
-    )
-    yield _number_metric(
-        b,
-        m.SELF_SECONDS,
-        ((_attrs(m.SELF_SECONDS, endpoint=k), v) for k, v in sorted(snap.self_seconds.items())),
-    )
+
+def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
+    # Which series exist is _families' table, shared with /metrics.
+    for family, hist_rows in histogram_rows(snap):
+        yield _histogram_metric(
+            b, family, ((_attributes(family, labels), h) for labels, h in hist_rows)
+        )
+    for family, rows in number_rows(snap):
+        yield _number_metric(
+            b, family, ((_attributes(family, labels), value) for labels, value in rows)
+        )
 
 
 def _check_modes(histograms: str, temporality: str) -> None:

@@ -13,7 +13,6 @@ so every exposed cumulative count is exact.
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 from collections.abc import Iterable, Iterator
 from itertools import accumulate
@@ -32,6 +31,14 @@ from . import _buckets
 from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER
+from ._families import (
+    HISTOGRAM_FAMILIES,
+    NUMBER_FAMILIES,
+    Labels,
+    LabelValue,
+    histogram_rows,
+    number_rows,
+)
 from ._native import NativeHistogramFamily
 from .model import Histogram, Snapshot
 
@@ -103,187 +110,44 @@ def _with_exemplars(
     return out
 
 
-def expires_label(expires: str | None) -> str:
-    """The expiry as people wrote it: a date "through that day", else the ISO instant.
-
-    Example::
-
-        assert expires_label("2100-01-01T00:00:00+00:00") == "2099-12-31"
-    """
-    if not expires:
+def _text(value: LabelValue) -> str:
+    """A label value as /metrics writes it: numbers as Python floats, unset as ""."""
+    if value is None:
         return ""
-    instant = _dt.datetime.fromisoformat(expires)
-    if instant.timetz().replace(tzinfo=None) == _dt.time(0) and instant.utcoffset() in (
-        None,
-        _dt.timedelta(0),
-    ):
-        return (instant - _dt.timedelta(days=1)).date().isoformat()
-    return instant.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float | int):
+        return repr(float(value))
+    return value
 
 
-def _fmt(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
+def _texts(labels: Labels) -> tuple[str, ...]:
+    return tuple(_text(v) for v in labels)
+
+
+_NUMBER_TYPES: dict[str, type[CounterMetricFamily] | type[GaugeMetricFamily]] = {
+    "counter": CounterMetricFamily,
+    "gauge": GaugeMetricFamily,
+}
 
 
 def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
-    """The metric families for a snapshot (used by the collector and by the CLI)."""
-    bpo = buckets_per_octave
-    # A hypothesis without slow_threshold has no slow requests: its slow="true" series
-    # would be zeros forever, so they are not exposed.
-    never_slow = {h.id for h in snap.hypotheses if h.slow_threshold is None}
-    yield _histogram_family(
-        m.ENDPOINT_DURATION, (((e.endpoint,), e.duration) for e in snap.endpoints), bpo
-    )
-    yield _histogram_family(
-        m.PROBE_DURATION,
-        (((p.hypothesis, p.probe, p.endpoint), p.duration) for p in snap.probes),
-        bpo,
-    )
-    yield _histogram_family(
-        m.REQUEST_PROBE,
-        (
-            ((r.hypothesis, r.probe, r.endpoint, r.segment, slow), hist)
-            for r in snap.requests
-            for slow, hist in (("false", r.probe_seconds_fast), ("true", r.probe_seconds_slow))
-            if slow == "false" or r.hypothesis not in never_slow
-        ),
-        bpo,
-    )
-    yield _histogram_family(
-        m.REQUEST_SHARE,
-        (((r.hypothesis, r.probe, r.endpoint, r.segment), r.share) for r in snap.requests),
-        bpo,
-    )
-    yield _histogram_family(
-        m.REQUEST_CALLS,
-        (((r.hypothesis, r.probe, r.endpoint, r.segment), r.calls) for r in snap.requests),
-        bpo,
-    )
+    """The metric families for a snapshot (used by the collector and by the CLI).
 
-    info = GaugeMetricFamily(
-        m.HYPOTHESIS_INFO.name, m.HYPOTHESIS_INFO.help, labels=m.HYPOTHESIS_INFO.labels
-    )
-    expired = GaugeMetricFamily(
-        m.HYPOTHESIS_EXPIRED.name, m.HYPOTHESIS_EXPIRED.help, labels=m.HYPOTHESIS_EXPIRED.labels
-    )
-    for h in snap.hypotheses:
-        for endpoint in h.endpoints:
-            info.add_metric(
-                [
-                    h.id,
-                    endpoint,
-                    h.claim,
-                    _fmt(h.min_share),
-                    _fmt(h.observed_share),
-                    _fmt(h.observed_probe_seconds),
-                    _fmt(h.observed_endpoint_seconds),
-                    _fmt(h.slow_threshold),
-                    h.owner or "",
-                    h.ticket or "",
-                    expires_label(h.expires),
-                    ",".join(h.segments or ()),
-                    h.segment or "",
-                ],
-                1.0,
-            )
-        expired.add_metric([h.id], 1.0 if h.expired else 0.0)
-    yield info
-    yield expired
-    unknown = GaugeMetricFamily(
-        m.UNKNOWN_HYPOTHESIS.name, m.UNKNOWN_HYPOTHESIS.help, labels=m.UNKNOWN_HYPOTHESIS.labels
-    )
-    for hid in snap.unregistered:
-        unknown.add_metric([hid], 1.0)
-    yield unknown
-    targets = GaugeMetricFamily(
-        m.PROBE_TARGET.name, m.PROBE_TARGET.help, labels=m.PROBE_TARGET.labels
-    )
-    for t in snap.targets:
-        targets.add_metric([t.hypothesis, t.target, t.kind, t.state, t.reason], float(t.processes))
-    yield targets
-
-    moment_families = [
-        CounterMetricFamily(f.name, f.help, labels=f.labels)
-        for f in (*m.INT_MOMENTS, *m.FLOAT_MOMENTS)
-    ]
-    for mo in snap.moments:
-        if mo.slow and mo.hypothesis in never_slow:
-            continue
-        labels = [mo.hypothesis, mo.endpoint, mo.segment, "true" if mo.slow else "false"]
-        values = (
-            mo.requests,
-            mo.requests_with_probe,
-            mo.probe_seconds,
-            mo.endpoint_seconds,
-            mo.probe_seconds_squared,
-            mo.endpoint_seconds_squared,
-            mo.probe_endpoint_seconds_squared,
-        )
-        for fam, value in zip(moment_families, values, strict=True):
-            fam.add_metric(labels, float(value))
-    yield from moment_families
-
-    outcomes = CounterMetricFamily(
-        m.ENDPOINT_REQUESTS.name, m.ENDPOINT_REQUESTS.help, labels=m.ENDPOINT_REQUESTS.labels
-    )
-    for o in snap.outcomes:
-        outcomes.add_metric([o.endpoint, o.status, o.exception], float(o.count))
-    yield outcomes
-    exc = CounterMetricFamily(
-        m.PROBE_EXCEPTIONS.name, m.PROBE_EXCEPTIONS.help, labels=m.PROBE_EXCEPTIONS.labels
-    )
-    for x in snap.exceptions:
-        exc.add_metric([x.hypothesis, x.probe, x.exception], float(x.count))
-    yield exc
-    errors = CounterMetricFamily(
-        m.INTERNAL_ERRORS.name, m.INTERNAL_ERRORS.help, labels=m.INTERNAL_ERRORS.labels
-    )
-    for kind, n in sorted(snap.internal_errors.items()):
-        errors.add_metric([kind], float(n))
-    yield errors
-    dropped = CounterMetricFamily(
-        m.SERIES_DROPPED.name, m.SERIES_DROPPED.help, labels=m.SERIES_DROPPED.labels
-    )
-    for metric, n in sorted(snap.series_overflow.items()):
-        dropped.add_metric([metric], float(n))
-    yield dropped
-    yield _clamped(snap)
-    self_cost = CounterMetricFamily(
-        m.SELF_SECONDS.name, m.SELF_SECONDS.help, labels=m.SELF_SECONDS.labels
-    )
-    for endpoint, seconds in sorted(snap.self_seconds.items()):
-        self_cost.add_metric([endpoint], seconds)
-    yield self_cost
-
-
-def _clamped(snap: Snapshot) -> CounterMetricFamily:
-    fam = CounterMetricFamily(m.CLAMPED.name, m.CLAMPED.help, labels=m.CLAMPED.labels)
-    for (metric, side), n in clamped_totals(snap):
-        fam.add_metric([metric, side], float(n))
-    return fam
-
-
-def clamped_totals(snap: Snapshot) -> list[tuple[tuple[str, str], int]]:
-    """Values outside each histogram's range, by (metric, side): the first and last buckets.
-
-    Only the duration layouts have a "low" side: the first share and calls bucket is an
-    exact 0, not a clamp.
+    Which series exist is :mod:`hypoprobe._families`' table, shared with the OpenTelemetry
+    export; this writes them as prometheus_client families.
     """
-    totals: dict[tuple[str, str], int] = {}
-
-    def add(metric: str, hist: Histogram, low: bool) -> None:
-        if low:
-            totals[(metric, "low")] = totals.get((metric, "low"), 0) + hist.counts[0]
-        totals[(metric, "high")] = totals.get((metric, "high"), 0) + hist.counts[-1]
-
-    for e in snap.endpoints:
-        add(m.ENDPOINT_DURATION.name, e.duration, True)
-    for p in snap.probes:
-        add(m.PROBE_DURATION.name, p.duration, True)
-    for r in snap.requests:
-        add(m.REQUEST_SHARE.name, r.share, False)
-        add(m.REQUEST_CALLS.name, r.calls, False)
-    return sorted(totals.items())
+    for family, hist_rows in histogram_rows(snap):
+        yield _histogram_family(
+            family, ((_texts(labels), hist) for labels, hist in hist_rows), buckets_per_octave
+        )
+    for family, rows in number_rows(snap):
+        metric = _NUMBER_TYPES[family.kind](family.name, family.help, labels=family.labels)
+        for labels, value in rows:
+            metric.add_metric(list(_texts(labels)), float(value))
+        yield metric
 
 
 class HypoprobeCollector(Collector):
@@ -303,21 +167,10 @@ class HypoprobeCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         # Names only, so registering does not run a collection.
-        for fam in (*m.HISTOGRAMS,):
+        for fam in HISTOGRAM_FAMILIES:
             yield HistogramMetricFamily(fam.name, fam.help, labels=fam.labels)
-        for fam in (m.HYPOTHESIS_INFO, m.HYPOTHESIS_EXPIRED, m.UNKNOWN_HYPOTHESIS, m.PROBE_TARGET):
-            yield GaugeMetricFamily(fam.name, fam.help, labels=fam.labels)
-        for fam in (
-            *m.INT_MOMENTS,
-            *m.FLOAT_MOMENTS,
-            m.PROBE_EXCEPTIONS,
-            m.ENDPOINT_REQUESTS,
-            m.INTERNAL_ERRORS,
-            m.SERIES_DROPPED,
-            m.CLAMPED,
-            m.SELF_SECONDS,
-        ):
-            yield CounterMetricFamily(fam.name, fam.help, labels=fam.labels)
+        for fam in NUMBER_FAMILIES:
+            yield _NUMBER_TYPES[fam.kind](fam.name, fam.help, labels=fam.labels)
 
 
 COLLECTOR = HypoprobeCollector()
