@@ -1,7 +1,8 @@
 """Shared fixtures of the test suite (generic: any test module may use them).
 
-hypoprobe's state is process-wide and has no global reset, so tests stay independent by
-naming things uniquely (``unique_id``) and by comparing before/after snapshots. Time is made
+hypoprobe's state is process-wide; tests stay independent by naming things uniquely
+(``unique_id``) and by comparing before/after snapshots, so they can run in any order and
+beside tests that use ``hypoprobe.testing.reset()``. Time is made
 deterministic with ``fake_clock``, which installs a clock through the public
 ``hypoprobe.configure(clock=...)`` and restores the previous one afterwards.
 """
@@ -13,11 +14,11 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
 
 import pytest
 
 import hypoprobe
+from hypoprobe import testing
 
 _counter = itertools.count(1)
 
@@ -30,40 +31,19 @@ os.environ["HYPOPROBE_SELF_COST"] = (
 )
 
 
-class FakeClock:
-    """A deterministic nanosecond clock whose time only moves when a test says so.
-
-    Each thread, and each asyncio task, has its own time (it lives in a ContextVar, and
-    every thread and task runs in its own context), so concurrent workers advance their own
-    clocks and the durations they record are exactly the amounts they advanced by.
-    """
-
-    START = 1_000_000_000_000
-
-    def __init__(self) -> None:
-        self._now: ContextVar[int] = ContextVar(f"fake_clock_{id(self)}", default=self.START)
-
-    def __call__(self) -> int:
-        return self._now.get()
-
-    def advance(self, ns: int) -> None:
-        """Move the calling thread's (or task's) time forward by ``ns`` nanoseconds."""
-        self._now.set(self._now.get() + ns)
-
-    def advance_seconds(self, seconds: float) -> None:
-        self.advance(round(seconds * 1e9))
+#: The suite's fake clock is the one users get (hypoprobe.testing).
+FakeClock = testing.FakeClock
 
 
 @pytest.fixture
 def fake_clock() -> Iterator[FakeClock]:
-    """Install a :class:`FakeClock` as hypoprobe's clock for one test, then restore."""
-    previous = hypoprobe.configure().clock
-    clock = FakeClock()
-    hypoprobe.configure(clock=clock)
-    try:
+    """Install a :class:`FakeClock` as hypoprobe's duration clock for one test, then restore.
+
+    Wall time stays real here (tests compare timestamps with ``time.time()``); tests of
+    instants use ``hypoprobe.testing.fake_clock()`` itself.
+    """
+    with testing.fake_clock(wall=False) as clock:
         yield clock
-    finally:
-        hypoprobe.configure(clock=previous)
 
 
 @pytest.fixture

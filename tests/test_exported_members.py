@@ -11,7 +11,7 @@ import inspect
 from types import ModuleType
 
 import hypoprobe
-from hypoprobe import errors, model
+from hypoprobe import errors, model, testing
 
 
 def _public(module: ModuleType) -> list[str]:
@@ -55,3 +55,13 @@ def test_the_model_is_a_module_and_snapshot_a_function() -> None:
     from hypoprobe.snapshot import Histogram  # type: ignore[import-not-found]
 
     assert Histogram is model.Histogram
+
+
+def test_testing_exports_its_fake_clock_and_reset() -> None:
+    assert testing.__all__ == ["FakeClock", "fake_clock", "reset"]
+    defined = sorted(
+        name
+        for name, value in vars(testing).items()
+        if getattr(value, "__module__", None) == testing.__name__ and name[0] != "_"
+    )
+    assert sorted(testing.__all__) == defined

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from dataclasses import replace
 
-from . import _exemplars, _faults, _plan, _selfcost, _slowest
+from . import _clock, _exemplars, _faults, _plan, _selfcost, _slowest
 from . import _metrics as m
 from ._config import HOLDER
 from ._hypothesis import REGISTRY, Hypothesis
@@ -179,7 +178,7 @@ def snapshot() -> Snapshot:
     registered = {h.id for h in REGISTRY.all()}
     unregistered = sorted({site.hypothesis_id for site in _plan.all_sites()} - registered)
     snap = Snapshot(
-        created_at=time.time(),
+        created_at=_clock.wall(),
         source=f"process {os.getpid()} on {socket.gethostname()}",
         hypotheses=tuple(_info(h) for h in REGISTRY.all()),
         endpoints=tuple(endpoints),

@@ -15,15 +15,13 @@ requests on buckets whose counts cover the whole host.
 
 from __future__ import annotations
 
-import os
-import time
 from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as _otel_context
 from opentelemetry import trace as _trace
 
-from . import _buckets, _faults, _slowest
+from . import _buckets, _clock, _faults, _slowest, _state
 from ._hypothesis import OTHER_SEGMENT
 from ._plan import CALLS_SHIFT as _CALLS_SHIFT
 from ._plan import TIME_MASK
@@ -107,7 +105,7 @@ def annotate(span: _trace.Span, scope: Scope, elapsed: int) -> None:
 
 def _offer(scope: Scope, elapsed: int, trace_id: int, span_id: int) -> None:
     """Make this request the exemplar of every bucket it landed in (the rule of ``_finish``)."""
-    now = time.time()
+    now = _clock.wall()
     kept = _KEPT
     plan = scope.plan
     kept[plan.endpoint_offset + bisect_left(_DURATION_BOUNDS, elapsed)] = (
@@ -163,7 +161,7 @@ def collect() -> dict[tuple[str, tuple[str, ...]], tuple[Exemplar, ...]]:
     """Live exemplars by series key (metric, labels); expired ones are dropped here."""
     if not _KEPT:
         return {}
-    cutoff = time.time() - TTL
+    cutoff = _clock.wall() - TTL
     own, starts = _own_series()
     found: dict[tuple[str, tuple[str, ...]], list[Exemplar]] = {}
     for slot, entry in _KEPT.copy().items():  # copy(): requests keep writing meanwhile
@@ -207,10 +205,9 @@ def configure(
         _KEPT.clear()
 
 
-def _after_fork_in_child() -> None:
-    # The parent's exemplars point at buckets the child has not counted.
+def _reset() -> None:
+    # After a fork the parent's exemplars point at buckets the child has not counted.
     _KEPT.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_state.owns("exemplars", reset=_reset)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from . import _state
+
 __all__: list[str] = []
 
 _log = logging.getLogger("hypoprobe")
@@ -37,7 +39,14 @@ def snapshot() -> dict[str, int]:
         return dict(COUNTS)
 
 
-def reset_after_fork() -> None:
+def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
-    COUNTS.clear()
+
+
+def reset() -> None:
+    with _lock:
+        COUNTS.clear()
+
+
+_state.owns("faults", after_fork=_after_fork_in_child, reset=reset)

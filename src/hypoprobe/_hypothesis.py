@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-import os
 import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from . import _clock, _state
 from .errors import ConfigurationError
 
 __all__ = ["Hypothesis", "Observation", "hypothesis"]
@@ -163,7 +163,9 @@ class Hypothesis:
         """True once the expiry instant has passed: its probes then pass straight through."""
         if self.expires is None:
             return False
-        return (now or _dt.datetime.now(_dt.timezone.utc)) >= self.expires
+        if now is None:
+            now = _dt.datetime.fromtimestamp(_clock.wall(), _dt.timezone.utc)
+        return now >= self.expires
 
 
 def _segment_value(hid: str, value: object) -> str:
@@ -318,8 +320,7 @@ def _after_fork_in_child() -> None:
     REGISTRY._lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_state.owns("hypotheses", after_fork=_after_fork_in_child)
 
 
 def hypothesis(

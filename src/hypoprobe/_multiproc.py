@@ -52,7 +52,7 @@ import threading
 import zlib
 from dataclasses import dataclass, field
 
-from . import _faults
+from . import _faults, _state
 from ._metrics import MOMENTS_SERIES
 
 try:
@@ -591,8 +591,7 @@ def _close_inherited_locks() -> None:
     _LOCK_FDS.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_inherited_locks)
+_state.owns("multiproc", after_fork=_close_inherited_locks)
 
 
 class _Lock:

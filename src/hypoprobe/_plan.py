@@ -10,13 +10,11 @@ scope's end the hypotheses that name the endpoint with every series offset.
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from dataclasses import dataclass
 
+from . import _clock, _state, _targets
 from . import _metrics as m
-from . import _targets
 from ._hypothesis import REGISTRY, Hypothesis
 from ._storage import STORAGE, TLS
 
@@ -30,8 +28,7 @@ def _after_fork_in_child() -> None:
     _lock = threading.RLock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_state.owns("plan", after_fork=_after_fork_in_child)
 
 #: Never expires (as a monotonic-clock nanosecond deadline).
 NEVER = 1 << 62
@@ -164,7 +161,7 @@ def endpoint_index(name: str) -> int:
 def _deadline(hyp: Hypothesis | None, clock_now: int) -> int:
     if hyp is None or hyp.expires is None:
         return NEVER
-    remaining = hyp.expires.timestamp() - time.time()
+    remaining = hyp.expires.timestamp() - _clock.wall()
     return clock_now + max(0, int(remaining * 1e9))
 
 

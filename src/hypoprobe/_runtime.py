@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 
-from . import _exemplars, _faults, _plan, _probe, _scope
+from . import _exemplars, _plan, _probe, _scope
 from ._config import HOLDER, Config
 from ._storage import STORAGE
 from .prometheus import COLLECTOR
@@ -35,5 +34,3 @@ def _apply(old: Config | None, new: Config) -> None:
 def install() -> None:
     _apply(None, HOLDER.config)
     HOLDER.listeners.append(_apply)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_faults.reset_after_fork)

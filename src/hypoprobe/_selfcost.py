@@ -33,7 +33,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
-from . import _faults
+from . import _faults, _state
 from ._metrics import NO_ENDPOINT
 from .model import Snapshot
 
@@ -217,8 +217,7 @@ def _after_fork_in_child() -> None:
         _DONE = threading.Event()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_state.owns("selfcost", after_fork=_after_fork_in_child)
 
 
 def estimate(

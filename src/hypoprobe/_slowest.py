@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
 import threading
-import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace as _trace
 
+from . import _clock, _state
 from ._plan import CALLS_SHIFT, TIME_MASK
 from .model import SlowRequest
 
@@ -84,7 +83,7 @@ _TOPS: dict[tuple[str, str], _Top] = {}
 _BY_PLAN: dict[int, tuple[Plan, tuple[tuple[HypothesisPlan, _Top], ...]]] = {}
 _BY_PLAN_MAX = 1000
 #: Wall time at which the current half window started.
-_started = time.time()
+_started = _clock.wall()
 
 
 def _rotate_if_due(now: float) -> None:
@@ -151,7 +150,7 @@ def _admit(
     trace_id: int,
 ) -> None:
     global _busy
-    now = time.time()
+    now = _clock.wall()
     with _lock:
         if _busy:
             return  # a signal handler interrupted this thread's own update: skip
@@ -208,7 +207,7 @@ def collect() -> tuple[SlowRequest, ...]:
     global _busy
     if not _TOPS:
         return ()
-    now = time.time()
+    now = _clock.wall()
     cutoff = now - WINDOW
     out: list[SlowRequest] = []
     with _lock:
@@ -253,17 +252,20 @@ def _reset_locked() -> None:
     global _started
     _TOPS.clear()
     _BY_PLAN.clear()
-    _started = time.time()
+    _started = _clock.wall()
 
 
 def _after_fork_in_child() -> None:
-    # The parent's requests are the parent's to report; the lock may be held by a thread
-    # that does not exist in the child.
+    # The lock may be held by a thread that does not exist in the child.
     global _lock, _busy
     _lock = threading.RLock()
     _busy = False
-    _reset_locked()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+def _reset() -> None:
+    # After a fork the parent's requests are the parent's to report.
+    with _lock:
+        _reset_locked()
+
+
+_state.owns("slowest", after_fork=_after_fork_in_child, reset=_reset)

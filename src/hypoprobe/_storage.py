@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import _faults, _multiproc
+from . import _faults, _multiproc, _state
 from ._buckets import LAYOUTS, BucketLayout
 
 __all__: list[str] = []
@@ -359,14 +359,18 @@ class Storage:
                 delattr(TLS, name)
 
     def after_fork_in_child(self) -> None:
-        """Keep the series table (sites stay valid) but start every count from zero."""
+        """A child's own locks, pid and directory handle; :meth:`reset` then empties it."""
         self._lock = threading.RLock()  # a lock held by another thread at fork is stuck
         self._collect_lock = threading.Lock()
         self._busy = False
         self._pid = os.getpid()
         if self.directory is not None:
             self.directory = _multiproc.Directory(self.directory.path)
-        self._drop_counts()
+
+    def reset(self) -> None:
+        """Keep the series table (sites stay valid) but start every count from zero."""
+        with self._lock:
+            self._drop_counts()
 
 
 def _layout_name(series: Series) -> str | None:
@@ -406,5 +410,4 @@ def _add_into(target: list[int] | list[float], source: Sequence[int] | Sequence[
 
 STORAGE = Storage()
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=STORAGE.after_fork_in_child)
+_state.owns("storage", after_fork=STORAGE.after_fork_in_child, reset=STORAGE.reset)

@@ -21,11 +21,10 @@ calling process; the value summed over processes is the number of processes in t
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 
-from . import _faults
+from . import _faults, _state
 from . import _metrics as m
 from ._storage import STORAGE
 
@@ -144,13 +143,16 @@ def all_targets() -> list[Target]:
 
 
 def _after_fork_in_child() -> None:
-    # The child's storage starts from zero (the parent reports its own): the targets the
-    # child inherited are in their states in this process too.
     global _lock
     _lock = threading.RLock()
-    for t in list(TARGETS.values()):
-        _add(t, 1)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+def _recount() -> None:
+    # The storage starts from zero after a fork or a reset (a forked parent reports its
+    # own): the targets declared are in their states in this process still.
+    with _lock:
+        for t in list(TARGETS.values()):
+            _add(t, 1)
+
+
+_state.owns("targets", after_fork=_after_fork_in_child, reset=_recount)

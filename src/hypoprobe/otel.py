@@ -39,7 +39,6 @@ from __future__ import annotations
 import atexit
 import functools
 import math
-import os
 import threading
 import time
 import weakref
@@ -48,7 +47,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from . import _buckets, _faults
+from . import _buckets, _faults, _state
 from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER, validate
@@ -715,8 +714,7 @@ def _after_fork_in_child() -> None:
         handle._forget_after_fork()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_state.owns("otel", after_fork=_after_fork_in_child)
 
 
 def start_otel_export(
