@@ -32,7 +32,7 @@ from typing import Any
 
 import wrapt
 
-from . import _sqlconfig
+from . import _sqlconfig, _survey
 from ._hypothesis import REGISTRY, Hypothesis, Observation, build, validate_id
 from ._probe import probe
 from .errors import ConfigurationError
@@ -339,7 +339,7 @@ def _parse(
     path: Path,
 ) -> tuple[tuple[Hypothesis, ...], list[_Patch], list[_sqlconfig.SqlMatcher]]:
     source, data = _read(path)
-    unknown = sorted(set(data) - {"hypothesis"})
+    unknown = sorted(set(data) - {"hypothesis", "survey"})
     if unknown:
         line = next(
             (
@@ -415,6 +415,7 @@ def load(path: str | os.PathLike[str]) -> tuple[Hypothesis, ...]:
     resolved = Path(path).resolve()
     with _lock:
         hyps, patches, sql = _parse(resolved)
+        survey = _survey.parse_table(resolved)  # the [survey] table, if any
         others = {
             p.target: p.where
             for loaded in _LOADED.values()
@@ -443,6 +444,8 @@ def load(path: str | os.PathLike[str]) -> tuple[Hypothesis, ...]:
                 wrapt.register_post_import_hook(_hook(loaded, patch), patch.module)
             loaded.patches.append(patch)
         _sqlconfig.install(resolved, sql)
+        if survey is not None:
+            _survey.apply(survey)
         return hyps
 
 

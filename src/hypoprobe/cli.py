@@ -55,6 +55,7 @@ COMMANDS: dict[str, str] = {
     "rules": "hypoprobe._rules",
     "dashboard": "hypoprobe._dashboard",
     "run": "hypoprobe._cli.run",
+    "survey": "hypoprobe._cli.survey",
 }
 
 
