@@ -173,7 +173,7 @@ def render_survey(s: Survey, fmt: str = "table") -> str:
 
 #: What a placeholder of a fingerprint stands for in the statement itself: a quoted
 #: string, a number, a placeholder of any paramstyle, a (possibly negative) literal.
-_VALUE = r"(?:'(?:[^']|'')*'|\$\w*\$.*?\$\w*\$|-?[\w.$%():]+?)"
+_VALUE = r"(?:'(?:[^']|'')*'|\$\w*\$.*?\$\w*\$|[-\w.$%():?]+?)"
 _WORD = re.compile(r"\s+|IN \(\.\.\.\)|\?|\w+|[^\w\s]", re.IGNORECASE)
 
 
@@ -185,6 +185,9 @@ def statement_pattern(fp: str) -> str:
         assert re.search(statement_pattern("SELECT * FROM t WHERE id = ?"),
                          "select *  from t where id = 42", re.IGNORECASE)
     """
+    whole = "… #" not in fp
+    if not whole:  # cut by the fingerprint's length bound: match the kept prefix
+        fp = fp.rpartition("… #")[0]
     pieces = []
     for m in _WORD.finditer(fp):
         tok = m.group(0)
@@ -196,7 +199,7 @@ def statement_pattern(fp: str) -> str:
             pieces.append(r"IN\s*\(.*?\)")
         else:
             pieces.append(re.escape(tok))
-    return r"^\s*" + r"\s*".join(pieces) + r"\s*;?\s*$"
+    return r"^\s*" + r"\s*".join(pieces) + (r"\s*;?\s*$" if whole else "")
 
 
 def _toml_str(text: str) -> str:

@@ -1,0 +1,70 @@
+"""``hypoprobe run --survey -- gunicorn ...`` on an application that never imports hypoprobe,
+then ``hypoprobe survey --metrics-url``: the real hot statement of each endpoint on top."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from servers import free_port
+from test_run import APPS, Launched, _get, _need
+
+pytestmark = pytest.mark.slow
+
+
+def _survey(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hypoprobe", "survey", "--metrics-url", url, *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_run_survey_under_gunicorn_names_the_hot_statements(tmp_path: Path) -> None:
+    _need("gunicorn")
+    app_port = free_port()
+    base = f"http://127.0.0.1:{app_port}"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--no-control-socket",
+        "-w",
+        "2",
+        "-b",
+        f"127.0.0.1:{app_port}",
+        "app:app",
+    ]
+    with Launched(tmp_path, APPS / "surveyapp", ["--survey"], command) as run:
+        run.wait_http(f"{base}/items/1")
+        for i in range(40):
+            _get(f"{base}/report")
+            _get(f"{base}/items/{20 + i % 10}")
+        done = _survey(run.url, "--format", "json")
+        assert done.returncode == 0, done.stderr + run.err()
+        doc = json.loads(done.stdout)
+        table = _survey(run.url)
+        proposed = _survey(run.url, "--propose")
+        run.stop()
+    assert doc["schema"] == "hypoprobe.survey/1"
+    by_endpoint = {e["endpoint"]: e for e in doc["endpoints"]}
+    report = by_endpoint["GET /report"]
+    assert report["requests"] >= 40
+    top = report["candidates"][0]
+    assert top["kind"] == "sql"
+    assert top["probe"].startswith("WITH RECURSIVE c(x) AS (SELECT ? UNION ALL")
+    assert top["share"] > 0.5
+    assert top["ci_low"] <= top["share"] <= top["ci_high"]
+    items = by_endpoint["GET /items/{n}"]
+    first = items["candidates"][0]
+    assert first["probe"] == "SELECT name FROM items WHERE id = ?"
+    assert 20 <= first["calls_per_request_mean"] <= 30  # the N+1 loop, 20 to 29 per request
+    assert first["n_plus_one"]
+    assert "WITH RECURSIVE" in table.stdout and "N+1" in table.stdout
+    assert proposed.returncode == 0, proposed.stderr
+    assert 'endpoint = "GET /report"' in proposed.stdout
