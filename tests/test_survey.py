@@ -114,7 +114,11 @@ def test_the_proposed_hypotheses_load_and_give_the_survey_shares(demo: dict[str,
         found = next(c for c in cands if c["probe"] == probe)
         if v["ci_low"] is None or found["calls_per_request_mean"] > 1.5:
             continue  # too few requests for an interval; a loop: nested proxies add cost
-        assert _overlap(found, v["ci_low"], v["ci_high"]), (probe, found, v)
+        # The survey's proxy wraps the hypothesis' own (both time the same statements in
+        # this run), so it also times the inner probe's recording: up to a few points of
+        # a cheap statement's endpoint.
+        slack = (v["ci_high"] - v["ci_low"] + found["ci_high"] - found["ci_low"]) / 2
+        assert abs(found["share"] - v["share"]) <= max(0.02, slack), (probe, found, v)
         checked += 1
     assert checked >= 3
 

@@ -234,7 +234,7 @@ def _entry_unlocked(eidx: int, kind: str, name: str, make: Callable[[str, str], 
 def _surveyed_scope() -> Any:
     """The current request if it is surveyed, else None: the one check of unsurveyed ones."""
     scope = CURRENT.get()
-    if scope is None or not scope.plan.surveyed or scope.eidx == 0:
+    if scope is None or not scope.plan.surveyed or scope.eidx == 0 or SETTINGS is None:
         return None
     return scope
 
@@ -255,16 +255,22 @@ def _fingerprint(text: str) -> str:
 def _sql_entry(statement: object, connection: object = None) -> Any:
     """The dbapi entry timing ``statement`` in the current request, or None. Never raises."""
     try:
-        scope = _surveyed_scope()
-        if scope is None:
+        scope = CURRENT.get()
+        if scope is None or not scope.plan.surveyed or scope.eidx == 0 or SETTINGS is None:
             return None
-        from .integrations import dbapi
-
-        name = _fingerprint(statement_text(statement, connection))
-        return _entry(scope.eidx, SQL, name, dbapi._Entry)
+        text = statement if type(statement) is str else statement_text(statement, connection)
+        name = _fingerprints.get(text) or _fingerprint(text)
+        found = _CANDIDATES.entries.get((scope.eidx, SQL, name))
+        return found if found is not None else _entry(scope.eidx, SQL, name, _dbapi_entry)
     except Exception:
         _faults.record("survey_statement")
         return None
+
+
+def _dbapi_entry(hid: str, name: str) -> Any:
+    from .integrations import dbapi
+
+    return dbapi._Entry(hid, name)
 
 
 def _dbapi_probes() -> Any:
@@ -503,6 +509,20 @@ def survey(
             _on_module(module)
         else:
             wrapt.register_post_import_hook(_on_module, name)
+
+
+def stop() -> None:
+    """End the survey: statements and functions pass straight through again.
+
+    The hooks stay in place (cheap: one check per statement); the candidates' data stays
+    readable.
+    """
+    global SETTINGS
+    with _lock:
+        SETTINGS = None
+        _plan.SURVEY_CANDIDATES = None
+        _plan.SURVEY_RATE = 1.0
+        _plan.invalidate()
 
 
 def survey_settings() -> Settings | None:

@@ -17,6 +17,7 @@ unchanged; faults of the instrumentation itself are counted, never raised.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -225,7 +226,13 @@ class _AsyncCursorProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
 
 def _is_async(obj: Any, method: str) -> bool:
-    return inspect.iscoroutinefunction(getattr(type(obj), method, None))
+    return _is_async_type(type(obj), method)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_async_type(cls: type, method: str) -> bool:
+    # Once per cursor class, not per cursor: a statement's cursor is wrapped on every call.
+    return inspect.iscoroutinefunction(getattr(cls, method, None))
 
 
 def _wrap_cursor(cursor: Any, probes: _Probes, entry: _Entry | None = None) -> Any:
