@@ -144,6 +144,10 @@ def test_sampling_keeps_shares_within_their_intervals_and_caps_hold(tmp_path: Pa
     assert caps["overflow_calls"] == caps["statements"] - caps["max_candidates"]
     assert caps["overflow_probe"] == "(other statements)"
     assert caps["probe_seconds"] == pytest.approx(caps["statement_seconds"])
+    late = result["late"]  # made at its first call, yet over every surveyed request
+    assert late["requests"] == 200
+    assert late["share"] == pytest.approx(late["true_share"])
+    assert late["calls_per_request_mean"] == pytest.approx(0.5)
 
 
 def test_settings_are_validated_at_configuration_time(tmp_path: Path) -> None:

@@ -88,6 +88,23 @@ def candidate_id(kind: str, endpoint: str, name: str) -> str:
     return f"{PREFIX}{_KIND_TAG[kind]}.{digest}"
 
 
+def base_id(endpoint: str) -> str:
+    """The reserved id whose moments count an endpoint's surveyed requests."""
+    digest = hashlib.blake2b(f"base\0{endpoint}".encode(), digest_size=8).hexdigest()
+    return f"{PREFIX}base.{digest}"
+
+
+def _hypothesis(hid: str, endpoint: str = "", claim: str = "") -> Hypothesis:
+    settings = SETTINGS or Settings()
+    return Hypothesis(
+        id=hid,
+        claim=claim or "survey: the endpoint's surveyed requests",
+        endpoints=(endpoint,) if endpoint else (),
+        min_share=0.0,
+        slow_threshold=settings.slow_threshold,
+    )
+
+
 def kind_of(hypothesis_id: str) -> str | None:
     """``"sql"`` or ``"function"`` for a survey id, else None."""
     if not is_survey_id(hypothesis_id):
@@ -166,7 +183,16 @@ class _Candidates:
         self.admitted: dict[str, set[tuple[str, str]]] = {}
 
     def hypotheses(self, endpoint: str) -> list[Hypothesis]:
-        return self.by_endpoint.get(endpoint, [])
+        """The endpoint's survey hypotheses for its plan: its base, then its candidates."""
+        listed = self.by_endpoint.get(endpoint)
+        if listed is None:
+            # The base has no probe: its moments count every surveyed request of the
+            # endpoint from the first on, the denominator of every candidate's share
+            # (a candidate made later has probe time 0 in the requests before it).
+            listed = self.by_endpoint.setdefault(
+                endpoint, [_hypothesis(base_id(endpoint), endpoint)]
+            )
+        return listed
 
     def admit(self, endpoint: str, kind: str, name: str, limit: int) -> str:
         """``name``, or the endpoint's overflow candidate past the cap (lock held)."""
@@ -188,18 +214,10 @@ _fingerprints: dict[str, str] = {}
 def _new_candidate(endpoint: str, kind: str, name: str) -> str:
     """Make (once) the unregistered hypothesis of one candidate; return its id (lock held)."""
     hid = candidate_id(kind, endpoint, name)
-    listed = _CANDIDATES.by_endpoint.setdefault(endpoint, [])
-    if all(h.id != hid for h in listed):
-        settings = SETTINGS or Settings()
-        listed.append(
-            Hypothesis(
-                id=hid,
-                claim=f"survey candidate ({kind}): {name}",
-                endpoints=(endpoint,),
-                min_share=0.0,
-                slow_threshold=settings.slow_threshold,
-            )
-        )
+    with _plan._lock:  # the plans read the list under this lock
+        listed = _CANDIDATES.hypotheses(endpoint)
+        if all(h.id != hid for h in listed):
+            listed.append(_hypothesis(hid, endpoint, f"survey candidate ({kind}): {name}"))
     return hid
 
 

@@ -89,4 +89,22 @@ results["caps"] = {
     "probe_seconds": sum(c.total_seconds for c in cands),
     "statement_seconds": statements * 1000 / 1e9,
 }
+# A statement first called halfway: its share is over every surveyed request.
+late_p = late_e = 0
+for i in range(200):
+    with hypoprobe.endpoint("GET /late"):
+        conn.execute("SELECT a FROM early", 1_000_000)
+        if i >= 100:
+            conn.execute("SELECT b FROM late", 3_000_000)
+            late_p += 3_000_000
+        NOW[0] += 6_000_000
+    late_e += 7_000_000 + (3_000_000 if i >= 100 else 0)
+found = survey_of(hypoprobe.snapshot(), endpoint="GET /late")
+late = next(c for c in found.endpoints[0].candidates if c.probe == "SELECT b FROM late")
+results["late"] = {
+    "requests": found.endpoints[0].requests,
+    "share": late.share,
+    "true_share": late_p / late_e,
+    "calls_per_request_mean": late.calls_per_request_mean,
+}
 (out / "result.json").write_text(json.dumps(results), encoding="utf-8")

@@ -16,11 +16,11 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .._survey import FUNCTION, FUNCTION_OVERFLOW, kind_of
+from .._survey import FUNCTION, FUNCTION_OVERFLOW, base_id, kind_of
 from ..integrations._fingerprint import OVERFLOW
-from ..snapshot import Snapshot
+from ..snapshot import Moments, Snapshot
 from . import _ratio
 from ._verdict import NoDataError
 
@@ -69,8 +69,27 @@ class Survey:
     endpoints: tuple[EndpointSurvey, ...]
 
 
+def _over_base(mo: Moments, base: Moments) -> Moments:
+    """A candidate's moments over every surveyed request of its endpoint.
+
+    A candidate is made at its first call, so its own moments miss the surveyed requests
+    before it, in which its probe time was 0: the request count and the endpoint sums
+    come from the endpoint's base (counting from the first surveyed request), the probe
+    sums from the candidate (the requests it missed add nothing to them).
+    """
+    if base.requests < mo.requests:  # no base in the data (or an older recording)
+        return mo
+    return replace(
+        mo,
+        requests=base.requests,
+        endpoint_seconds=base.endpoint_seconds,
+        endpoint_seconds_squared=base.endpoint_seconds_squared,
+    )
+
+
 def _candidate(snap: Snapshot, hid: str, endpoint: str) -> Candidate:
-    mo = snap.moments_for(hid, endpoint)
+    base_id_ = base_id(endpoint)
+    mo = _over_base(snap.moments_for(hid, endpoint), snap.moments_for(base_id_, endpoint))
     est = _ratio.estimate(mo)
     names = {r.probe for r in snap.requests if r.hypothesis == hid and r.endpoint == endpoint}
     names |= {p.probe for p in snap.probes if p.hypothesis == hid and p.endpoint == endpoint}
@@ -87,7 +106,10 @@ def _candidate(snap: Snapshot, hid: str, endpoint: str) -> Candidate:
     requests = round(mo.requests)
     with_probe = round(mo.requests_with_probe)
     per_calling = calls / with_probe if with_probe else None
-    slow = snap.moments_for(hid, endpoint, slow=True)
+    slow = _over_base(
+        snap.moments_for(hid, endpoint, slow=True),
+        snap.moments_for(base_id_, endpoint, slow=True),
+    )
     return Candidate(
         probe=probe,
         kind=kind,
@@ -128,14 +150,14 @@ def survey_of(snap: Snapshot, endpoint: str | None = None, top: int | None = Non
     out = []
     for ep in sorted(endpoints):
         cands = sorted(endpoints[ep], key=lambda c: (-c.total_seconds, c.probe))
-        # The surveyed requests: those of the endpoint's oldest candidate (candidates are
-        # made on first call, so each counts the requests from then on).
+        # The surveyed requests: the endpoint's base counts them all.
         first = max(cands, key=lambda c: c.requests)
-        mo = snap.moments_for(first.hypothesis, ep)
+        base = snap.moments_for(base_id(ep), ep)
+        mo = base if base.requests >= first.requests else snap.moments_for(first.hypothesis, ep)
         out.append(
             EndpointSurvey(
                 ep,
-                first.requests,
+                round(mo.requests),
                 mo.endpoint_seconds,
                 tuple(cands[:top] if top else cands),
             )
