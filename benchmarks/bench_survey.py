@@ -55,9 +55,12 @@ def _stop_after() -> Iterator[None]:
     _survey.stop()  # the other benchmarks of the session run without a survey
     if _RESULTS:
         bare = _RESULTS.get("no_survey", (0.0, 0.0))[1]
-        print("\nsurvey, per request (3 statements): median, added over no_survey")
+        print("\nsurvey, per request (3 statements): min, median, median added over no_survey")
         for name, (low, median) in _RESULTS.items():
-            print(f"  {name:<22} {median * 1e6:8.1f} µs  +{(median - bare) * 1e6:7.1f} µs")
+            print(
+                f"  {name:<20} {low * 1e6:7.1f} µs {median * 1e6:7.1f} µs "
+                f"+{(median - bare) * 1e6:6.1f} µs"
+            )
 
 
 def _bench(benchmark: Any, name: str, run: Callable[[], None]) -> None:

@@ -295,6 +295,7 @@ def _full_snapshot() -> hypoprobe.Snapshot:
         unregistered=("OT-404",),
         internal_errors={"some_fault": 2},
         series_overflow={"hypoprobe_probe_duration_seconds": 7},
+        self_seconds={"GET /a": 0.002},
     )
 
 

@@ -170,5 +170,12 @@ CLAMPED = Family(
     ("metric", "side"),
     "Recorded values outside a histogram's range, counted in its first or last bucket.",
 )
+SELF_SECONDS = Family(
+    "hypoprobe_self_seconds",
+    "counter",
+    ("endpoint",),
+    "Estimated time hypoprobe itself spent in this process, per endpoint (<none>: probe "
+    "calls outside any scope): per-operation costs calibrated once per process x counts.",
+)
 
 HISTOGRAMS = (ENDPOINT_DURATION, PROBE_DURATION, REQUEST_PROBE, REQUEST_SHARE, REQUEST_CALLS)

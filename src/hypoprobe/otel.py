@@ -142,6 +142,7 @@ _UNITS: Mapping[str, str] = {
     m.INTERNAL_ERRORS.name: "{fault}",
     m.SERIES_DROPPED.name: "{series}",
     m.CLAMPED.name: "{value}",
+    m.SELF_SECONDS.name: "s",
 }
 
 Histograms = Literal["exponential", "explicit"]
@@ -487,6 +488,11 @@ def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
         b,
         m.CLAMPED,
         ((_attrs(m.CLAMPED, metric=k, side=side), n) for (k, side), n in clamped_totals(snap)),
+    )
+    yield _number_metric(
+        b,
+        m.SELF_SECONDS,
+        ((_attrs(m.SELF_SECONDS, endpoint=k), v) for k, v in sorted(snap.self_seconds.items())),
     )
 
 

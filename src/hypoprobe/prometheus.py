@@ -242,6 +242,12 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
         dropped.add_metric([metric], float(n))
     yield dropped
     yield _clamped(snap)
+    self_cost = CounterMetricFamily(
+        m.SELF_SECONDS.name, m.SELF_SECONDS.help, labels=m.SELF_SECONDS.labels
+    )
+    for endpoint, seconds in sorted(snap.self_seconds.items()):
+        self_cost.add_metric([endpoint], seconds)
+    yield self_cost
 
 
 def _clamped(snap: Snapshot) -> CounterMetricFamily:
@@ -302,6 +308,7 @@ class HypoprobeCollector(Collector):
             m.INTERNAL_ERRORS,
             m.SERIES_DROPPED,
             m.CLAMPED,
+            m.SELF_SECONDS,
         ):
             yield CounterMetricFamily(fam.name, fam.help, labels=fam.labels)
 

@@ -44,6 +44,8 @@ __all__ = [
 SCHEMA = "hypoprobe.snapshot/1"
 
 T = TypeVar("T")
+#: A counter's value: an exact count, or seconds.
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -471,6 +473,9 @@ class Snapshot:
     series_overflow: Mapping[str, int] = field(default_factory=dict)
     #: The requests with the highest share and the slowest, per hypothesis and endpoint.
     slowest: tuple[SlowRequest, ...] = ()
+    #: hypoprobe's own estimated time per endpoint, in seconds (calibrated costs x counts;
+    #: ``<none>``: probe calls outside any scope). Empty when not estimated.
+    self_seconds: Mapping[str, float] = field(default_factory=dict)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -553,6 +558,7 @@ class Snapshot:
             internal_errors=_sum_maps(s.internal_errors for s in snaps),
             series_overflow=_sum_maps(s.series_overflow for s in snaps),
             slowest=_top_slowest((r for s in snaps for r in s.slowest), _slowest_keep(snaps)),
+            self_seconds=_sum_maps(s.self_seconds for s in snaps),
         )
 
     def minus(self, earlier: Snapshot) -> Snapshot:
@@ -615,6 +621,7 @@ class Snapshot:
             internal_errors=_minus_map(self.internal_errors, earlier.internal_errors),
             series_overflow=_minus_map(self.series_overflow, earlier.series_overflow),
             slowest=tuple(r for r in self.slowest if r.at > earlier.created_at),
+            self_seconds=_minus_map(self.self_seconds, earlier.self_seconds),
         )
 
     # -- JSON ----------------------------------------------------------------------------
@@ -657,6 +664,7 @@ class Snapshot:
             "internal_errors": dict(self.internal_errors),
             "series_overflow": dict(self.series_overflow),
             "slowest": [_plain(r) for r in self.slowest],
+            "self_seconds": dict(self.self_seconds),
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -709,6 +717,9 @@ class Snapshot:
                 internal_errors=dict(data.get("internal_errors", {})),
                 series_overflow=dict(data.get("series_overflow", {})),
                 slowest=tuple(_slow_request(r) for r in data.get("slowest", ())),
+                self_seconds={
+                    str(k): float(v) for k, v in dict(data.get("self_seconds", {})).items()
+                },
             )
         except SnapshotError:
             raise
@@ -831,13 +842,13 @@ def _merge_requests(a: RequestData, b: RequestData) -> RequestData:
     )
 
 
-def _minus_map(later: Mapping[str, int], earlier: Mapping[str, int]) -> dict[str, int]:
+def _minus_map(later: Mapping[str, N], earlier: Mapping[str, N]) -> dict[str, N]:
     """Counter differences; a counter that went down (a restart) counts from zero."""
     return {k: v - earlier[k] if k in earlier and earlier[k] <= v else v for k, v in later.items()}
 
 
-def _sum_maps(maps: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    out: dict[str, int] = {}
+def _sum_maps(maps: Iterable[Mapping[str, N]]) -> dict[str, N]:
+    out: dict[str, N] = {}
     for mp in maps:
         for k, v in mp.items():
             out[k] = out.get(k, 0) + v

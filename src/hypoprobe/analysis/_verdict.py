@@ -10,6 +10,7 @@ from ..errors import HypoprobeError
 from ..snapshot import Histogram, HypothesisInfo, ProbeData, RequestData, SlowRequest, Snapshot
 from . import _ratio
 from ._meaning import meaning
+from ._selfshare import self_figures
 
 __all__ = [
     "CONFIRMED",
@@ -106,6 +107,10 @@ class Verdict:
     #: The single requests behind the aggregate: the highest shares and the slowest
     #: (``kind`` "share" / "latency"), highest first, with their trace ids.
     slowest_requests: tuple[SlowRequest, ...] = ()
+    #: hypoprobe's own estimated time in the endpoint (seconds, all requests) and its share
+    #: of the endpoint's time; None without an estimate (docs/guarding-overhead.md).
+    self_seconds: float | None = None
+    self_share: float | None = None
     # Distributions for plots; not part of the JSON contract.
     share_histogram: Histogram | None = field(default=None, repr=False, compare=False)
     endpoint_histogram: Histogram | None = field(default=None, repr=False, compare=False)
@@ -260,6 +265,7 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
                 key=lambda r: (r.kind != "share", -r.rank_value),
             )
         ),
+        **self_figures(snap, endpoint),
     }
     values["meaning"] = meaning(values)
     return Verdict(

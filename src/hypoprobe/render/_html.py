@@ -15,7 +15,15 @@ from html import escape
 from ..analysis import Comparison, ComparisonReport, Report, Verdict
 from ..analysis._text import pct, pct_claim, seconds
 from ..snapshot import Histogram
-from ._common import COMPARE_HEADERS, HEADERS, compare_rows, row, slowest_lines, when
+from ._common import (
+    COMPARE_HEADERS,
+    HEADERS,
+    compare_rows,
+    row,
+    self_cost_lines,
+    slowest_lines,
+    when,
+)
 from ._svg import Bar, Marker, histogram
 
 __all__ = ["comparison", "report"]
@@ -238,6 +246,7 @@ def report(rep: Report) -> str:
             f"{v.verdict}</span></h2>",
             f"<p><em>Claim:</em> {escape(v.claim)} (needs {pct_claim(v.min_share)}).</p>",
             f'<p class="meaning">{escape(v.meaning)}</p>',
+            *(f'<p class="self-cost">{escape(line)}</p>' for line in self_cost_lines(v)),
             *(
                 ["<ul>", *(f"<li>{escape(line)}</li>" for line in slowest_lines(v)), "</ul>"]
                 if v.slowest_requests

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ..analysis import ComparisonReport, Report, Verdict
 from ..analysis._text import pct, pct_claim, pct_range, seconds
-from ._common import COMPARE_HEADERS, compare_rows, slowest_lines, when
+from ._common import COMPARE_HEADERS, compare_rows, self_cost_lines, slowest_lines, when
 
 __all__ = ["comparison", "report"]
 
@@ -71,6 +71,7 @@ def report(rep: Report) -> str:
     for v in rep.verdicts:
         lines += _wrapped(f"{v.hypothesis} {v.endpoint}", v.meaning)
         lines += [f"    {line}" for line in slowest_lines(v, per_kind=3)]
+        lines += [f"    {line}" for line in self_cost_lines(v)]
     for note in rep.notes:
         lines += _wrapped("note", note)
     return "\n".join(lines) + "\n"

@@ -50,6 +50,7 @@ _EXCEPTIONS = f"{m.PROBE_EXCEPTIONS.name}_total"
 _OUTCOMES = f"{m.ENDPOINT_REQUESTS.name}_total"
 _INTERNAL_ERRORS = f"{m.INTERNAL_ERRORS.name}_total"
 _OVERFLOW = f"{m.SERIES_DROPPED.name}_total"
+_SELF_SECONDS = f"{m.SELF_SECONDS.name}_total"
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
     outcomes: dict[tuple[str, ...], int] = {}
     internal_errors: dict[str, int] = {}
     overflow: dict[str, int] = {}
+    self_seconds: dict[str, float] = {}
 
     for s in samples:
         if not s.name.startswith(PREFIX) or math.isnan(s.value):
@@ -214,6 +216,9 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
         elif s.name == _OVERFLOW:
             metric = s.labels.get("metric", "")
             overflow[metric] = overflow.get(metric, 0) + round(s.value)
+        elif s.name == _SELF_SECONDS:
+            endpoint = s.labels.get("endpoint", "")
+            self_seconds[endpoint] = self_seconds.get(endpoint, 0.0) + s.value
 
     endpoints: list[EndpointData] = []
     probes: list[ProbeData] = []
@@ -284,6 +289,7 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
         unregistered=tuple(sorted(unregistered - set(info_rows))),
         internal_errors=internal_errors,
         series_overflow=overflow,
+        self_seconds=self_seconds,
     )
 
 

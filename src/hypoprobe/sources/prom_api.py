@@ -144,6 +144,7 @@ def _queries(rng: str) -> Iterator[tuple[str, str]]:
         m.ENDPOINT_REQUESTS,
         m.INTERNAL_ERRORS,
         m.SERIES_DROPPED,
+        m.SELF_SECONDS,
     )
     for fam in counters:
         by = ", ".join(fam.labels)
