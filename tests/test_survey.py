@@ -176,3 +176,81 @@ def test_candidate_ids_are_stable_and_reserved() -> None:
     assert _survey.kind_of(a) == "sql"
     assert _survey.kind_of(_survey.candidate_id("function", "GET /x", "m:f")) == "function"
     assert _survey.kind_of("PERF-1") is None
+
+
+def test_run_takes_survey_without_a_config() -> None:
+    import argparse
+
+    from hypoprobe.cli import UsageError
+    from hypoprobe.run import _options
+
+    parser = argparse.ArgumentParser()
+    _options.add_arguments(parser)
+    env: dict[str, str] = {}
+    opts = _options.parse(
+        parser.parse_args(["--survey", "--survey-rate", "0.2", "--", "true"]), env
+    )
+    assert opts.config is None
+    assert opts.survey == _survey.Settings(rate=0.2)
+    opts = _options.parse(
+        parser.parse_args(["--survey", "--survey-modules", "a.b,c", "--", "true"]), env
+    )
+    assert opts.survey is not None
+    assert opts.survey.modules == ("a.b", "c")
+    with pytest.raises(UsageError, match="--survey"):
+        _options.parse(parser.parse_args(["--", "true"]), env)
+    with pytest.raises(UsageError, match="rate"):
+        _options.parse(parser.parse_args(["--survey", "--survey-rate", "2", "--", "true"]), env)
+
+
+def test_a_survey_table_in_the_toml_starts_the_survey(tmp_path: Path) -> None:
+    config = tmp_path / "perf.toml"
+    config.write_text('[survey]\nrate = 0.5\nmodules = ["json"]\nmax_candidates = 7\n')
+    code = (
+        "import hypoprobe, json, sys\n"
+        "from hypoprobe import _survey\n"
+        f"hypoprobe.load({str(config)!r})\n"
+        "s = _survey.survey_settings()\n"
+        "assert (s.rate, s.modules, s.max_candidates) == (0.5, ('json',), 7), s\n"
+        "assert hasattr(json.dumps, '__hypoprobe_survey__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json", "html"])
+def test_hypoprobe_survey_formats_from_a_snapshot(
+    demo: dict[str, Any], fmt: str, tmp_path: Path
+) -> None:
+    from hypoprobe import cli
+
+    target = tmp_path / f"survey.{fmt}"
+    args = ["survey", "--snapshot", str(demo["out"] / "a.json"), "--format", fmt]
+    assert cli.main([*args, "-o", str(target)]) == 0
+    text = target.read_text()
+    assert "SELECT COUNT(*) FROM subscribers" in text
+    if fmt == "json":
+        assert json.loads(text)["schema"] == "hypoprobe.survey/1"
+    if fmt == "html":
+        assert text.startswith("<!doctype html>")
+    if fmt == "markdown":
+        assert "| # | kind | probe |" in text
+
+
+def test_a_survey_alone_gives_no_verdict_and_no_survey_means_no_data(
+    demo: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hypoprobe import cli
+
+    # Phase A recorded survey candidates and no hypothesis: nothing to judge.
+    assert cli.main(["report", "--snapshot", str(demo["out"] / "a.json")]) == 4
+    assert "SURVEY" not in capsys.readouterr().err
+    empty = tmp_path / "empty.json"
+    empty.write_text((demo["out"] / "a.json").read_text())
+    doc = json.loads(empty.read_text())
+    doc["moments"] = [m for m in doc["moments"] if not m["hypothesis"].startswith("SURVEY.")]
+    empty.write_text(json.dumps(doc))
+    assert cli.main(["survey", "--snapshot", str(empty)]) == 4
+    assert "no survey data" in capsys.readouterr().err
