@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+import helpers
 from flask import Flask
 from sqlalchemy import create_engine, text
 
@@ -44,4 +45,4 @@ def items(n: int) -> str:
             conn.execute(text("SELECT name FROM items WHERE id = :i"), {"i": i}).scalar()
             for i in ids
         ]
-    return ",".join(str(x) for x in names)
+    return helpers.render([str(x) for x in names])
