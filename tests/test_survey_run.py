@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from servers import free_port
+from servers import free_port, require_prometheus, start_prometheus
 from test_run import APPS, Launched, _get, _need
 
 pytestmark = pytest.mark.slow
@@ -77,3 +78,62 @@ def test_run_survey_under_gunicorn_names_the_hot_statements(tmp_path: Path) -> N
     assert "N+1" in table.stdout
     assert proposed.returncode == 0, proposed.stderr
     assert 'endpoint = "GET /report"' in proposed.stdout
+
+
+def test_hypoprobe_survey_reads_prometheus(tmp_path: Path) -> None:
+    _need("gunicorn")
+    require_prometheus()
+    app_port = free_port()
+    base = f"http://127.0.0.1:{app_port}"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--no-control-socket",
+        "-w",
+        "2",
+        "-b",
+        f"127.0.0.1:{app_port}",
+        "app:app",
+    ]
+    with Launched(tmp_path, APPS / "surveyapp", ["--survey"], command) as run:
+        run.wait_http(f"{base}/items/1")
+        for i in range(6):  # every candidate's series exists before the window opens
+            _get(f"{base}/report")
+            _get(f"{base}/items/{20 + i}")
+        target = run.url.removeprefix("http://").removesuffix("/metrics")
+        with start_prometheus(tmp_path / "prom", {"app": [target]}) as prom:
+            prom.wait_for_up("app")
+            prom.wait_for_scrape_after(time.time(), "app")
+            start = time.time()
+            for i in range(30):
+                _get(f"{base}/report")
+                _get(f"{base}/items/{20 + i % 10}")
+            prom.wait_for_scrape_after(time.time() + 0.5, "app")
+            window = f"{time.time() - start + 1:.0f}s"
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "hypoprobe",
+                    "survey",
+                    "--prometheus",
+                    prom.url,
+                    "--window",
+                    window,
+                    "--format",
+                    "json",
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        run.stop()
+    assert done.returncode == 0, done.stderr
+    by_endpoint = {e["endpoint"]: e for e in json.loads(done.stdout)["endpoints"]}
+    assert 29 <= by_endpoint["GET /report"]["requests"] <= 31
+    assert by_endpoint["GET /report"]["candidates"][0]["probe"].startswith("WITH RECURSIVE")
+    first = by_endpoint["GET /items/{n}"]["candidates"][0]
+    assert first["probe"] == "SELECT name FROM items WHERE id = ?"
+    assert 20 <= first["calls_per_request_mean"] <= 30
