@@ -254,3 +254,7 @@ def test_a_survey_alone_gives_no_verdict_and_no_survey_means_no_data(
     empty.write_text(json.dumps(doc))
     assert cli.main(["survey", "--snapshot", str(empty)]) == 4
     assert "no survey data" in capsys.readouterr().err
+
+
+def test_surveyed_functions_stay_transparent_and_a_fault_never_raises() -> None:
+    _script("functions.py", timeout=120)

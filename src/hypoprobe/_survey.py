@@ -207,6 +207,15 @@ class _Candidates:
 
 _CANDIDATES = _Candidates()
 _lock = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    global _lock  # another thread may have held it at fork: in the child it stays held
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 SETTINGS: Settings | None = None
 _fingerprints: dict[str, str] = {}
 
@@ -411,25 +420,38 @@ def _function_entry(hid: str, name: str) -> tuple[Callable[..., Any], Callable[.
     return probe(hid, name=name)(_invoke), probe(hid, name=name)(_ainvoke)
 
 
+def _timed(name: str, flavour: int) -> Callable[..., Any] | None:
+    """The probed caller of function ``name`` in the current request, or None. Never raises."""
+    try:
+        scope = _surveyed_scope()
+        if scope is None:
+            return None
+        entry: Callable[..., Any] = _entry(scope.eidx, FUNCTION, name, _function_entry)[flavour]
+        return entry
+    except Exception:
+        _faults.record("survey_function")
+        return None
+
+
 def _surveyed_function(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def asurveyed(*args: Any, **kwargs: Any) -> Any:
-            scope = _surveyed_scope()
-            if scope is None:
+            timed = _timed(name, 1)
+            if timed is None:
                 return await fn(*args, **kwargs)
-            return await _entry(scope.eidx, FUNCTION, name, _function_entry)[1](fn, *args, **kwargs)
+            return await timed(fn, *args, **kwargs)
 
         asurveyed.__hypoprobe_survey__ = True  # type: ignore[attr-defined]
         return asurveyed
 
     @functools.wraps(fn)
     def surveyed(*args: Any, **kwargs: Any) -> Any:
-        scope = _surveyed_scope()
-        if scope is None:
+        timed = _timed(name, 0)
+        if timed is None:
             return fn(*args, **kwargs)
-        return _entry(scope.eidx, FUNCTION, name, _function_entry)[0](fn, *args, **kwargs)
+        return timed(fn, *args, **kwargs)
 
     surveyed.__hypoprobe_survey__ = True  # type: ignore[attr-defined]
     return surveyed
