@@ -144,6 +144,9 @@ def test_sampling_keeps_shares_within_their_intervals_and_caps_hold(tmp_path: Pa
     assert caps["overflow_calls"] == caps["statements"] - caps["max_candidates"]
     assert caps["overflow_probe"] == "(other statements)"
     assert caps["probe_seconds"] == pytest.approx(caps["statement_seconds"])
+    threads = result["threads"]  # 8 threads x 200 requests, counted exactly
+    assert threads["requests"] == 1600
+    assert threads["calls"] == {"SELECT ?": 1.0, "SELECT ? + ?": 2.0}
     late = result["late"]  # made at its first call, yet over every surveyed request
     assert late["requests"] == 200
     assert late["share"] == pytest.approx(late["true_share"])

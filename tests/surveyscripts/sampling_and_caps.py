@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,5 +109,28 @@ results["late"] = {
     "share": late.share,
     "true_share": late_p / late_e,
     "calls_per_request_mean": late.calls_per_request_mean,
+}
+# Threads: every request and every call counted, exactly.
+hypoprobe.configure(clock=time.perf_counter_ns)
+
+
+def worker() -> None:
+    db = _survey.wrap_connection(sqlite3.connect(":memory:", check_same_thread=False))
+    for i in range(200):
+        with hypoprobe.endpoint("GET /threads"):
+            db.execute("SELECT ?", (i,)).fetchall()
+            db.execute("SELECT ? + 1", (i,)).fetchall()
+            db.execute("SELECT ? + 1", (i,)).fetchall()
+
+
+threads = [threading.Thread(target=worker) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+found = survey_of(hypoprobe.snapshot(), endpoint="GET /threads")
+results["threads"] = {
+    "requests": found.endpoints[0].requests,
+    "calls": {c.probe: c.calls_per_request_mean for c in found.endpoints[0].candidates},
 }
 (out / "result.json").write_text(json.dumps(results), encoding="utf-8")
