@@ -200,6 +200,11 @@ def test_run_takes_survey_without_a_config() -> None:
     )
     assert opts.survey is not None
     assert opts.survey.modules == ("a.b", "c")
+    opts = _options.parse(
+        parser.parse_args(["--survey", "--", "true"]),
+        {"HYPOPROBE_SURVEY_MAX_CANDIDATES": "7", "HYPOPROBE_SURVEY_SLOW_THRESHOLD": "0.1"},
+    )
+    assert opts.survey == _survey.Settings(max_candidates=7, slow_threshold=0.1)
     with pytest.raises(UsageError, match="--survey"):
         _options.parse(parser.parse_args(["--", "true"]), env)
     with pytest.raises(UsageError, match="rate"):

@@ -72,6 +72,7 @@ ENV_SURVEY = "HYPOPROBE_SURVEY"
 ENV_RATE = "HYPOPROBE_SURVEY_RATE"
 ENV_MODULES = "HYPOPROBE_SURVEY_MODULES"
 ENV_MAX_CANDIDATES = "HYPOPROBE_SURVEY_MAX_CANDIDATES"
+ENV_SLOW_THRESHOLD = "HYPOPROBE_SURVEY_SLOW_THRESHOLD"
 _FINGERPRINT_CACHE = 4096
 #: Statements past a cap remembered as such (beyond this they are re-admitted each time).
 _MAX_OVERFLOW_KEYS = 20_000
@@ -633,7 +634,12 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings | Non
         cap: object = int(cap_text) if cap_text else DEFAULT_MAX_CANDIDATES
     except ValueError:
         cap = cap_text
-    return _settings(rate, modules, cap, DEFAULT_SLOW_THRESHOLD, True)
+    slow_text = env.get(ENV_SLOW_THRESHOLD, "").strip()
+    try:
+        slow: object = float(slow_text) if slow_text else DEFAULT_SLOW_THRESHOLD
+    except ValueError:
+        slow = slow_text
+    return _settings(rate, modules, cap, slow, True)
 
 
 def import_check(modules: Iterable[str]) -> None:

@@ -28,7 +28,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .._survey import ENV_MAX_CANDIDATES, ENV_MODULES, ENV_RATE, ENV_SURVEY, Settings
+from .._survey import (
+    ENV_MAX_CANDIDATES,
+    ENV_MODULES,
+    ENV_RATE,
+    ENV_SLOW_THRESHOLD,
+    ENV_SURVEY,
+    Settings,
+)
 from ..cli import EXIT_USAGE, UsageError
 from . import _states, _status
 from ._bootstrap import banner
@@ -104,6 +111,7 @@ def survey_environment(settings: Settings) -> dict[str, str]:
         ENV_RATE: repr(settings.rate),
         ENV_MODULES: ",".join(settings.modules),
         ENV_MAX_CANDIDATES: str(settings.max_candidates),
+        ENV_SLOW_THRESHOLD: repr(settings.slow_threshold),
     }
 
 

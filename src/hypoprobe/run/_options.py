@@ -173,6 +173,8 @@ def _survey_settings(args: argparse.Namespace, env: Mapping[str, str]) -> _surve
                     _survey.ENV_SURVEY: "1",
                     _survey.ENV_RATE: rate or "",
                     _survey.ENV_MODULES: modules or "",
+                    _survey.ENV_MAX_CANDIDATES: env.get(_survey.ENV_MAX_CANDIDATES, ""),
+                    _survey.ENV_SLOW_THRESHOLD: env.get(_survey.ENV_SLOW_THRESHOLD, ""),
                 }
             )
             or _survey.Settings()
