@@ -195,15 +195,38 @@ class _Candidates:
             )
         return listed
 
-    def admit(self, endpoint: str, kind: str, name: str, limit: int) -> str:
-        """``name``, or the endpoint's overflow candidate past the cap (lock held)."""
+    def admit(self, endpoint: str, kind: str, name: str, limit: int) -> str | None:
+        """``name``, or the endpoint's overflow candidate past the cap, or None when the
+        series budget is spent and the endpoint has no overflow candidate (lock held)."""
         seen = self.admitted.setdefault(endpoint, set())
         if (kind, name) in seen:
             return name
+        overflow = OVERFLOW if kind == SQL else FUNCTION_OVERFLOW
+        if _series_budget_spent():
+            eidx = _plan.KNOWN_ENDPOINTS.get(endpoint, 0)
+            return overflow if (eidx, kind, overflow) in self.entries else None
         if len(seen) >= limit:
-            return OVERFLOW if kind == SQL else FUNCTION_OVERFLOW
+            return overflow
         seen.add((kind, name))
         return name
+
+
+#: The survey makes new candidates only while the series table is less full than this
+#: fraction of ``max_series``: the rest is kept for declared hypotheses.
+SERIES_BUDGET = 0.5
+
+
+_budget_spent = False
+
+
+def _series_budget_spent() -> bool:
+    """Has the survey reached its share of the series table? (Series are never freed.)"""
+    global _budget_spent
+    if not _budget_spent:
+        from ._storage import STORAGE
+
+        _budget_spent = len(STORAGE.own_series()) >= STORAGE.max_series * SERIES_BUDGET
+    return _budget_spent
 
 
 _CANDIDATES = _Candidates()
@@ -244,6 +267,8 @@ def _entry(eidx: int, kind: str, name: str, make: Callable[[str, str], Any]) -> 
         endpoint = _plan.ENDPOINT_NAMES[eidx]
         settings = SETTINGS or Settings()
         admitted = _CANDIDATES.admit(endpoint, kind, name, settings.max_candidates)
+        if admitted is None:
+            return None  # no room left: not surveyed
         found = _entry_unlocked(eidx, kind, admitted, make)
         if admitted == name or len(_CANDIDATES.entries) < _MAX_OVERFLOW_KEYS:
             _CANDIDATES.entries[key] = found
@@ -353,7 +378,9 @@ class _EngineListeners:
                 return
             name = _fingerprint(statement)
             entry = _entry(scope.eidx, SQL, name, _engine_probe)
-            opened = probe(entry, name=name)
+            if entry is None:
+                return
+            opened = probe(*entry)  # the candidate's (id, name): the overflow's past the cap
             opened.__enter__()
             conn.info[self.key] = opened
         except Exception:
@@ -380,9 +407,9 @@ class _EngineListeners:
             _faults.record("survey_sqlalchemy")
 
 
-def _engine_probe(hid: str, name: str) -> str:
+def _engine_probe(hid: str, name: str) -> tuple[str, str]:
     probe(hid, name=name)  # the site exists before the statement's end
-    return hid
+    return hid, name
 
 
 _listeners = _EngineListeners()
@@ -427,7 +454,10 @@ def _timed(name: str, flavour: int) -> Callable[..., Any] | None:
         scope = _surveyed_scope()
         if scope is None:
             return None
-        entry: Callable[..., Any] = _entry(scope.eidx, FUNCTION, name, _function_entry)[flavour]
+        entries = _entry(scope.eidx, FUNCTION, name, _function_entry)
+        if entries is None:
+            return None
+        entry: Callable[..., Any] = entries[flavour]
         return entry
     except Exception:
         _faults.record("survey_function")
