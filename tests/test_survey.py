@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+import hypoprobe
 from hypoprobe import _survey
 from hypoprobe.errors import ConfigurationError
 from hypoprobe.render._survey import SURVEY_SCHEMA
@@ -180,6 +181,8 @@ def test_candidate_ids_are_stable_and_reserved() -> None:
     assert _survey.kind_of(a) == "sql"
     assert _survey.kind_of(_survey.candidate_id("function", "GET /x", "m:f")) == "function"
     assert _survey.kind_of("PERF-1") is None
+    with pytest.raises(ConfigurationError, match="reserved for survey"):
+        hypoprobe.hypothesis("SURVEY.sql.x", claim="c", endpoint="GET /x", min_share=0.1)
 
 
 def test_run_takes_survey_without_a_config() -> None:

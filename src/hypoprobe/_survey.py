@@ -11,6 +11,11 @@ its own moments and its share an interval), but survey candidates are never in t
 registry: the verdict report, the alert rules and the dashboards never see them, and
 :func:`is_survey_id` keeps them off the "unregistered hypothesis" notes.
 
+One more unregistered id per endpoint, ``SURVEY.base.<hash>``, has no probe: its moments
+count every surveyed request of the endpoint, the denominator of every candidate's share
+(a candidate is made at its first call; the requests before it had probe time 0). Ids
+starting with ``SURVEY.`` cannot be declared.
+
 Cost bounds:
 
 * sampling: a request is surveyed or not, decided once when its scope opens
@@ -18,7 +23,8 @@ Cost bounds:
   sample and shares stay unbiased; an unsurveyed request passes every statement straight
   through;
 * a cap on candidates per endpoint (``max_candidates``): later statements share the
-  endpoint's ``(other statements)`` candidate, later functions ``(other functions)``.
+  endpoint's ``(other statements)`` candidate, later functions ``(other functions)``;
+* at most :data:`SERIES_BUDGET` of ``max_series`` for new candidates.
 
 Example::
 
@@ -175,7 +181,6 @@ class _Candidates:
     """Every candidate so far, per endpoint, with the cap; hypotheses for the plans."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         #: Endpoint name -> candidate hypotheses, in order of first call.
         self.by_endpoint: dict[str, list[Hypothesis]] = {}
         #: (endpoint index, kind, name) -> the probed callables of that candidate.
@@ -240,6 +245,8 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+#: The active survey (None: no survey in this process).
 SETTINGS: Settings | None = None
 _fingerprints: dict[str, str] = {}
 
