@@ -65,8 +65,9 @@ def _stop_after() -> Iterator[None]:
 
 def _bench(benchmark: Any, name: str, run: Callable[[], None]) -> None:
     benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=5)
-    stats = benchmark.stats.stats
-    _RESULTS[name] = (stats.min / REQUESTS, stats.median / REQUESTS)
+    stats = benchmark.stats  # None when timing is off (--benchmark-disable)
+    if stats is not None:
+        _RESULTS[name] = (stats.stats.min / REQUESTS, stats.stats.median / REQUESTS)
 
 
 def test_no_survey(benchmark: Any) -> None:
