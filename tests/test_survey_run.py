@@ -132,7 +132,9 @@ def test_hypoprobe_survey_reads_prometheus(tmp_path: Path) -> None:
         run.stop()
     assert done.returncode == 0, done.stderr
     by_endpoint = {e["endpoint"]: e for e in json.loads(done.stdout)["endpoints"]}
-    assert 29 <= by_endpoint["GET /report"]["requests"] <= 31
+    # increase() over the window extrapolates to its edges: counts are approximate
+    # (more so when scrapes are late on a busy machine); the shares are ratios.
+    assert by_endpoint["GET /report"]["requests"] >= 25
     assert by_endpoint["GET /report"]["candidates"][0]["probe"].startswith("WITH RECURSIVE")
     first = by_endpoint["GET /items/{n}"]["candidates"][0]
     assert first["probe"] == "SELECT name FROM items WHERE id = ?"
