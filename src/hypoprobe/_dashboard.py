@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import _metrics as m
-from ._rules import add_hypothesis_arguments, imported_hypotheses
+from ._rules import add_hypothesis_arguments, checked_hypotheses
 
 __all__: list[str] = []
 
@@ -304,7 +304,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ._cli._common import write_output
 
-    known = imported_hypotheses(args.imports)
+    known = checked_hypotheses(args, strict=True)
     if args.hypotheses:
         known = [h for h in known if h.id in set(args.hypotheses)]
     write_output(json.dumps(build(known, args.title), indent=2) + "\n", args.output)

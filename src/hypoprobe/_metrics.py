@@ -82,6 +82,13 @@ UNKNOWN_HYPOTHESIS = Family(
     ("hypothesis",),
     "Probes name this hypothesis id, but no hypothesis with it is registered (value 1).",
 )
+PROBE_TARGET = Family(
+    "hypoprobe_probe_target_state",
+    "gauge",
+    ("hypothesis", "target", "kind", "state", "reason"),
+    "Processes in which a probe target is in this state: pending, attached, failed (reason "
+    "says why) or detached; a late attach says so in reason.",
+)
 HYPOTHESIS_EXPIRED = Family(
     "hypoprobe_hypothesis_expired",
     "gauge",

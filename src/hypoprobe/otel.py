@@ -109,6 +109,9 @@ ATTRIBUTES: Mapping[str, str] = {
     "kind": "hypoprobe.kind",
     "metric": "hypoprobe.metric",
     "side": "hypoprobe.side",
+    "target": "hypoprobe.target",
+    "state": "hypoprobe.target_state",
+    "reason": "hypoprobe.reason",
 }
 
 
@@ -456,6 +459,9 @@ def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
         b,
         m.UNKNOWN_HYPOTHESIS,
         ((_attrs(m.UNKNOWN_HYPOTHESIS, hypothesis=hid), 1) for hid in snap.unregistered),
+    )
+    yield _number_metric(
+        b, m.PROBE_TARGET, ((_attrs(m.PROBE_TARGET, t), t.processes) for t in snap.targets)
     )
     moment_values: tuple[Callable[[Moments], float], ...] = (
         lambda mo: mo.requests,

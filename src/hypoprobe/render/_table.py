@@ -5,9 +5,17 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-from ..analysis import ComparisonReport, Report, Verdict
-from ..analysis._text import pct, pct_claim, pct_range, seconds
-from ._common import COMPARE_HEADERS, compare_rows, self_cost_lines, slowest_lines, when
+from ..analysis import UNMEASURED, ComparisonReport, Report, Verdict
+from ..analysis._text import MISSING, pct, pct_claim, pct_range, seconds
+from ._common import (
+    COMPARE_HEADERS,
+    compare_rows,
+    printable,
+    quantile,
+    self_cost_lines,
+    slowest_lines,
+    when,
+)
 
 __all__ = ["comparison", "report"]
 
@@ -33,16 +41,20 @@ def row(v: Verdict) -> tuple[str, ...]:
     """A verdict as the cells of the terminal table."""
     share = f"{pct(v.aggregate_share)} ({pct_range(v.ci_low, v.ci_high)})"
     calls = "-" if v.calls_per_request_mean is None else f"{v.calls_per_request_mean:.1f}"
+    if v.verdict == UNMEASURED:
+        share = MISSING  # a share of probes that did not run is no evidence
+    elif v.ci_low is None:
+        share = pct(v.aggregate_share)
     return (
         v.hypothesis,
         v.endpoint,
         v.verdict,
-        share if v.ci_low is not None else pct(v.aggregate_share),
+        share,
         pct_claim(v.min_share),
         f"{v.requests:,}",
         pct(v.anecdote_percentile),
         pct(v.slow_share),
-        seconds(v.endpoint_p95),
+        quantile(v, "endpoint_p95"),
         calls,
         seconds(v.saving_seconds_per_request),
     )
@@ -50,7 +62,8 @@ def row(v: Verdict) -> tuple[str, ...]:
 
 def grid(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """Columns padded to their widest cell, two spaces apart, a rule under the headers."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    # A list, not max(len(h), *cells): with no rows that would be max() of one int.
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
@@ -70,11 +83,13 @@ def report(rep: Report) -> str:
     lines.append("")
     for v in rep.verdicts:
         lines += _wrapped(f"{v.hypothesis} {v.endpoint}", v.meaning)
+        for warning in v.warnings:
+            lines += ["    " + line for line in _wrapped("warning", warning)]
         lines += [f"    {line}" for line in slowest_lines(v, per_kind=3)]
         lines += [f"    {line}" for line in self_cost_lines(v)]
     for note in rep.notes:
         lines += _wrapped("note", note)
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines)) + "\n"
 
 
 def comparison(rep: ComparisonReport) -> str:
@@ -89,4 +104,4 @@ def comparison(rep: ComparisonReport) -> str:
         lines += grid(COMPARE_HEADERS, compare_rows(c))
         lines.append("")
         lines += textwrap.wrap(c.meaning, width=WIDTH, break_on_hyphens=False)
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines)) + "\n"

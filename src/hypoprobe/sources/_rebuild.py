@@ -29,6 +29,7 @@ from ..snapshot import (
     ProbeData,
     RequestData,
     Snapshot,
+    TargetState,
 )
 
 __all__: list[str] = []
@@ -36,6 +37,7 @@ __all__: list[str] = []
 PREFIX = "hypoprobe_"
 
 _HISTOGRAMS = {f.name: f for f in m.HISTOGRAMS}
+_DURATIONS = m.ENDPOINT_DURATION.layout
 #: Counter sample name (``*_total``) -> the Moments field it fills.
 _MOMENT_FIELDS = {
     f"{m.MOMENT_REQUESTS.name}_total": "requests",
@@ -167,6 +169,7 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
     info_rows: dict[str, list[Mapping[str, str]]] = {}
     expired: dict[str, bool] = {}
     unregistered: set[str] = set()
+    targets: dict[tuple[str, ...], int] = {}
     exceptions: dict[tuple[str, str, str], int] = {}
     outcomes: dict[tuple[str, ...], int] = {}
     internal_errors: dict[str, int] = {}
@@ -189,7 +192,9 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
                 parts.inf = (parts.inf or 0.0) + s.value
             else:
                 le = _optional_float(s.labels.get("le"))
-                if le is not None:
+                # Dropping a bound merges its bucket into the next (the counts are
+                # cumulative): exact, and a duration bound at or below zero means nothing.
+                if le is not None and (le > 0 or (le == 0 and family.layout is not _DURATIONS)):
                     parts.cumulative[le] = parts.cumulative.get(le, 0.0) + s.value
         elif s.name in _MOMENT_FIELDS:
             hid, endpoint, segment = _key(s.labels, ("hypothesis", "endpoint", "segment"))
@@ -203,6 +208,9 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
             expired[hid] = expired.get(hid, False) or s.value > 0
         elif s.name == m.UNKNOWN_HYPOTHESIS.name and s.value > 0:
             unregistered.add(s.labels.get("hypothesis", ""))
+        elif s.name == m.PROBE_TARGET.name and s.value > 0:
+            tkey = _key(s.labels, m.PROBE_TARGET.labels)
+            targets[tkey] = targets.get(tkey, 0) + round(s.value)
         elif s.name == _OUTCOMES:
             okey = _key(s.labels, ("endpoint", "status", "exception"))
             outcomes[okey] = outcomes.get(okey, 0) + round(s.value)
@@ -290,6 +298,10 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
         internal_errors=internal_errors,
         series_overflow=overflow,
         self_seconds=self_seconds,
+        targets=tuple(
+            TargetState(k[0], k[1], k[2], k[3], k[4], processes=n)
+            for k, n in sorted(targets.items())
+        ),
     )
 
 
