@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .. import _faults
+from .._scope import Resolver
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["ASGIApp", "HypoprobeASGIMiddleware"]
@@ -47,13 +48,18 @@ class HypoprobeASGIMiddleware:
         self.app = app
         self.name = name
         self.segment = segment
+        #: Set by a framework integration instead of ``name``: names the request from the
+        #: route the framework matched, once it has (see ``hypoprobe._scope.begin``).
+        self._resolve: Resolver | None = None
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
         fallback = fallback_for(scope.get("method"))
-        req = Request.start(call_namer(self.name, scope, fallback), fallback, self.segment, scope)
+        resolve = self._resolve
+        name = None if resolve is not None else call_namer(self.name, scope, fallback)
+        req = Request.start(name, fallback, self.segment, scope, resolve)
         if req.scope is None:  # nested in another scope, or disabled
             await self.app(scope, receive, send)
             return
