@@ -186,7 +186,9 @@ def begin(
             scope = Scope(_plan.PENDING_PLAN, start)
             scope.pending = _Pending(fallback, resolve, arg)
         else:
-            eidx = _index(name, fallback)
+            eidx = _plan.KNOWN_ENDPOINTS.get(name) if type(name) is str else None
+            if not eidx:  # unseen, invalid or the reserved "<none>"
+                eidx = _index(name, fallback)
             scope = Scope(_plan.PLANS[eidx] or _plan.plan(eidx), start)
         scope.token = CURRENT.set(scope)
         return scope

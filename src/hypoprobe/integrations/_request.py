@@ -16,7 +16,6 @@ Everything here is on the application's path: it never raises; faults are counte
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar, Token
 from typing import Any
 
 import hypoprobe
@@ -37,8 +36,6 @@ METHODS = frozenset(
 Namer = Callable[[Any], "str | None"]
 #: A segment function: framework request object -> segment value, or None for "none".
 Segmenter = Callable[[Any], "str | None"]
-
-_OPEN: ContextVar[Request | None] = ContextVar("hypoprobe_integration_request", default=None)
 
 
 def method_of(raw: object) -> str:
@@ -84,12 +81,11 @@ class Request:
     request starting then is nested in producing a chunk, not a sign of a leak).
     """
 
-    __slots__ = ("_open_token", "_scope", "handed_off", "iterating", "scope")
+    __slots__ = ("_scope", "handed_off", "iterating", "scope")
 
     def __init__(self) -> None:
         self.scope: _core.Scope | None = None  # the core's scope, kept for detach()
         self._scope: _core.Scope | None = None  # the same, until finished
-        self._open_token: Token[Request | None] | None = None
         self.handed_off = False
         self.iterating = False
 
@@ -109,13 +105,13 @@ class Request:
         """
         req = cls()
         try:
-            prev = _OPEN.get()
-            if prev is not None:
-                prev._clean_up()
+            prev = _core.CURRENT.get()
+            if prev is not None and isinstance(prev.opener, Request):
+                prev.opener._clean_up()  # this context's previous request, never detached
             scope = _core.begin(name, fallback, resolve, arg)
             if scope is not None:
+                scope.opener = req
                 req.scope = req._scope = scope
-                req._open_token = _OPEN.set(req)
         except Exception:
             _faults.record("integration_start")
         if segment is not None and req.scope is not None:
@@ -137,26 +133,21 @@ class Request:
         cannot: the entering context is then cleaned when its next request starts.
         """
         scope = self.scope
-        if scope is None or scope.token is None:
-            return
-        if not _core.detach(scope):
-            return
-        open_token, self._open_token = self._open_token, None
-        if open_token is not None:
-            try:
-                _OPEN.reset(open_token)  # set right after CURRENT, in the same context
-            except Exception:
-                _faults.record("integration_detach")
+        if scope is not None and scope.token is not None:
+            _core.detach(scope)
 
     def end(self, exc: BaseException | None = None) -> None:
         """:meth:`finish`, then :meth:`detach`: the request ended in the context it began.
 
         ``exc``: the exception that ended the request, counted by class.
         """
-        if exc is not None:
-            self.failed(exc)
-        self.finish()
-        self.detach()
+        scope = self._scope
+        if scope is not None:
+            self._scope = None
+            _core.finish(scope, exc)
+        scope = self.scope
+        if scope is not None and scope.token is not None:
+            _core.detach(scope)
 
     def set_status(self, status: object) -> None:
         """The response's status (``"200 OK"`` or ``200``), counted by class. Never raises."""

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .. import _faults
-from .._scope import Resolver
+from .._scope import _STATUS_CLASS, Resolver
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["ASGIApp", "HypoprobeASGIMiddleware"]
@@ -64,6 +64,8 @@ class HypoprobeASGIMiddleware:
             await self.app(scope, receive, send)
             return
 
+        scope_ = req.scope
+
         async def receive_watching() -> Message:
             message = await receive()
             try:
@@ -78,7 +80,11 @@ class HypoprobeASGIMiddleware:
             try:
                 kind = message.get("type")
                 if kind == "http.response.start":
-                    req.set_status(message.get("status"))
+                    status = message.get("status")
+                    try:  # a status seen before: one lookup
+                        scope_.status = _STATUS_CLASS[status]
+                    except Exception:
+                        req.set_status(status)
                 elif kind == "http.response.body" and not message.get("more_body", False):
                     req.finish()
             except Exception:

@@ -139,8 +139,24 @@ def _matched_route_namer() -> Namer:
     """``scope -> "METHOD template"`` from the route Starlette matched; None before routing."""
     tables: dict[int, _RouteTable] = {}
     names: dict[tuple[str, object], str] = {}
+    #: (id of the matched route, method) -> (the route, its endpoint name or None): a
+    #: request of a route seen before is named with one lookup. Bounded like ``names``.
+    by_route: dict[tuple[int, object], tuple[Any, str | None]] = {}
 
     def resolve(scope: MutableMapping[str, Any]) -> str | None:
+        route = scope.get("route")
+        if route is not None:
+            key = (id(route), scope.get("method"))
+            hit = by_route.get(key)
+            if hit is not None and hit[0] is route:
+                return hit[1]
+            found = named(scope)
+            if len(by_route) < _MAX_NAMES:
+                by_route[key] = (route, found)
+            return found
+        return named(scope)
+
+    def named(scope: MutableMapping[str, Any]) -> str | None:
         router = scope.get("router")  # set by the outermost router when it starts routing
         if router is None or ("route" not in scope and "endpoint" not in scope):
             return None

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .. import _faults
-from .._scope import Resolver
+from .._scope import _STATUS_CLASS, Resolver
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["HypoprobeMiddleware", "WSGIApp"]
@@ -66,8 +66,13 @@ class HypoprobeMiddleware:
             endpoint_name = fallback = "OTHER <unmatched>"
         req = Request.start(endpoint_name, fallback, self.segment, environ, resolve)
 
+        scope = req.scope
+
         def start_response_watching(status: str, headers: Any, *exc_info: Any) -> Any:
-            req.set_status(status)
+            try:  # a status seen before: one lookup
+                scope.status = _STATUS_CLASS[status]  # type: ignore[union-attr]
+            except Exception:
+                req.set_status(status)
             return start_response(status, headers, *exc_info)
 
         try:
