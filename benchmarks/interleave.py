@@ -5,6 +5,11 @@ second compares two different machines. Here every round times each case once, i
 order that alternates between rounds (ABC, CBA, ...) so slow drifts cancel, and a budget is
 judged on the *per-round* ratio of added costs, ``(case - bare) / (reference - bare)``: its
 median over the rounds, with the quartiles as its spread.
+
+Rounds are timed in the thread's CPU time (``time.thread_time_ns``), not wall time: on a
+machine whose cores are oversubscribed, wall time mostly measures how often the process
+was preempted, which has nothing to do with the code. CPU time still carries the cache
+and frequency effects of the neighbours, which is what the spread reports.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ def run(cases: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[flo
     """Seconds per round of each case; each round times every case once, alternating order."""
     names = list(cases)
     times: dict[str, list[float]] = {name: [] for name in names}
-    clock = time.perf_counter
+    clock = time.thread_time_ns
     for fn in cases.values():  # warm-up: caches, plans, shards
         fn()
     gc.collect()
@@ -47,7 +52,7 @@ def run(cases: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[flo
             fn = cases[name]
             t0 = clock()
             fn()
-            times[name].append(clock() - t0)
+            times[name].append((clock() - t0) / 1e9)
     return times
 
 

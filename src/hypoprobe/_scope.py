@@ -203,7 +203,9 @@ def bind(scope: Scope, name: str | None) -> None:
     if pending is None:
         return
     try:
-        eidx = _index(name, pending.fallback) if name else _index(pending.fallback, "")
+        eidx = _plan.KNOWN_ENDPOINTS.get(name) if type(name) is str else None
+        if not eidx:  # unseen, invalid, None (unmatched) or the reserved "<none>"
+            eidx = _index(name, pending.fallback) if name else _index(pending.fallback, "")
         plan = _plan.PLANS[eidx] or _plan.plan(eidx)
         scope.plan, scope.eidx, scope.sites = plan, eidx, plan.sites
         scope.acc = [0] * plan.width
@@ -284,8 +286,15 @@ def finish(scope: Scope, exc: BaseException | None = None) -> None:
     """
     try:
         end = CLOCK()
-        if scope.pending is not None:
-            settle(scope)
+        pending = scope.pending
+        if pending is not None:  # settle(), inlined: most framework requests end here
+            name = None
+            if pending.resolve is not None:
+                try:
+                    name = pending.resolve(pending.arg)
+                except Exception:
+                    _faults.record("integration_name")
+            bind(scope, name)
         if exc is not None:
             scope.exception = _plan.exception_name(type(exc))
         elapsed = end - scope.start

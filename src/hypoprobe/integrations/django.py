@@ -25,6 +25,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from .._scope import _STATUS_CLASS
 from ..errors import ConfigurationError
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for, method_of
 from .wsgi import ClosingBody
@@ -168,7 +169,11 @@ class HypoprobeMiddleware:
             raise
         if req.scope is None:
             return response
-        req.set_status(getattr(response, "status_code", ""))
+        status = getattr(response, "status_code", "")
+        try:  # a status seen before: one lookup
+            req.scope.status = _STATUS_CLASS[status]
+        except Exception:
+            req.set_status(status)
         if not getattr(response, "streaming", False):
             req.end()
             return response
