@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []
 
-#: The one switch ``_scope._finish`` reads: exemplars or slowest requests are wanted.
+#: Exemplars, slowest requests or span annotations are wanted (``_scope._finish`` reads
+#: its own two switches, set by ``configure()`` beside this one).
 ON = True
 #: configure(exemplars=...).
 EXEMPLARS = True

@@ -408,6 +408,8 @@ def _finish(scope: Scope, elapsed: int) -> None:
                 now = time.time()
                 kept[bucket] = (elapsed / _PPB, trace_id, span_id, now)
     acc = scope.acc
+    # A request that called no probe (a cache hit, another code path) skips every site.
+    called_any = any(acc)
     e_seconds = elapsed / _PPB
     e_squared = e_seconds * e_seconds
     for slow_ns, m0, f0, m1, f1, sites, top, hid, endpoint_name in rows:
@@ -420,7 +422,7 @@ def _finish(scope: Scope, elapsed: int) -> None:
         floats[fo + 1] += e_squared
         total = 0
         calls = 0
-        for pos, request_offsets, share_off, calls_off in sites:
+        for pos, request_offsets, share_off, calls_off in sites if called_any else ():
             slot = acc[pos]
             if not slot:
                 continue
