@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import _faults
+from . import _faults, _targets
 from . import _metrics as m
 from ._buckets import BucketLayout
 from ._hypothesis import REGISTRY, Hypothesis
@@ -296,6 +296,7 @@ def site(hypothesis_id: str, name: str) -> Site:
             SITES[key] = found
             SITES_BY_HYPOTHESIS.setdefault(hypothesis_id, []).append(found)
             invalidate()
+            _targets.site_created(hypothesis_id, name)
         return found
 
 
