@@ -33,7 +33,7 @@ from budgets import INTERLEAVED, LOOP
 from interleave import Ratio, ratio, run
 
 import hypoprobe
-from hypoprobe._storage import STORAGE, TLS
+from hypoprobe._core._storage import STORAGE, TLS
 from hypoprobe.integrations.asgi import HypoprobeASGIMiddleware
 from hypoprobe.integrations.wsgi import HypoprobeMiddleware
 

@@ -33,9 +33,10 @@ from prometheus_client import multiprocess
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 import hypoprobe
-from hypoprobe import _buckets, _collect, _multiproc
+from hypoprobe import _collect
 from hypoprobe import _metrics as m
-from hypoprobe._storage import STORAGE, Storage
+from hypoprobe._core import _buckets, _multiproc
+from hypoprobe._core._storage import STORAGE, Storage
 from hypoprobe.prometheus import COLLECTOR
 
 BUDGET = 1.3

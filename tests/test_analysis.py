@@ -14,7 +14,8 @@ import pytest
 
 import hypoprobe
 import scenarios
-from hypoprobe import _buckets, analysis
+from hypoprobe import analysis
+from hypoprobe._core import _buckets
 from hypoprobe.analysis import MIN_REQUESTS, NoDataError
 from hypoprobe.model import Moments
 from scenarios import NS, Request, Scenario

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import hypoprobe
 from conftest import FakeClock
-from hypoprobe import _buckets
+from hypoprobe._core import _buckets
 from hypoprobe.model import Histogram, Snapshot
 
 US = 1_000

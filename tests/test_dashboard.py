@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from hypoprobe import Hypothesis, Observation, _dashboard, _rules
+from hypoprobe import Hypothesis, Observation
+from hypoprobe._cli import dashboard as _dashboard
+from hypoprobe._cli import rules as _rules
 from hypoprobe.cli import main
 from servers import require_promtool
 

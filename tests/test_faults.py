@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 import hypoprobe
-from hypoprobe import _faults, _plan, _scope
+from hypoprobe._core import _faults, _plan, _scope
 from hypoprobe.model import Snapshot
 from hypoprobe.prometheus import families
 

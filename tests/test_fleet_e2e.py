@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from hypoprobe import _rules
+from hypoprobe._cli import rules as _rules
 from servers import PrometheusServer, free_port, require_prometheus, start_prometheus
 
 pytestmark = [pytest.mark.real_server, pytest.mark.slow]

@@ -16,7 +16,7 @@ import pytest
 
 import hypoprobe
 from conftest import FakeClock
-from hypoprobe import _faults, _hypothesis, _plan, _storage
+from hypoprobe._core import _faults, _hypothesis, _plan, _storage
 from hypoprobe.model import Snapshot
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")

@@ -300,7 +300,7 @@ def test_the_segment_hook_tags_each_request_and_never_breaks_it(
     tagged: list[tuple[str, bool]] = []
 
     def hypoprobe_scope_open() -> bool:
-        from hypoprobe import _scope
+        from hypoprobe._core import _scope
 
         return _scope.CURRENT.get() is not None
 

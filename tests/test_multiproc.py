@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import hypoprobe
-from hypoprobe import _multiproc
+from hypoprobe._core import _multiproc
 
 PRELUDE = """
 import itertools, json, os, sys, threading, time

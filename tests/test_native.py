@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from hypoprobe import _buckets
+from hypoprobe._core import _buckets
 from hypoprobe._native import SCHEMA, NativeHistogram, boundary, index_at_or_below, to_native
 from hypoprobe.model import Histogram
 

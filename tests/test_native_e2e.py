@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from hypoprobe import _buckets, _rules
+from hypoprobe._cli import rules as _rules
+from hypoprobe._core import _buckets
 from hypoprobe.analysis import Verdict, report
 from hypoprobe.model import Histogram, Snapshot
 from servers import (

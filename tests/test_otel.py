@@ -37,8 +37,9 @@ from opentelemetry.sdk.resources import Resource
 
 import hypoprobe
 from conftest import FakeClock
-from hypoprobe import _buckets, _faults, otel
 from hypoprobe import _metrics as m
+from hypoprobe import otel
+from hypoprobe._core import _buckets, _faults
 from hypoprobe.model import (
     EndpointData,
     EndpointOutcome,

@@ -25,8 +25,9 @@ from opentelemetry.sdk.resources import Resource
 
 import hypoprobe
 from conftest import FakeClock
-from hypoprobe import _faults, otel
 from hypoprobe import _metrics as m
+from hypoprobe import otel
+from hypoprobe._core import _faults
 from hypoprobe._families import expires_label
 from otel_helpers import exp_index, traffic
 

@@ -21,7 +21,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from hypoprobe import _rules
+from hypoprobe._cli import rules as _rules
 from hypoprobe.cli import main
 from servers import require_promtool
 

@@ -21,15 +21,9 @@ from hypothesis import strategies as st
 from prometheus_client import start_http_server
 
 import hypoprobe
-from hypoprobe import _buckets, _selfcost, analysis, render
-from hypoprobe.model import (
-    EndpointData,
-    Histogram,
-    Moments,
-    ProbeData,
-    RequestData,
-    Snapshot,
-)
+from hypoprobe import _selfcost, analysis, render
+from hypoprobe._core import _buckets
+from hypoprobe.model import EndpointData, Histogram, Moments, ProbeData, RequestData, Snapshot
 from hypoprobe.otel import metrics_data
 from hypoprobe.sources import scrape_metrics
 from otel_helpers import one_point

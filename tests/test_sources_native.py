@@ -22,8 +22,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from hypoprobe import _buckets
 from hypoprobe import _metrics as m
+from hypoprobe._core import _buckets
 from hypoprobe._native import boundary, to_native
 from hypoprobe.model import Histogram
 from hypoprobe.sources import query_prometheus

@@ -25,7 +25,8 @@ from prometheus_client.registry import Collector
 
 import hypoprobe
 from apps import AppFactory, app_factory, toml
-from hypoprobe import _load, _targets
+from hypoprobe import _load
+from hypoprobe._core import _targets
 from hypoprobe.model import Snapshot, TargetState
 from hypoprobe.prometheus import families
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hypoprobe import _rules
+from hypoprobe._cli import rules as _rules
 from test_rules import promtool, write_rules
 
 

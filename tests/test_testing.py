@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import hypoprobe
-from hypoprobe import _state, testing
+from hypoprobe import testing
+from hypoprobe._core import _state
 
 SRC = Path(hypoprobe.__file__).parent
 
@@ -81,7 +82,7 @@ def test_one_fork_hook_for_all_process_state() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and node.attr == "register_at_fork":
                 calls.append(path.relative_to(SRC).as_posix())
-    assert calls == ["_state.py"]
+    assert calls == ["_core/_state.py"]
     import hypoprobe.otel  # noqa: F401  (declares its state on import)
 
     assert {
@@ -118,4 +119,4 @@ def test_a_forked_child_starts_from_zero(unique_id: Callable[..., str]) -> None:
     assert os.read(read, 1) == b"1"
     os.waitpid(pid, 0)
     assert hypoprobe.snapshot().moments_for(hid, endpoint).requests == 1
-    assert sys.modules["hypoprobe._state"] is _state
+    assert sys.modules["hypoprobe._core._state"] is _state

@@ -33,11 +33,11 @@ from importlib.metadata import version as _version
 from . import _load, _runtime
 from ._collect import snapshot
 from ._config import Config, configure
+from ._core._hypothesis import Hypothesis, Observation, hypothesis
+from ._core._probe import probe
+from ._core._scope import endpoint, segment
 from ._exposition import metrics_asgi_app, metrics_wsgi_app, start_metrics_server
-from ._hypothesis import Hypothesis, Observation, hypothesis
 from ._load import load, unload
-from ._probe import probe
-from ._scope import endpoint, segment
 from ._survey import survey
 from .errors import ConfigurationError, HypoprobeError, SnapshotError
 from .model import Snapshot

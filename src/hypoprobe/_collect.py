@@ -6,11 +6,13 @@ import os
 import socket
 from dataclasses import replace
 
-from . import _clock, _exemplars, _faults, _plan, _selfcost, _slowest
 from . import _metrics as m
+from . import _selfcost
 from ._config import HOLDER
-from ._hypothesis import REGISTRY, Hypothesis
-from ._storage import STORAGE, Series, _own_start_time
+from ._core import _clock, _faults, _plan
+from ._core._hypothesis import REGISTRY, Hypothesis
+from ._core._storage import STORAGE, Series, _own_start_time
+from ._observers import _exemplars, _slowest
 from ._survey import is_survey_id
 from .model import (
     EndpointData,

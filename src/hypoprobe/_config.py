@@ -163,7 +163,7 @@ def validate(fields: Mapping[str, object]) -> dict[str, object]:
     if registry is not None and not isinstance(registry, CollectorRegistry):
         raise ConfigurationError("registry must be a prometheus_client CollectorRegistry")
     if out.get("multiproc_dir") is not None:
-        from ._multiproc import validate_directory
+        from ._core._multiproc import validate_directory
 
         value = out["multiproc_dir"]
         if not isinstance(value, (str, os.PathLike)):

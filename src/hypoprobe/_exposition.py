@@ -29,7 +29,7 @@ import prometheus_client
 from prometheus_client.exposition import ThreadingWSGIServer, gzip_accepted
 from prometheus_client.registry import REGISTRY, CollectorRegistry, RestrictedRegistry
 
-from . import _faults
+from ._core import _faults
 
 __all__ = [
     "metrics_asgi_app",

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import _overhead
-from ._hypothesis import REGISTRY
-from ._scope import endpoint
+from ._core._hypothesis import REGISTRY
+from ._core._scope import endpoint
 from .errors import ConfigurationError
 
 __all__ = ["OverheadResult", "judge", "measure_probe"]

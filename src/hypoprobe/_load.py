@@ -45,9 +45,10 @@ from typing import Any
 
 import wrapt
 
-from . import _sqlconfig, _survey, _targets
-from ._hypothesis import REGISTRY, Hypothesis, Observation, build, validate_id
-from ._probe import probe
+from . import _sqlconfig, _survey
+from ._core import _targets
+from ._core._hypothesis import REGISTRY, Hypothesis, Observation, build, validate_id
+from ._core._probe import probe
 from .errors import ConfigurationError
 
 if sys.version_info >= (3, 11):

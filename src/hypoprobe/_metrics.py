@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._buckets import CALLS, DURATION, SHARE, BucketLayout
+from ._core._buckets import CALLS, DURATION, SHARE, BucketLayout
 
 __all__: list[str] = []
 

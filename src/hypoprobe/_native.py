@@ -29,7 +29,7 @@ from itertools import accumulate
 
 from prometheus_client.metrics_core import HistogramMetricFamily
 
-from . import _buckets
+from ._core import _buckets
 from .model import Histogram
 
 __all__: list[str] = []

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 
-from . import _exemplars, _plan, _probe, _scope
 from ._config import HOLDER, Config
-from ._storage import STORAGE
+from ._core import _plan, _probe, _scope
+from ._core._storage import STORAGE
+from ._observers import _exemplars
 from .prometheus import COLLECTOR
 
 __all__: list[str] = []

@@ -33,7 +33,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
-from . import _faults, _state
+from ._core import _faults, _state
 from ._metrics import NO_ENDPOINT
 from .model import Snapshot
 

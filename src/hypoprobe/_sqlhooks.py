@@ -23,7 +23,8 @@ from typing import Any
 
 import wrapt
 
-from . import _faults, _sqlconfig
+from . import _sqlconfig
+from ._core import _faults
 
 __all__: list[str] = []
 

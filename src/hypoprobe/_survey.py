@@ -55,10 +55,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from . import _faults, _plan, _state
-from ._hypothesis import Hypothesis
-from ._probe import probe
-from ._scope import CURRENT, resolve_now
+from ._core import _faults, _plan, _state
+from ._core._hypothesis import Hypothesis
+from ._core._probe import probe
+from ._core._scope import CURRENT, resolve_now
 from .errors import ConfigurationError
 from .integrations._fingerprint import OVERFLOW, fingerprint, statement_text
 
@@ -228,7 +228,7 @@ def _series_budget_spent() -> bool:
     """Has the survey reached its share of the series table? (Series are never freed.)"""
     global _budget_spent
     if not _budget_spent:
-        from ._storage import STORAGE
+        from ._core._storage import STORAGE
 
         _budget_spent = len(STORAGE.own_series()) >= STORAGE.max_series * SERIES_BUDGET
     return _budget_spent

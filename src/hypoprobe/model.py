@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 from itertools import pairwise
 from typing import Any, TypeVar
 
-from . import _buckets
+from ._core import _buckets
 from .errors import SnapshotError
 
 __all__ = [

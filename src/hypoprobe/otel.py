@@ -47,10 +47,10 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from . import _buckets, _faults, _state
 from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER, validate
+from ._core import _buckets, _faults, _state
 from ._families import Labels, histogram_rows, number_rows
 from .errors import ConfigurationError
 from .model import Histogram, Snapshot

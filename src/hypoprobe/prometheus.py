@@ -27,10 +27,10 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
-from . import _buckets
 from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER
+from ._core import _buckets
 from ._families import (
     HISTOGRAM_FAMILIES,
     NUMBER_FAMILIES,

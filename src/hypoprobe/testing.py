@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from . import _clock, _state
 from ._config import HOLDER, configure
-from ._storage import STORAGE
+from ._core import _clock, _state
+from ._core._storage import STORAGE
 from .errors import ConfigurationError
 
 __all__ = ["FakeClock", "fake_clock", "reset"]

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import pytest
 
 import hypoprobe
-from hypoprobe import _plan
-from hypoprobe._storage import STORAGE
+from hypoprobe._core import _plan
+from hypoprobe._core._storage import STORAGE
 
 
 @pytest.fixture

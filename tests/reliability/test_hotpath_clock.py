@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import hypoprobe
-from hypoprobe import _faults, _scope
+from hypoprobe._core import _faults, _scope
 from hypoprobe.integrations.wsgi import HypoprobeMiddleware
 
 

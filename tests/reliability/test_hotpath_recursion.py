@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import hypoprobe
-from hypoprobe import _faults
+from hypoprobe._core import _faults
 
 
 def _at_every_depth(call: Callable[[], None]) -> list[BaseException]:

@@ -13,7 +13,7 @@ import pytest
 
 import hypoprobe
 from conftest import FakeClock
-from hypoprobe import _faults, _plan
+from hypoprobe._core import _faults, _plan
 
 LIMIT = 1 << 48
 

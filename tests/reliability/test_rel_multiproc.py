@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rel_helpers import run, shard_files, tmpfs
 
-from hypoprobe import _multiproc
+from hypoprobe._core import _multiproc
 
 pytestmark = pytest.mark.reliability
 
@@ -101,8 +101,8 @@ def test_fork_during_compaction_freezes_no_scrape(tmp_path: Path) -> None:
         tmp_path,
         FORK_WORKERS,
         """
-        from hypoprobe import _multiproc
-        from hypoprobe._storage import STORAGE
+        from hypoprobe._core import _multiproc
+        from hypoprobe._core._storage import STORAGE
         workers(3, 5)
         original = _multiproc.Directory._compact_locked
         child = []
@@ -211,7 +211,8 @@ def test_a_record_with_a_valid_checksum_but_a_string_offset_is_set_aside(tmp_pat
     assert out["errors"] == {"multiproc_corrupt_file": 2}
     forced = run(
         tmp_path,
-        "from hypoprobe._storage import STORAGE\nSTORAGE.directory.compact(force=True)\nreport()",
+        "from hypoprobe._core._storage import STORAGE\n"
+        "STORAGE.directory.compact(force=True)\nreport()",
     )
     assert forced["calls"] == 9
     assert not [f for f in shard_files(tmp_path) if str(DEAD_PID) in f]
@@ -245,7 +246,7 @@ def test_random_bytes_in_the_data_region_are_detected_not_reported(
     # compaction does not bake the damage into the archive
     again = run(
         tmp_path,
-        "from hypoprobe._storage import STORAGE\nSTORAGE.directory.compact(force=True)\n"
+        "from hypoprobe._core._storage import STORAGE\nSTORAGE.directory.compact(force=True)\n"
         "report(files=sorted(os.listdir(os.environ['HYPOPROBE_MULTIPROC_DIR'])))",
     )
     assert again["calls"] == 0

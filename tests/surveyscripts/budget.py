@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hypoprobe
 from hypoprobe import _survey
-from hypoprobe._storage import STORAGE
+from hypoprobe._core._storage import STORAGE
 from hypoprobe.analysis._survey import survey_of
 
 hypoprobe.configure(max_series=600)

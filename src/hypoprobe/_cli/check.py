@@ -17,7 +17,8 @@ import argparse
 import importlib
 import sys
 
-from .. import _load, _targets
+from .. import _load
+from .._core import _targets
 from ..errors import ConfigurationError
 from ._common import write_output
 

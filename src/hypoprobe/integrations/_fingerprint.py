@@ -310,7 +310,7 @@ class Statements:
         name: str | None = None,
         max_fingerprints: int = DEFAULT_MAX_FINGERPRINTS,
     ) -> None:
-        from .._hypothesis import validate_id
+        from .._core._hypothesis import validate_id
 
         self.hypothesis_id = validate_id(hypothesis_id)
         self._match = compile_matcher(match)

@@ -20,9 +20,9 @@ from typing import Any
 
 import hypoprobe
 
-from .. import _faults, _plan
-from .. import _scope as _core
-from .._scope import Resolver
+from .._core import _faults, _plan
+from .._core import _scope as _core
+from .._core._scope import Resolver
 
 __all__: list[str] = []
 

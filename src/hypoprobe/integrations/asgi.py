@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .. import _faults
-from .._scope import _STATUS_CLASS, Resolver
+from .._core import _faults
+from .._core._scope import _STATUS_CLASS, Resolver
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["ASGIApp", "HypoprobeASGIMiddleware"]
@@ -49,7 +49,7 @@ class HypoprobeASGIMiddleware:
         self.name = name
         self.segment = segment
         #: Set by a framework integration instead of ``name``: names the request from the
-        #: route the framework matched, once it has (see ``hypoprobe._scope.begin``).
+        #: route the framework matched, once it has (see ``hypoprobe._core._scope.begin``).
         self._resolve: Resolver | None = None
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:

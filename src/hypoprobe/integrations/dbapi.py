@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 import wrapt
 
-from .. import _faults
-from .._probe import probe
+from .._core import _faults
+from .._core._probe import probe
 from ..errors import ConfigurationError
 from ._fingerprint import DEFAULT_MAX_FINGERPRINTS, Matcher, Statements, statement_text
 

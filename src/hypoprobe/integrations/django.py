@@ -25,7 +25,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from .._scope import _STATUS_CLASS
+from .._core._scope import _STATUS_CLASS
 from ..errors import ConfigurationError
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for, method_of
 from .wsgi import ClosingBody

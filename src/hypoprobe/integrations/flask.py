@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .. import _scope as _core
+from .._core import _scope as _core
 from ._request import Namer, Segmenter, method_of
 from .wsgi import HypoprobeMiddleware
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import hypoprobe
 
-from .. import _faults
+from .._core import _faults
 from ._request import Request
 
 __all__ = ["instrument_celery", "job", "job_endpoint", "uninstrument_celery"]

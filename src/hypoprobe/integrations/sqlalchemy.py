@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from .. import _faults
-from .._probe import probe
+from .._core import _faults
+from .._core._probe import probe
 from ..errors import ConfigurationError
 from ._fingerprint import DEFAULT_MAX_FINGERPRINTS, Matcher, Statements
 

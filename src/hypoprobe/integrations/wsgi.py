@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .. import _faults
-from .._scope import _STATUS_CLASS, Resolver
+from .._core import _faults
+from .._core._scope import _STATUS_CLASS, Resolver
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["HypoprobeMiddleware", "WSGIApp"]
@@ -51,7 +51,7 @@ class HypoprobeMiddleware:
         self.name = name
         self.segment = segment
         #: Set by a framework integration instead of ``name``: names the request from the
-        #: route the framework matched, once it has (see ``hypoprobe._scope.begin``).
+        #: route the framework matched, once it has (see ``hypoprobe._core._scope.begin``).
         self._resolve: Resolver | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:

@@ -35,7 +35,7 @@ from typing import Any
 
 import wrapt
 
-from .. import _faults
+from .._core import _faults
 
 __all__ = ["DJANGO_MIDDLEWARE", "install"]
 

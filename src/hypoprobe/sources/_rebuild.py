@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .. import _metrics as m
-from .._buckets import BucketLayout
+from .._core._buckets import BucketLayout
 from ..model import (
     EndpointData,
     EndpointOutcome,

@@ -28,8 +28,8 @@ from dataclasses import replace
 
 from opentelemetry import trace as _trace
 
-from . import _clock, _state
-from .model import SlowRequest
+from .._core import _clock, _state
+from ..model import SlowRequest
 
 __all__: list[str] = []
 

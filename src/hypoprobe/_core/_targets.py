@@ -24,8 +24,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from .. import _metrics as m
 from . import _faults, _state
-from . import _metrics as m
 from ._storage import STORAGE
 
 __all__: list[str] = []

@@ -22,10 +22,11 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from . import _buckets, _clock, _exemplars, _faults, _plan, _slowest
+from .._observers import _exemplars, _slowest
+from ..errors import ConfigurationError
+from . import _buckets, _clock, _faults, _plan
 from ._hypothesis import OTHER_SEGMENT, validate_endpoint
 from ._storage import STORAGE, TLS
-from .errors import ConfigurationError
 
 __all__ = ["endpoint", "segment"]
 

@@ -19,11 +19,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
+from ..errors import ConfigurationError
 from . import _buckets, _faults, _plan
 from ._hypothesis import validate_id
 from ._scope import CURRENT, keep_early, refresh
 from ._storage import STORAGE, TLS
-from .errors import ConfigurationError
 
 __all__ = ["probe"]
 

@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING
 from opentelemetry import context as _otel_context
 from opentelemetry import trace as _trace
 
-from . import _clock, _slowest, _state
-from ._plan import CALLS_SHIFT as _CALLS_SHIFT
-from ._plan import TIME_MASK
-from ._storage import STORAGE, Series
-from .model import Exemplar
+from .._core import _clock, _state
+from .._core._plan import CALLS_SHIFT as _CALLS_SHIFT
+from .._core._plan import TIME_MASK
+from .._core._storage import STORAGE, Series
+from ..model import Exemplar
+from . import _slowest
 
 if TYPE_CHECKING:
-    from ._scope import Scope
+    from .._core._scope import Scope
 
 __all__: list[str] = []
 

@@ -46,7 +46,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import _metrics as m
+from .. import _metrics as m
 
 __all__: list[str] = []
 
@@ -317,7 +317,7 @@ def checked_hypotheses(
     ``extra`` are ids known otherwise (``--min-share ID=SHARE``); ``strict`` refuses unknown
     ids even then (a dashboard needs each hypothesis' declaration).
     """
-    from .errors import UsageError
+    from ..errors import UsageError
 
     known = imported_hypotheses(args.imports, getattr(args, "configs", ()))
     ids = {h.id for h in known} | set(extra)
@@ -329,7 +329,7 @@ def checked_hypotheses(
             f"{listed}; check the id given to --hypothesis"
         )
     if unknown:
-        from .render._common import printable  # ids are quoted as typed: show, not obey
+        from ..render._common import printable  # ids are quoted as typed: show, not obey
 
         print(
             f"hypoprobe: warning: --hypothesis {printable(' '.join(unknown))} not checked: "
@@ -344,9 +344,9 @@ def imported_hypotheses(imports: Sequence[str], configs: Sequence[str] = ()) -> 
 
     Exit 2 on an import failure or an invalid file.
     """
-    from ._hypothesis import REGISTRY
-    from ._load import load
-    from .errors import ConfigurationError, UsageError
+    from .._core._hypothesis import REGISTRY
+    from .._load import load
+    from ..errors import ConfigurationError, UsageError
 
     for path in configs:
         try:
@@ -404,7 +404,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._cli._common import write_output
+    from ._common import write_output
 
     known = checked_hypotheses(args, [t.id for t in args.min_shares])
     wanted = set(args.hypotheses)

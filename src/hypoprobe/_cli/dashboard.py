@@ -26,8 +26,8 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import _metrics as m
-from ._rules import add_hypothesis_arguments, checked_hypotheses
+from .. import _metrics as m
+from .rules import add_hypothesis_arguments, checked_hypotheses
 
 __all__: list[str] = []
 
@@ -302,7 +302,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._cli._common import write_output
+    from ._common import write_output
 
     known = checked_hypotheses(args, strict=True)
     if args.hypotheses:

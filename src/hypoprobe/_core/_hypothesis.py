@@ -10,8 +10,8 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ..errors import ConfigurationError
 from . import _clock, _state
-from .errors import ConfigurationError
 
 __all__ = ["Hypothesis", "Observation", "hypothesis"]
 

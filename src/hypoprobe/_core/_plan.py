@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .. import _metrics as m
 from . import _clock, _faults, _state, _targets
-from . import _metrics as m
 from ._buckets import BucketLayout
 from ._hypothesis import REGISTRY, Hypothesis
 from ._storage import OVERFLOW, STORAGE, TLS, Series
 
 if TYPE_CHECKING:
-    from ._slowest import _Top
+    from .._observers._slowest import _Top
 
 __all__: list[str] = []
 
@@ -300,7 +300,7 @@ def site(hypothesis_id: str, name: str) -> Site:
                 # every plan of the hypothesis) stay bounded by the cap.
                 _count_collapsed(m.PROBE_DURATION.name, (hypothesis_id, name, m.NO_ENDPOINT))
                 return site(hypothesis_id, OVERFLOW)
-            from ._config import HOLDER
+            from .._config import HOLDER
 
             found = Site(hypothesis_id, name)
             call_series(found, 0)
@@ -448,7 +448,7 @@ def segment_series(hp: HypothesisPlan, label: str) -> SegmentSeries:
 def _hypothesis_plan(
     hyp: Hypothesis, endpoint: str, first_pos: int
 ) -> tuple[HypothesisPlan, dict[Site, int]]:
-    from . import _slowest  # it imports this module's constants
+    from .._observers import _slowest  # it imports this module's constants
 
     sites = SITES_BY_HYPOTHESIS.get(hyp.id, [])
     positions = {s: first_pos + i for i, s in enumerate(sites)}
@@ -560,7 +560,7 @@ def invalidate() -> None:
 
 def on_registered(hyp: Hypothesis) -> None:
     """A hypothesis was registered: arm its sites' expiry and rebuild plans."""
-    from ._config import HOLDER
+    from .._config import HOLDER
 
     now = HOLDER.config.clock()
     with _lock:

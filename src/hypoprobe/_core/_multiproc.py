@@ -52,8 +52,8 @@ import threading
 import zlib
 from dataclasses import dataclass, field
 
+from .._metrics import MOMENTS_SERIES
 from . import _faults, _state
-from ._metrics import MOMENTS_SERIES
 
 try:
     import fcntl
