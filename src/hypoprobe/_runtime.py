@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from . import _exemplars, _faults, _plan, _probe, _scope
+from . import _customers, _exemplars, _faults, _plan, _probe, _scope
 from ._config import HOLDER, Config
 from ._storage import STORAGE
 from .prometheus import COLLECTOR
@@ -22,6 +22,7 @@ def _apply(old: Config | None, new: Config) -> None:
         new.exemplars, new.slowest_requests, new.slowest_window_seconds, new.annotate_spans
     )
     STORAGE.max_series = new.max_series
+    _customers.set_key(new.customer_key)
     if old is None or old.multiproc_dir != new.multiproc_dir:
         STORAGE.use_directory(new.multiproc_dir)
     if old is None or old.registry is not new.registry:

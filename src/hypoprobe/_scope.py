@@ -21,7 +21,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from . import _buckets, _exemplars, _faults, _plan
+from . import _buckets, _customers, _exemplars, _faults, _plan
 from ._hypothesis import OTHER_SEGMENT, validate_endpoint
 from ._storage import STORAGE, TLS
 from .errors import ConfigurationError
@@ -40,6 +40,7 @@ class Scope:
 
     __slots__ = (
         "acc",
+        "customer",
         "eidx",
         "exception",
         "opener",
@@ -59,6 +60,8 @@ class Scope:
         self.start = start
         #: The request's segment (hypoprobe.segment); only allow-listed values become labels.
         self.segment: str | None = None
+        #: (account id, value) from hypoprobe.customer(); read once at the end, never kept.
+        self.customer: tuple[str | int, float | None] | None = None
         #: Response status class ("2xx"), set by the web integrations; "" if none.
         self.status = ""
         #: Class of the exception that ended the request; "" if none.
@@ -188,6 +191,8 @@ def _finish(scope: Scope, elapsed: int) -> None:
             floats[fo + 2] += p_seconds * e_seconds
     if _exemplars.ON:  # traces and slowest requests: once per request, never per call
         _exemplars.after_request(scope, elapsed)
+    if scope.customer is not None:  # CUSTOMER HOOK: hypoprobe.customer() sketches (_customers)
+        _customers.after_request(scope, elapsed)
 
 
 class endpoint:

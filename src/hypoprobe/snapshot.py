@@ -23,6 +23,7 @@ from itertools import pairwise
 from typing import Any, TypeVar
 
 from . import _buckets
+from ._sketch import CustomerSketch, merge_all
 from .errors import SnapshotError
 
 __all__ = [
@@ -471,6 +472,8 @@ class Snapshot:
     series_overflow: Mapping[str, int] = field(default_factory=dict)
     #: The requests with the highest share and the slowest, per hypothesis and endpoint.
     slowest: tuple[SlowRequest, ...] = ()
+    #: Distinct customers (keyed hashes) per hypothesis, endpoint and segment (_sketch).
+    customers: tuple[CustomerSketch, ...] = ()
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -553,10 +556,15 @@ class Snapshot:
             internal_errors=_sum_maps(s.internal_errors for s in snaps),
             series_overflow=_sum_maps(s.series_overflow for s in snaps),
             slowest=_top_slowest((r for s in snaps for r in s.slowest), _slowest_keep(snaps)),
+            customers=merge_all(c for s in snaps for c in s.customers),
         )
 
     def minus(self, earlier: Snapshot) -> Snapshot:
-        """What happened between ``earlier`` and this snapshot (a window)."""
+        """What happened between ``earlier`` and this snapshot (a window).
+
+        Customer sketches cannot be subtracted: the window keeps the later snapshot's
+        (distinct customers since its processes started).
+        """
         before_e = {e.endpoint: e for e in earlier.endpoints}
         before_p = {(p.hypothesis, p.probe, p.endpoint): p for p in earlier.probes}
         before_r = {(r.hypothesis, r.probe, r.endpoint, r.segment): r for r in earlier.requests}
@@ -657,6 +665,7 @@ class Snapshot:
             "internal_errors": dict(self.internal_errors),
             "series_overflow": dict(self.series_overflow),
             "slowest": [_plain(r) for r in self.slowest],
+            "customers": [c.to_dict() for c in self.customers],
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -709,6 +718,7 @@ class Snapshot:
                 internal_errors=dict(data.get("internal_errors", {})),
                 series_overflow=dict(data.get("series_overflow", {})),
                 slowest=tuple(_slow_request(r) for r in data.get("slowest", ())),
+                customers=tuple(CustomerSketch.from_dict(c) for c in data.get("customers", ())),
             )
         except SnapshotError:
             raise

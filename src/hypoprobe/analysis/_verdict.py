@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import HypoprobeError
 from ..snapshot import Histogram, HypothesisInfo, ProbeData, RequestData, SlowRequest, Snapshot
 from . import _ratio
+from ._impact import CustomerImpact, customer_impact
 from ._meaning import meaning
 
 __all__ = [
@@ -106,6 +107,8 @@ class Verdict:
     #: The single requests behind the aggregate: the highest shares and the slowest
     #: (``kind`` "share" / "latency"), highest first, with their trace ids.
     slowest_requests: tuple[SlowRequest, ...] = ()
+    #: Customers seen and affected, and their value (None: no request named a customer).
+    customers: CustomerImpact | None = None
     # Distributions for plots; not part of the JSON contract.
     share_histogram: Histogram | None = field(default=None, repr=False, compare=False)
     endpoint_histogram: Histogram | None = field(default=None, repr=False, compare=False)
@@ -119,6 +122,8 @@ class Verdict:
             value = getattr(self, f.name)
             if f.name == "segments":
                 value = [seg.to_dict() for seg in value]
+            elif f.name == "customers":
+                value = None if value is None else value.to_dict()
             elif f.name == "slowest_requests":
                 value = [{k: getattr(r, k) for k in _SLOW_KEYS} for r in value]
             out[f.name] = list(value) if isinstance(value, tuple) else value
@@ -261,6 +266,7 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
             )
         ),
     }
+    values["customers"] = customer_impact(snap, info.id, endpoint)
     values["meaning"] = meaning(values)
     return Verdict(
         **values,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .. import _faults
+from .. import _customers, _faults
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["ASGIApp", "HypoprobeASGIMiddleware"]
@@ -42,11 +42,18 @@ class HypoprobeASGIMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, *, name: Namer | None = None, segment: Segmenter | None = None
+        self,
+        app: ASGIApp,
+        *,
+        name: Namer | None = None,
+        segment: Segmenter | None = None,
+        customer: Callable[[Any], Any] | None = None,
     ) -> None:
         self.app = app
         self.name = name
         self.segment = segment
+        #: request -> customer id, (id, value) or None (see hypoprobe.customer).
+        self.customer = customer
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
@@ -54,6 +61,8 @@ class HypoprobeASGIMiddleware:
             return
         fallback = fallback_for(scope.get("method"))
         req = Request.start(call_namer(self.name, scope, fallback), fallback, self.segment, scope)
+        if self.customer is not None:
+            _customers.from_request(self.customer, scope, req.scope)
         if req.scope is None:  # nested in another scope, or disabled
             await self.app(scope, receive, send)
             return

@@ -11,6 +11,7 @@ itself: the price of naming a scope that must start before routing).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ._request import Namer, Segmenter, method_of
@@ -92,11 +93,18 @@ def flask_namer(app: Any) -> Namer:
     return name
 
 
-def instrument_app(app: Any, *, name: Namer | None = None, segment: Segmenter | None = None) -> Any:
+def instrument_app(
+    app: Any,
+    *,
+    name: Namer | None = None,
+    segment: Segmenter | None = None,
+    customer: Callable[[Any], Any] | None = None,
+) -> Any:
     """Open an endpoint scope for every request of Flask ``app``; returns ``app``.
 
     ``name(environ)`` overrides the URL-rule naming; ``segment(environ)``, if given, is
-    passed to ``hypoprobe.segment`` per request when the core has segments.
+    passed to ``hypoprobe.segment`` per request when the core has segments;
+    ``customer(environ)`` (id, ``(id, value)`` or None) to ``hypoprobe.customer``.
 
     Example::
 
@@ -106,5 +114,7 @@ def instrument_app(app: Any, *, name: Namer | None = None, segment: Segmenter | 
         @app.get("/campaigns/<int:id>")  # requests are "GET /campaigns/{id}"
         def campaign(id): ...
     """
-    app.wsgi_app = HypoprobeMiddleware(app.wsgi_app, name=name or flask_namer(app), segment=segment)
+    app.wsgi_app = HypoprobeMiddleware(
+        app.wsgi_app, name=name or flask_namer(app), segment=segment, customer=customer
+    )
     return app

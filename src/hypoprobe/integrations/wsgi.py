@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .. import _faults
+from .. import _customers, _faults
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["HypoprobeMiddleware", "WSGIApp"]
@@ -44,11 +44,18 @@ class HypoprobeMiddleware:
     """
 
     def __init__(
-        self, app: WSGIApp, *, name: Namer | None = None, segment: Segmenter | None = None
+        self,
+        app: WSGIApp,
+        *,
+        name: Namer | None = None,
+        segment: Segmenter | None = None,
+        customer: Callable[[Any], Any] | None = None,
     ) -> None:
         self.app = app
         self.name = name
         self.segment = segment
+        #: request -> customer id, (id, value) or None (see hypoprobe.customer).
+        self.customer = customer
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         try:
@@ -58,6 +65,8 @@ class HypoprobeMiddleware:
             _faults.record("wsgi_name")
             endpoint_name = fallback = "OTHER <unmatched>"
         req = Request.start(endpoint_name, fallback, self.segment, environ)
+        if self.customer is not None:
+            _customers.from_request(self.customer, environ, req.scope)
 
         def start_response_watching(status: str, headers: Any, *exc_info: Any) -> Any:
             req.set_status(status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..analysis import ComparisonReport, Report
+from ..analysis._impact import sentence as customers_sentence
 from ..analysis._text import pct_claim
 from ._common import COMPARE_HEADERS, HEADERS, compare_rows, row, slowest_lines, when
 
@@ -33,6 +34,8 @@ def report(rep: Report) -> str:
         lines.append("")
         lines.append(v.meaning)
         lines.append("")
+        if (who := customers_sentence(v.customers)) is not None:
+            lines += [who, ""]
         if v.slowest_requests:
             lines += [f"- {_cell(line)}" for line in slowest_lines(v, per_kind=3)] + [""]
     lines += table(HEADERS, [row(v) for v in rep.verdicts])
