@@ -32,7 +32,7 @@ from typing import Any
 
 from . import _faults, _multiproc, _plan
 from ._hypothesis import OTHER_SEGMENT
-from ._sketch import AFFECTED, HASH_SPACE, SEEN, CustomerSketch, K, merge_all
+from ._sketch import AFFECTED, SEEN, CustomerSketch, K, merge_all
 
 __all__ = ["customer"]
 
@@ -102,14 +102,18 @@ def customer(account_id: str | int, value: float | None = None) -> None:
 
 
 class _File:
-    """The memory-mapped backing of one sketch in multi-process mode."""
+    """The memory-mapped backing of one sketch in multi-process mode.
+
+    After the header: the count sample's hashes then values (``k`` each), then the value
+    sample's hashes then values. A hash of 0 is an empty slot.
+    """
 
     def __init__(self, directory: str, key: tuple[str, str, str, str], k: int, seq: int) -> None:
         pid = os.getpid()
         meta = json.dumps({"key": list(key), "k": k, "pid": pid}).encode()
         if 16 + len(meta) > _SCALARS_AT:
             raise ValueError("customer sketch key too long")
-        size = _HEADER + 16 * k
+        size = _HEADER + 32 * k
         started = _multiproc.start_time(pid)
         name = f"{PREFIX}{pid}-{started}-{seq}{SUFFIX}"
         tmp = os.path.join(directory, f"{_multiproc.TMP_PREFIX}{name}")
@@ -124,39 +128,87 @@ class _File:
         view = memoryview(self.map)
         self.scalars_i = view[_SCALARS_AT : _SCALARS_AT + 16].cast("q")
         self.scalars_f = view[_SCALARS_AT + 16 : _SCALARS_AT + 32].cast("d")
-        self.hashes = view[_HEADER : _HEADER + 8 * k].cast("Q")
-        self.values = view[_HEADER + 8 * k : _HEADER + 16 * k].cast("d")
+        self.regions = [
+            (view[at : at + 8 * k].cast("Q"), view[at + 8 * k : at + 16 * k].cast("d"))
+            for at in (_HEADER, _HEADER + 16 * k)
+        ]
+
+
+class _Sample:
+    """One bottom-k sample being recorded: by hash (counts) or by hash / value (values)."""
+
+    __slots__ = ("entries", "free", "hashes", "heap", "slot_of", "values", "weighted")
+
+    def __init__(self, weighted: bool, region: tuple[Any, Any] | None) -> None:
+        self.weighted = weighted
+        self.entries: dict[int, float | None] = {}
+        #: Negated ranks with their hash: the largest kept rank on top.
+        self.heap: list[tuple[float, int]] = []
+        self.hashes: Any = region[0] if region is not None else None
+        self.values: Any = region[1] if region is not None else None
+        self.slot_of: dict[int, int] = {}
+        self.free = list(range(K - 1, -1, -1)) if region is not None else []
+
+    def add(self, h: int, value: float | None) -> None:
+        entries = self.entries
+        if h in entries:
+            old = entries[h]
+            if value is not None and (old is None or value > old):
+                entries[h] = value
+                self._write(h, value)
+            return
+        r = h / value if self.weighted and value else float(h)
+        if len(entries) < K:
+            entries[h] = value
+            heapq.heappush(self.heap, (-r, h))
+            self._write(h, value)
+        elif r < -self.heap[0][0]:
+            evicted = heapq.heapreplace(self.heap, (-r, h))[1]
+            del entries[evicted]
+            entries[h] = value
+            self._write(h, value, evicted)
+
+    def _write(self, h: int, value: float | None, evicted: int = 0) -> None:
+        hashes, values = self.hashes, self.values
+        if hashes is None or values is None:
+            return
+        slot = self.slot_of.get(h)
+        if slot is None:
+            slot = self.slot_of.pop(evicted) if evicted else self.free.pop()
+            self.slot_of[h] = slot
+        # Empty the slot first: a process killed between the stores leaves an empty slot
+        # (losing only the entry being evicted), never a hash paired with another's value.
+        hashes[slot] = 0
+        values[slot] = math.nan if value is None else value
+        hashes[slot] = h
 
 
 class _Live:
     """One sketch being recorded by this process."""
 
     __slots__ = (
-        "entries",
+        "by_value",
+        "count",
         "file",
         "first_at",
-        "free",
-        "heap",
         "key",
         "lock",
         "probe_ns",
         "probe_value",
         "requests",
-        "slot_of",
     )
 
     def __init__(self, key: tuple[str, str, str, str], file: _File | None) -> None:
         self.key = key
         self.lock = threading.Lock()
-        self.entries: dict[int, float | None] = {}
-        self.heap: list[int] = []  # negated hashes: the largest kept hash on top
         self.requests = 0
         self.probe_ns = 0
         self.probe_value = 0.0
         self.first_at: float | None = None
         self.file = file
-        self.slot_of: dict[int, int] = {}
-        self.free = list(range(K - 1, -1, -1)) if file is not None else []
+        regions = file.regions if file is not None else [None, None]
+        self.count = _Sample(False, regions[0])
+        self.by_value = _Sample(True, regions[1])
 
     def add(self, h: int, value: float | None, probe_ns: int) -> None:
         with self.lock:
@@ -166,21 +218,9 @@ class _Live:
                 self.probe_value += probe_ns / 1e9 * value
             if self.first_at is None:
                 self.first_at = time.time()
-            entries = self.entries
-            if h in entries:
-                old = entries[h]
-                if value is not None and (old is None or value > old):
-                    entries[h] = value
-                    self._write(h, value)
-            elif len(entries) < K:
-                entries[h] = value
-                heapq.heappush(self.heap, -h)
-                self._write(h, value)
-            elif h < -self.heap[0]:
-                evicted = -heapq.heapreplace(self.heap, -h)
-                del entries[evicted]
-                entries[h] = value
-                self._write(h, value, evicted)
+            self.count.add(h, value)
+            if value:
+                self.by_value.add(h, value)
             f = self.file
             if f is not None:
                 f.scalars_i[0] = self.requests
@@ -188,29 +228,16 @@ class _Live:
                 f.scalars_f[0] = self.probe_value
                 f.scalars_f[1] = self.first_at
 
-    def _write(self, h: int, value: float | None, evicted: int = 0) -> None:
-        f = self.file
-        if f is None:
-            return
-        slot = self.slot_of.get(h)
-        if slot is None:
-            slot = self.slot_of.pop(evicted) if evicted else self.free.pop()
-            self.slot_of[h] = slot
-        # Empty the slot first: a process killed between the stores leaves an empty slot
-        # (losing only the entry being evicted), never a hash paired with another's value.
-        f.hashes[slot] = 0
-        f.values[slot] = math.nan if value is None else value
-        f.hashes[slot] = h
-
     def frozen(self) -> CustomerSketch:
         with self.lock:
             return CustomerSketch(
                 *self.key,
-                entries=dict(self.entries),
+                entries=dict(self.count.entries),
                 requests=self.requests,
                 probe_seconds=self.probe_ns / 1e9,
                 probe_value_seconds=self.probe_value,
                 first_at=self.first_at,
+                weighted={h: v for h, v in self.by_value.entries.items() if v},
             )
 
 
@@ -299,12 +326,14 @@ def _read_file(path: str) -> CustomerSketch | None:
     meta = json.loads(data[16 : 16 + meta_len])
     k = int(meta["k"])
     requests, probe_ns, probe_value, first_at = _SCALARS.unpack_from(data, _SCALARS_AT)
-    hashes = memoryview(data)[_HEADER : _HEADER + 8 * k].cast("Q")
-    values = memoryview(data)[_HEADER + 8 * k : _HEADER + 16 * k].cast("d")
-    entries: dict[int, float | None] = {}
-    for h, v in zip(hashes, values, strict=True):
-        if 0 < h < HASH_SPACE:
-            entries[h] = None if math.isnan(v) else v
+    samples: list[dict[int, float | None]] = []
+    for at in (_HEADER, _HEADER + 16 * k):
+        hashes = memoryview(data)[at : at + 8 * k].cast("Q")
+        values = memoryview(data)[at + 8 * k : at + 16 * k].cast("d")
+        samples.append(
+            {h: None if math.isnan(v) else v for h, v in zip(hashes, values, strict=True) if h}
+        )
+    entries, by_value = samples
     hid, endpoint, segment, kind = (str(part) for part in meta["key"])
     return CustomerSketch(
         hid,
@@ -317,6 +346,7 @@ def _read_file(path: str) -> CustomerSketch | None:
         probe_seconds=probe_ns / 1e9,
         probe_value_seconds=probe_value,
         first_at=None if math.isnan(first_at) else first_at,
+        weighted={h: v for h, v in by_value.items() if v is not None and v > 0},
     )
 
 

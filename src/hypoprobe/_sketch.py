@@ -1,17 +1,24 @@
 """Distinct customers and their summed value, as a mergeable bottom-k (KMV) sample.
 
-A customer is a 64-bit keyed hash (see ``_customers``); a sketch keeps the ``K`` smallest
-hashes it has seen, each with the customer's value. Below ``K`` distinct customers it is an
-exact set. Above, with ``U`` the largest kept hash as a fraction of 2**64, the distinct
-count is estimated as ``(K - 1) / U`` and the summed value as ``sum(values below U) / U``
-(the KMV estimators; relative standard error about ``1 / sqrt(K - 2)`` for counts, 0.78%
-at ``K = 16384``). The union of two sketches is the bottom-k of the union of their entries,
-which is exactly the sketch of the union of their customers: merging is associative,
-commutative and idempotent, so threads, processes, hosts and windows merge alike, in any
-order, with nothing counted twice.
+A customer is a 64-bit keyed hash (see ``_customers``), ``u`` that hash as a fraction of
+2**64. A sketch keeps two samples of ``K`` customers each, both exact sets below ``K``:
 
-Memory is bounded per sketch: at most ``K`` entries of a hash and a value (16 bytes each,
-256 KiB in a shard file at ``K = 16384``), whatever the number of customers or requests.
+- for the distinct count, the ``K`` smallest hashes (KMV): with ``U`` the largest kept, the
+  estimate is ``(K - 1) / U``, relative standard error about ``1 / sqrt(K - 2)`` (0.78% at
+  ``K = 16384``);
+- for the summed value, the ``K`` smallest ranks ``u / value`` (priority sampling): with
+  ``T`` the largest kept rank, the estimate is the sum over the others of
+  ``max(value, 1 / T)``. A uniform sample would miss the value that a few large accounts
+  hold (1% of the customers paying 85% of the revenue is ordinary); priority sampling
+  keeps every customer worth more than ``1 / T`` exactly and samples only the small ones.
+
+The union of two sketches is the bottom-k of the union of their entries, which is exactly
+the sketch of the union of their customers: merging is associative, commutative and
+idempotent, so threads, processes, hosts and windows merge alike, in any order, with
+nothing counted twice (one customer's value is the largest given for it).
+
+Memory is bounded per sketch: at most ``2 K`` entries of a hash and a value (16 bytes each,
+512 KiB in a shard file at ``K = 16384``), whatever the number of customers or requests.
 
 Beside the sample each sketch carries plain sums (requests, probe time, value-weighted probe
 time) that merge by addition, and the wall time of its first request (merged by ``min``).
@@ -50,6 +57,19 @@ def bottom_k(entries: Mapping[int, float | None], k: int = K) -> dict[int, float
     return {h: entries[h] for h in sorted(entries)[:k]}
 
 
+def rank(h: int, value: float) -> tuple[float, int]:
+    """A customer's priority-sampling rank (smaller is kept first); value must be > 0."""
+    return (h / value, h)
+
+
+def bottom_k_weighted(entries: Mapping[int, float], k: int = K) -> dict[int, float]:
+    """The ``k`` customers of smallest rank ``hash / value``."""
+    if len(entries) <= k:
+        return dict(entries)
+    kept = sorted(entries, key=lambda h: rank(h, entries[h]))[:k]
+    return {h: entries[h] for h in kept}
+
+
 def union_entries(
     parts: Iterable[Mapping[int, float | None]], k: int = K
 ) -> dict[int, float | None]:
@@ -84,6 +104,8 @@ class CustomerSketch:
     probe_value_seconds: float = 0.0
     #: Wall time of the first request counted (None: none yet).
     first_at: float | None = None
+    #: The priority sample for value sums: hash -> value (> 0), smallest hash/value kept.
+    weighted: Mapping[int, float] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -92,27 +114,27 @@ class CustomerSketch:
     @property
     def exact(self) -> bool:
         """True while fewer than ``k`` customers were seen: the figures are exact."""
-        return len(self.entries) < self.k
+        return len(self.entries) < self.k and len(self.weighted) < self.k
 
     def _theta(self) -> float:
         return max(self.entries) / HASH_SPACE
 
     def distinct(self) -> float:
         """Distinct customers (exact below ``k``; the KMV estimate above)."""
-        if self.exact:
+        if len(self.entries) < self.k:
             return float(len(self.entries))
         return (self.k - 1) / self._theta()
 
     def value(self) -> float | None:
         """Summed value of the distinct customers; None when no customer had a value."""
-        values = [v for v in self.entries.values() if v is not None]
-        if not values:
+        if not self.weighted and all(v is None for v in self.entries.values()):
             return None
-        if self.exact:
-            return math.fsum(values)
-        top = max(self.entries)
-        below = [v for h, v in self.entries.items() if h != top and v is not None]
-        return math.fsum(below) / self._theta()
+        if len(self.weighted) < self.k:
+            return math.fsum(self.weighted.values())
+        ranked = sorted(self.weighted, key=lambda h: rank(h, self.weighted[h]))
+        threshold = rank(ranked[-1], self.weighted[ranked[-1]])[0] / HASH_SPACE
+        floor = 1.0 / threshold
+        return math.fsum(max(self.weighted[h], floor) for h in ranked[:-1])
 
     def merge(self, other: CustomerSketch) -> CustomerSketch:
         """The sketch of both sketches' requests together (same key)."""
@@ -129,6 +151,25 @@ class CustomerSketch:
             self.probe_seconds + other.probe_seconds,
             self.probe_value_seconds + other.probe_value_seconds,
             min(firsts) if firsts else None,
+            bottom_k_weighted(_union_weighted(self.weighted, other.weighted), k),
+        )
+
+    @classmethod
+    def of(
+        cls,
+        key: tuple[str, str, str, str],
+        customers: Mapping[int, float | None],
+        k: int = K,
+        requests: int = 0,
+    ) -> CustomerSketch:
+        """The sketch of a set of customer hashes with their values (for tests and tools)."""
+        weighted = {h: v for h, v in customers.items() if v is not None and v > 0}
+        return cls(
+            *key,
+            entries=bottom_k(customers, k),
+            k=k,
+            requests=requests,
+            weighted=bottom_k_weighted(weighted, k),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +185,7 @@ class CustomerSketch:
             "first_at": self.first_at,
             # Hex strings: 64-bit integers do not survive every JSON reader.
             "entries": [[format(h, "x"), v] for h, v in sorted(self.entries.items())],
+            "weighted": [[format(h, "x"), v] for h, v in sorted(self.weighted.items())],
         }
 
     @classmethod
@@ -151,9 +193,14 @@ class CustomerSketch:
         entries: dict[int, float | None] = {}
         for h, v in data.get("entries", ()):
             entries[int(h, 16)] = None if v is None else float(v)
+        weighted: dict[int, float] = {}
+        for h, v in data.get("weighted", ()):
+            weighted[int(h, 16)] = float(v)
         k = int(data.get("k", K))
-        if k < 2 or any(not 0 < h < HASH_SPACE for h in entries):
+        if k < 2 or any(not 0 < h < HASH_SPACE for h in (*entries, *weighted)):
             raise ValueError("customer sketch: bad k or hash")
+        if any(not (v > 0 and math.isfinite(v)) for v in weighted.values()):
+            raise ValueError("customer sketch: a value must be positive and finite")
         first = data.get("first_at")
         return cls(
             str(data["hypothesis"]),
@@ -166,7 +213,16 @@ class CustomerSketch:
             float(data.get("probe_seconds", 0.0)),
             float(data.get("probe_value_seconds", 0.0)),
             None if first is None else float(first),
+            bottom_k_weighted(weighted, k),
         )
+
+
+def _union_weighted(a: Mapping[int, float], b: Mapping[int, float]) -> dict[int, float]:
+    out = dict(a)
+    for h, v in b.items():
+        if v > out.get(h, 0.0):
+            out[h] = v
+    return out
 
 
 def merge_all(sketches: Iterable[CustomerSketch]) -> tuple[CustomerSketch, ...]:
