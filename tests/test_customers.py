@@ -362,3 +362,40 @@ def test_worker_processes_merge_and_a_sigkilled_worker_keeps_its_customers(tmp_p
     assert out["exact"] is True
     assert out["distinct"] == 2 * 2000 + 5000
     assert out["value"] == 2.0 * 9000
+
+
+def test_no_output_ever_carries_a_raw_customer_id(
+    fake_clock: Any, unique_id: Any, keyed: None, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    from prometheus_client import generate_latest
+
+    from hypoprobe import analysis, otel, render
+
+    hid, ep = unique_id("H"), unique_id("GET /x")
+    request, _ = make_scenario(fake_clock, hid, ep, segments=["free"])
+    raw = [f"RAW-ACCOUNT-{i}-zq" for i in range(50)] + [str(73_194_682_507_319_468_250 + i) for i in range(50)]
+    with caplog.at_level(logging.DEBUG):
+        for i, cust in enumerate(raw):
+            request(
+                cust if i % 2 else int(cust) if cust.isdigit() else cust,
+                1.0,
+                9_000_000,
+                1_000_000,
+                segment=cust,
+            )
+        with hypoprobe.endpoint(ep):
+            hypoprobe.customer(raw[0], "not a number")  # type: ignore[arg-type]
+        snap = hypoprobe.snapshot()
+        outputs = {
+            "exposition": generate_latest().decode(),
+            "snapshot": snap.to_json(),
+            "otel": otel.metrics_data(snap).to_json(),
+        }
+        rep = analysis.report(snap)
+        for fmt in render.FORMATS:
+            outputs[f"report-{fmt}"] = render.render_report(rep, fmt)
+        outputs["logs"] = "\n".join(r.getMessage() for r in caplog.records)
+    assert customer_impact(snap, hid, ep) is not None
+    for name, text in outputs.items():
+        for cust in raw:
+            assert cust not in text, (name, cust)
