@@ -373,7 +373,9 @@ def test_no_output_ever_carries_a_raw_customer_id(
 
     hid, ep = unique_id("H"), unique_id("GET /x")
     request, _ = make_scenario(fake_clock, hid, ep, segments=["free"])
-    raw = [f"RAW-ACCOUNT-{i}-zq" for i in range(50)] + [str(73_194_682_507_319_468_250 + i) for i in range(50)]
+    raw = [f"RAW-ACCOUNT-{i}-zq" for i in range(50)] + [
+        str(73_194_682_507_319_468_250 + i) for i in range(50)
+    ]
     with caplog.at_level(logging.DEBUG):
         for i, cust in enumerate(raw):
             request(

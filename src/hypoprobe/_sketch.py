@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__: list[str] = []
@@ -152,6 +152,22 @@ class CustomerSketch:
             self.probe_value_seconds + other.probe_value_seconds,
             min(firsts) if firsts else None,
             bottom_k_weighted(_union_weighted(self.weighted, other.weighted), k),
+        )
+
+    def since(self, earlier: CustomerSketch, at: float) -> CustomerSketch:
+        """The window after ``earlier`` (taken at ``at``): sums subtracted, samples kept.
+
+        A sample cannot be subtracted; the distinct customers stay those since the start.
+        Sums from a restarted source (smaller than before) are kept whole.
+        """
+        if earlier.requests > self.requests:
+            return self
+        return replace(
+            self,
+            requests=self.requests - earlier.requests,
+            probe_seconds=max(0.0, self.probe_seconds - earlier.probe_seconds),
+            probe_value_seconds=max(0.0, self.probe_value_seconds - earlier.probe_value_seconds),
+            first_at=at if earlier.first_at is not None else self.first_at,
         )
 
     @classmethod

@@ -563,8 +563,10 @@ class Snapshot:
         """What happened between ``earlier`` and this snapshot (a window).
 
         Customer sketches cannot be subtracted: the window keeps the later snapshot's
-        (distinct customers since its processes started).
+        customers (distinct since its processes started), with its request and probe-time
+        sums taken over the window.
         """
+        before_c = {c.key: c for c in earlier.customers}
         before_e = {e.endpoint: e for e in earlier.endpoints}
         before_p = {(p.hypothesis, p.probe, p.endpoint): p for p in earlier.probes}
         before_r = {(r.hypothesis, r.probe, r.endpoint, r.segment): r for r in earlier.requests}
@@ -623,6 +625,10 @@ class Snapshot:
             internal_errors=_minus_map(self.internal_errors, earlier.internal_errors),
             series_overflow=_minus_map(self.series_overflow, earlier.series_overflow),
             slowest=tuple(r for r in self.slowest if r.at > earlier.created_at),
+            customers=tuple(
+                c.since(before_c[c.key], earlier.created_at) if c.key in before_c else c
+                for c in self.customers
+            ),
         )
 
     # -- JSON ----------------------------------------------------------------------------
