@@ -106,6 +106,9 @@ class CustomerSketch:
     first_at: float | None = None
     #: The priority sample for value sums: hash -> value (> 0), smallest hash/value kept.
     weighted: Mapping[int, float] = field(default_factory=dict)
+    #: True for a window (``Snapshot.minus``): the sums are the window's, the samples are
+    #: since the start, so the distinct figures are upper bounds for the window.
+    cumulative: bool = False
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -152,6 +155,7 @@ class CustomerSketch:
             self.probe_value_seconds + other.probe_value_seconds,
             min(firsts) if firsts else None,
             bottom_k_weighted(_union_weighted(self.weighted, other.weighted), k),
+            self.cumulative or other.cumulative,
         )
 
     def since(self, earlier: CustomerSketch, at: float) -> CustomerSketch:
@@ -168,6 +172,7 @@ class CustomerSketch:
             probe_seconds=max(0.0, self.probe_seconds - earlier.probe_seconds),
             probe_value_seconds=max(0.0, self.probe_value_seconds - earlier.probe_value_seconds),
             first_at=at if earlier.first_at is not None else self.first_at,
+            cumulative=True,
         )
 
     @classmethod
@@ -199,6 +204,7 @@ class CustomerSketch:
             "probe_seconds": self.probe_seconds,
             "probe_value_seconds": self.probe_value_seconds,
             "first_at": self.first_at,
+            "cumulative": self.cumulative,
             # Hex strings: 64-bit integers do not survive every JSON reader.
             "entries": [[format(h, "x"), v] for h, v in sorted(self.entries.items())],
             "weighted": [[format(h, "x"), v] for h, v in sorted(self.weighted.items())],
@@ -230,6 +236,7 @@ class CustomerSketch:
             float(data.get("probe_value_seconds", 0.0)),
             None if first is None else float(first),
             bottom_k_weighted(weighted, k),
+            bool(data.get("cumulative", False)),
         )
 
 

@@ -29,7 +29,7 @@ def _customers(impact: CustomerImpact | None, min_share: float) -> list[str]:
             "No request named its customer: call `hypoprobe.customer(account_id, value)` in "
             "the endpoint (or pass `customer=` to the middleware) to answer this."
         ]
-    approx = "" if impact.exact else "about "
+    approx = "at most " if impact.cumulative else "" if impact.exact else "about "
     share = f" ({pct(impact.affected_fraction)} of them)" if impact.seen else ""
     lines = [
         f"- {approx}**{impact.affected:,}** of {impact.seen:,} customers{share} had at least "
@@ -82,13 +82,23 @@ def story(snap: Snapshot, hypothesis_id: str, after: Snapshot | None = None) -> 
     impact = customer_impact(snap, v.hypothesis, v.endpoint)
     lines += _customers(impact, v.min_share)
     lines += ["", "### When", ""]
-    when = f"{pct(v.anecdote_percentile)} of requests look like the anecdote"
+    when = []
+    if v.anecdote_percentile is not None:
+        when.append(f"{pct(v.anecdote_percentile)} of requests had a share at least the anecdote's")
     if v.slow_share is not None:
-        when += (
-            f"; among the {v.slow_requests:,} requests slower than "
+        when.append(
+            f"among the {v.slow_requests:,} requests slower than "
             f"{seconds(v.slow_threshold)} the share is {pct(v.slow_share)}"
         )
-    lines.append(when + "." if v.anecdote_percentile is not None else "Unknown (no anecdote).")
+    if impact is not None and impact.requests:
+        when.append(
+            f"{pct(impact.affected_requests / impact.requests)} of the requests naming a "
+            "customer were affected"
+        )
+    text = "; ".join(when)
+    lines.append(
+        text[:1].upper() + text[1:] + "." if when else "Unknown: no anecdote, no slow threshold."
+    )
     lines += ["", f"### Verdict: **{v.verdict}**", "", v.meaning, ""]
     lines += ["### Expected saving", ""]
     saving = f"If the probed code cost nothing: {seconds(v.saving_seconds_per_request)} per request"
@@ -107,9 +117,11 @@ def story(snap: Snapshot, hypothesis_id: str, after: Snapshot | None = None) -> 
         later = customer_impact(after, v.hypothesis, v.endpoint)
         if impact is not None and later is not None:
             lines.append("")
+            bound = "at most " if later.cumulative and later.affected else ""
             lines.append(
                 f"Customers affected: {impact.affected:,} of {impact.seen:,} before, "
-                f"{later.affected:,} of {later.seen:,} after."
+                f"{bound}{later.affected:,} after ({later.affected_requests:,} affected of "
+                f"{later.requests:,} requests naming a customer)."
             )
     return "\n".join(lines) + "\n"
 

@@ -51,6 +51,9 @@ class CustomerImpact:
     saving_seconds_per_day: float | None
     #: The same, each request's seconds times its customer's value (None: no values).
     value_saving_per_day: float | None
+    #: True for a snapshot window: distinct figures are since the start (upper bounds for
+    #: the window), except that a window without affected requests affected no customer.
+    cumulative: bool = False
 
     @property
     def affected_fraction(self) -> float | None:
@@ -68,6 +71,7 @@ class CustomerImpact:
             "affected_probe_seconds": self.affected_probe_seconds,
             "saving_seconds_per_day": self.saving_seconds_per_day,
             "value_saving_per_day": self.value_saving_per_day,
+            "cumulative": self.cumulative,
         }
 
 
@@ -109,6 +113,8 @@ def customer_impact(
         window = None
     has_values = seen.value() is not None
     per_day = DAY / window if window else None
+    if affected is not None and affected.cumulative and affected.requests == 0:
+        affected = None  # no affected request in the window: no affected customer in it
     return CustomerImpact(
         seen=round(seen.distinct()),
         affected=round(affected.distinct()) if affected is not None else 0,
@@ -116,7 +122,9 @@ def customer_impact(
         affected_value=(
             (affected.value() if affected is not None else 0.0) if has_values else None
         ),
-        exact=seen.exact and (affected is None or affected.exact),
+        exact=seen.exact
+        and (affected is None or affected.exact)
+        and not (seen.cumulative or (affected is not None and affected.cumulative)),
         requests=seen.requests,
         affected_requests=affected.requests if affected is not None else 0,
         probe_seconds=seen.probe_seconds,
@@ -126,6 +134,7 @@ def customer_impact(
         value_saving_per_day=(
             seen.probe_value_seconds * per_day if per_day and has_values else None
         ),
+        cumulative=seen.cumulative,
     )
 
 
@@ -137,7 +146,7 @@ def sentence(impact: CustomerImpact | None) -> str | None:
     """One line for reports: how many customers, and how much they are worth."""
     if impact is None:
         return None
-    approx = "" if impact.exact else "about "
+    approx = "at most " if impact.cumulative else "" if impact.exact else "about "
     text = f"Customers: {approx}{impact.affected:,} of {impact.seen:,} affected"
     if impact.affected_fraction is not None:
         text += f" ({impact.affected_fraction:.0%})"
