@@ -104,7 +104,8 @@ def test_backlog_ranks_by_value_weighted_saving_not_by_share(scenario: dict[str,
     rows = backlog(scenario["before"])
     assert [r.hypothesis for r in rows] == ["PERF-B", "PERF-A", "PERF-D", "PERF-C"]
     by_id = {r.hypothesis: r for r in rows}
-    assert by_id["PERF-A"].share is not None and by_id["PERF-B"].share is not None
+    assert by_id["PERF-A"].share is not None
+    assert by_id["PERF-B"].share is not None
     assert by_id["PERF-A"].share > by_id["PERF-B"].share  # the largest share ranks second
     assert (by_id["PERF-A"].customers_affected, by_id["PERF-B"].customers_affected) == (2, 30)
     assert by_id["PERF-B"].value_affected == 3000.0
