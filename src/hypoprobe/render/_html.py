@@ -16,7 +16,15 @@ from ..analysis import Comparison, ComparisonReport, Report, Verdict
 from ..analysis._impact import sentence as customers_sentence
 from ..analysis._text import pct, pct_claim, seconds
 from ..snapshot import Histogram
-from ._common import COMPARE_HEADERS, HEADERS, compare_rows, row, slowest_lines, when
+from ._common import (
+    COMPARE_HEADERS,
+    HEADERS,
+    compare_rows,
+    row,
+    self_cost_lines,
+    slowest_lines,
+    when,
+)
 from ._svg import Bar, Marker, histogram
 
 __all__ = ["comparison", "report"]
@@ -31,6 +39,8 @@ th { background: #f3f4f6; }
 .CONFIRMED { color: #1a7f37; font-weight: bold; }
 .DISPROVED { color: #b42318; font-weight: bold; }
 .INCONCLUSIVE { color: #9a6700; font-weight: bold; }
+.UNMEASURED { color: #6e40c9; font-weight: bold; }
+.warning { color: #9a6700; }
 section { border-top: 2px solid #eee; margin-top: 2em; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; }
 svg.plot { width: 640px; max-width: 100%; height: auto; background: #fafafa; }
@@ -240,6 +250,8 @@ def report(rep: Report) -> str:
             f"<p><em>Claim:</em> {escape(v.claim)} (needs {pct_claim(v.min_share)}).</p>",
             f'<p class="meaning">{escape(v.meaning)}</p>',
             *(f"<p>{escape(who)}</p>" for who in [customers_sentence(v.customers)] if who),
+            *(f'<p class="self-cost">{escape(line)}</p>' for line in self_cost_lines(v)),
+            *(f'<p class="warning">Warning: {escape(w)}</p>' for w in v.warnings),
             *(
                 ["<ul>", *(f"<li>{escape(line)}</li>" for line in slowest_lines(v)), "</ul>"]
                 if v.slowest_requests
