@@ -401,3 +401,26 @@ def test_no_output_ever_carries_a_raw_customer_id(
     for name, text in outputs.items():
         for cust in raw:
             assert cust not in text, (name, cust)
+
+
+def test_metrics_expose_per_host_distinct_gauges_and_exact_sums(
+    fake_clock: Any, unique_id: Any, keyed: None
+) -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    hid, ep = unique_id("H"), unique_id("GET /x")
+    request, _ = make_scenario(fake_clock, hid, ep)
+    for i in range(30):
+        request(f"c{i % 10}", 7.0, 9_000_000 if i % 2 else 0, 1_000_000)
+    samples = {
+        (s.name, s.labels["kind"]): s.value
+        for fam in text_string_to_metric_families(generate_latest().decode())
+        for s in fam.samples
+        if s.labels.get("hypothesis") == hid and (s.name.startswith("hypoprobe_customer"))
+    }
+    assert samples[("hypoprobe_customers", "seen")] == 10
+    assert samples[("hypoprobe_customers", "affected")] == 5
+    assert samples[("hypoprobe_customers_value", "affected")] == 35.0
+    assert samples[("hypoprobe_customer_requests_total", "seen")] == 30
+    assert samples[("hypoprobe_customer_probe_seconds_total", "affected")] == pytest.approx(0.135)

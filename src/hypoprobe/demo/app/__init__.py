@@ -111,7 +111,7 @@ def create_app(database_url: str | None = None, *, fixes: Iterable[str] = ()) ->
 
 
 #: What each plan pays per month: the few enterprise accounts are worth the most.
-MONTHLY_FEE = {"free": 10.0, "pro": 300.0, "enterprise": 1000.0}
+MONTHLY_FEE = {"free": 10.0, "pro": 300.0, "enterprise": 600.0}
 
 _PATH = re.compile(r"^/(accounts|lists|campaigns)/(\d+)(?:/|$)")
 
