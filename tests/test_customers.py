@@ -424,3 +424,26 @@ def test_metrics_expose_per_host_distinct_gauges_and_exact_sums(
     assert samples[("hypoprobe_customers_value", "affected")] == 35.0
     assert samples[("hypoprobe_customer_requests_total", "seen")] == 30
     assert samples[("hypoprobe_customer_probe_seconds_total", "affected")] == pytest.approx(0.135)
+
+
+def test_a_live_metrics_scrape_reports_the_hosts_customers(
+    fake_clock: Any, unique_id: Any, keyed: None
+) -> None:
+    from hypoprobe import analysis, sources
+
+    hid, ep = unique_id("H"), unique_id("GET /x")
+    request, _ = make_scenario(fake_clock, hid, ep)
+    for i in range(40):
+        request(f"c{i % 20}", 3.0, 9_000_000 if i % 4 == 0 else 0, 1_000_000)
+    server, _ = hypoprobe.start_metrics_server(0)
+    try:
+        snap = sources.scrape_metrics([f"127.0.0.1:{server.server_port}"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    verdict = next(v for v in analysis.report(snap, hypotheses=[hid]).verdicts)
+    assert verdict.customers is not None
+    figures = verdict.to_dict()["customers"]
+    assert (figures["seen"], figures["affected"]) == (20, 5)
+    assert (figures["seen_value"], figures["affected_value"]) == (60.0, 15.0)
+    assert figures["exact"] is False  # gauges: the host's figures, not a sample to union

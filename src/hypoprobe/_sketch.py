@@ -109,6 +109,9 @@ class CustomerSketch:
     #: True for a window (``Snapshot.minus``): the sums are the window's, the samples are
     #: since the start, so the distinct figures are upper bounds for the window.
     cumulative: bool = False
+    #: (distinct, value) read from ``/metrics`` gauges instead of samples: a host's figures,
+    #: or for several hosts their sum (an upper bound: one customer may use two hosts).
+    estimate: tuple[float, float | None] | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -117,6 +120,8 @@ class CustomerSketch:
     @property
     def exact(self) -> bool:
         """True while fewer than ``k`` customers were seen: the figures are exact."""
+        if self.estimate is not None:
+            return False
         return len(self.entries) < self.k and len(self.weighted) < self.k
 
     def _theta(self) -> float:
@@ -124,12 +129,16 @@ class CustomerSketch:
 
     def distinct(self) -> float:
         """Distinct customers (exact below ``k``; the KMV estimate above)."""
+        if self.estimate is not None:
+            return self.estimate[0]
         if len(self.entries) < self.k:
             return float(len(self.entries))
         return (self.k - 1) / self._theta()
 
     def value(self) -> float | None:
         """Summed value of the distinct customers; None when no customer had a value."""
+        if self.estimate is not None:
+            return self.estimate[1]
         if not self.weighted and all(v is None for v in self.entries.values()):
             return None
         if len(self.weighted) < self.k:
@@ -142,6 +151,10 @@ class CustomerSketch:
     def merge(self, other: CustomerSketch) -> CustomerSketch:
         """The sketch of both sketches' requests together (same key)."""
         k = min(self.k, other.k)
+        estimate = None
+        if self.estimate is not None or other.estimate is not None:
+            values = [v for v in (self.value(), other.value()) if v is not None]
+            estimate = (self.distinct() + other.distinct(), sum(values) if values else None)
         firsts = [t for t in (self.first_at, other.first_at) if t is not None]
         return CustomerSketch(
             self.hypothesis,
@@ -156,6 +169,7 @@ class CustomerSketch:
             min(firsts) if firsts else None,
             bottom_k_weighted(_union_weighted(self.weighted, other.weighted), k),
             self.cumulative or other.cumulative,
+            estimate,
         )
 
     def since(self, earlier: CustomerSketch, at: float) -> CustomerSketch:
