@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Any
 
-from . import _faults, _multiproc, _plan
+from . import _faults, _multiproc, _plan, _scope  # _scope imports this module: use late
 from ._hypothesis import OTHER_SEGMENT
 from ._sketch import AFFECTED, SEEN, CustomerSketch, K, merge_all
 
@@ -80,9 +80,7 @@ def customer(account_id: str | int, value: float | None = None) -> None:
             hypoprobe.customer(account.id, value=account.monthly_fee)
             ...
     """
-    from ._scope import CURRENT
-
-    scope = CURRENT.get()
+    scope = _scope.CURRENT.get()
     if scope is None:
         return
     if isinstance(account_id, bool) or not isinstance(account_id, (str, int)):
@@ -397,13 +395,12 @@ def from_request(fn: CustomerOf | None, arg: Any, scope: Any) -> None:
     except Exception:
         _faults.record("integration_customer")
         return
-    from ._scope import CURRENT
-
-    if CURRENT.get() is scope:
+    current = _scope.CURRENT
+    if current.get() is scope:
         customer(account_id, value)
     else:  # the integration opened the scope in another context than the app runs in
-        token = CURRENT.set(scope)
+        token = current.set(scope)
         try:
             customer(account_id, value)
         finally:
-            CURRENT.reset(token)
+            current.reset(token)
