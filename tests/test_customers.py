@@ -447,3 +447,29 @@ def test_a_live_metrics_scrape_reports_the_hosts_customers(
     assert (figures["seen"], figures["affected"]) == (20, 5)
     assert (figures["seen_value"], figures["affected_value"]) == (60.0, 15.0)
     assert figures["exact"] is False  # gauges: the host's figures, not a sample to union
+
+
+def test_opentelemetry_export_carries_the_customer_figures(
+    fake_clock: Any, unique_id: Any, keyed: None
+) -> None:
+    from hypoprobe import otel
+
+    hid, ep = unique_id("H"), unique_id("GET /x")
+    request, _ = make_scenario(fake_clock, hid, ep)
+    for i in range(12):
+        request(f"c{i % 6}", 2.0, 9_000_000 if i < 2 else 0, 1_000_000)
+    data = otel.metrics_data(hypoprobe.snapshot())
+    points: dict[tuple[str, str], float] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for p in metric.data.data_points:
+                    attrs = dict(p.attributes or {})
+                    mine = attrs.get(otel.attribute_name("hypothesis")) == hid
+                    if mine and metric.name.startswith("hypoprobe_customer"):
+                        kind = str(attrs[otel.attribute_name("kind")])
+                        points[(metric.name, kind)] = p.value
+    assert points[("hypoprobe_customers", "seen")] == 6
+    assert points[("hypoprobe_customers", "affected")] == 2
+    assert points[("hypoprobe_customers_value", "affected")] == 4.0
+    assert points[("hypoprobe_customer_requests", "seen")] == 12

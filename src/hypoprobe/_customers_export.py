@@ -13,10 +13,12 @@ Prometheus would not do at a bearable series count.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from ._metrics import Family
+from ._sketch import CustomerSketch
 from .snapshot import Snapshot
 
 __all__: list[str] = []
@@ -60,3 +62,26 @@ def families(snap: Snapshot) -> Iterator[Metric]:
         probe.add_metric(labels, c.probe_seconds)
         probe_value.add_metric(labels, c.probe_value_seconds)
     yield from (distinct, value, requests, probe, probe_value)
+
+
+_LABELS = tuple(LABELS)
+#: The same figures for OpenTelemetry: (family, value of a sketch; None: no point).
+OTEL: tuple[tuple[Family, Callable[[CustomerSketch], float | None]], ...] = (
+    (
+        Family(DISTINCT, "gauge", _LABELS, "Distinct customers on this host"),
+        CustomerSketch.distinct,
+    ),
+    (Family(VALUE, "gauge", _LABELS, "Summed value of those customers"), CustomerSketch.value),
+    (
+        Family(REQUESTS, "counter", _LABELS, "Requests that named a customer"),
+        lambda c: float(c.requests),
+    ),
+    (
+        Family(PROBE, "counter", _LABELS, "Probe seconds in those requests"),
+        lambda c: c.probe_seconds,
+    ),
+    (
+        Family(PROBE_VALUE, "counter", _LABELS, "Probe seconds times the customer's value"),
+        lambda c: c.probe_value_seconds,
+    ),
+)
