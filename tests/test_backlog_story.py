@@ -85,10 +85,12 @@ def scenario() -> dict[str, Any]:
             request("GET /d", d, 6 * ms, 4 * ms, (f"d-{i % 7}", None))
 
     try:
+        start = hypoprobe.snapshot()
         traffic(b_probe_ms=15)
         before = hypoprobe.snapshot()
         traffic(b_probe_ms=1)  # the fix: the N+1 batched
-        after = hypoprobe.snapshot().minus(before)
+        full = hypoprobe.snapshot()
+        after = full.minus(before)
     finally:
         hypoprobe.configure(clock=previous.clock, customer_key=previous.customer_key)
     ids = {"PERF-A", "PERF-B", "PERF-C", "PERF-D"}
@@ -97,7 +99,15 @@ def scenario() -> dict[str, Any]:
         hypotheses=tuple(h for h in s.hypotheses if h.id in ids),
         customers=tuple(c for c in s.customers if c.hypothesis in ids),
     )
-    return {"before": _fixed_window(keep(before)), "after": _fixed_window(keep(after))}
+    over_time = [
+        replace(keep(snap), created_at=2_000_000_000.0 + HOUR * i)
+        for i, snap in enumerate((start, before, full))
+    ]
+    return {
+        "before": _fixed_window(keep(before)),
+        "after": _fixed_window(keep(after)),
+        "over_time": over_time,
+    }
 
 
 def test_backlog_ranks_by_value_weighted_saving_not_by_share(scenario: dict[str, Any]) -> None:
@@ -145,6 +155,17 @@ def test_story_matches_the_expected_markdown(scenario: dict[str, Any]) -> None:
     text = story(scenario["before"], "PERF-B", after=scenario["after"])
     expected = EXPECTED / "story-PERF-B.md"
     assert text == expected.read_text(encoding="utf-8")
+
+
+def test_story_over_time_shows_the_share_per_window(scenario: dict[str, Any]) -> None:
+    text = story(scenario["before"], "PERF-B", over_time=scenario["over_time"])
+    table = text[text.index("| window |") :].split("\n\n")[0].splitlines()
+    assert table == [
+        "| window | requests | share | requests affected |",
+        "|---|---|---|---|",
+        "| 2033-05-18 03:33 UTC → 2033-05-18 04:33 UTC | 100 | 25.4% | 50.0% |",
+        "| 2033-05-18 04:33 UTC → 2033-05-18 05:33 UTC | 100 | 5.7% | 0% |",
+    ]
 
 
 def test_story_of_a_hypothesis_without_customers_says_how_to_get_them(

@@ -8,6 +8,8 @@ verdict, and, with ``--after SNAPSHOT``, the measured impact of the fix.
 from __future__ import annotations
 
 import argparse
+import itertools
+from datetime import datetime, timezone
 
 from .. import analysis, sources
 from ..analysis import NoDataError, Verdict
@@ -50,8 +52,46 @@ def _customers(impact: CustomerImpact | None, min_share: float) -> list[str]:
     return lines
 
 
-def story(snap: Snapshot, hypothesis_id: str, after: Snapshot | None = None) -> str:
-    """The story of one hypothesis as Markdown (see the module docstring)."""
+def timeline(snaps: list[Snapshot], hypothesis_id: str, endpoint: str) -> list[str]:
+    """The share per window between consecutive snapshots (taken in time order)."""
+
+    def at(t: float) -> str:
+        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    ordered = sorted(snaps, key=lambda s: s.created_at)
+    rows = []
+    for earlier, later in itertools.pairwise(ordered):
+        window = later.minus(earlier)
+        mo = window.moments_for(hypothesis_id, endpoint)
+        share = mo.probe_seconds / mo.endpoint_seconds if mo.endpoint_seconds > 0 else None
+        impact = customer_impact(window, hypothesis_id, endpoint)
+        affected = "-"
+        if impact is not None and impact.requests:
+            affected = pct(impact.affected_requests / impact.requests)
+        rows.append(
+            f"| {at(earlier.created_at)} → {at(later.created_at)} | {round(mo.requests):,} "
+            f"| {pct(share)} | {affected} |"
+        )
+    if not rows:
+        return []
+    return [
+        "| window | requests | share | requests affected |",
+        "|---|---|---|---|",
+        *rows,
+    ]
+
+
+def story(
+    snap: Snapshot,
+    hypothesis_id: str,
+    after: Snapshot | None = None,
+    over_time: list[Snapshot] | None = None,
+) -> str:
+    """The story of one hypothesis as Markdown (see the module docstring).
+
+    ``over_time``: snapshots of the same processes taken at different times, for the
+    share per window between them.
+    """
     rep = analysis.report(snap, hypotheses=[hypothesis_id])
     verdicts = sorted(rep.verdicts, key=lambda v: -v.requests)
     v: Verdict = verdicts[0]
@@ -99,6 +139,8 @@ def story(snap: Snapshot, hypothesis_id: str, after: Snapshot | None = None) -> 
     lines.append(
         text[:1].upper() + text[1:] + "." if when else "Unknown: no anecdote, no slow threshold."
     )
+    if over_time and (table := timeline(over_time, v.hypothesis, v.endpoint)):
+        lines += ["", *table]
     lines += ["", f"### Verdict: **{v.verdict}**", "", v.meaning, ""]
     lines += ["### Expected saving", ""]
     saving = f"If the probed code cost nothing: {seconds(v.saving_seconds_per_request)} per request"
@@ -132,11 +174,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--after", metavar="SNAPSHOT", nargs="+", help="snapshot file(s) taken after the fix"
     )
+    parser.add_argument(
+        "--over-time",
+        metavar="SNAPSHOT",
+        nargs="+",
+        help="snapshots of the same processes at different times: the share per window",
+    )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
 
 
 def run(args: argparse.Namespace) -> int:
     snap = load_source(args)
     after = sources.load_snapshot_files(args.after) if args.after else None
-    write_output(story(snap, args.id, after), args.output)
+    over = [sources.load_snapshot_files([path]) for path in args.over_time or ()]
+    write_output(story(snap, args.id, after, over), args.output)
     return 0
