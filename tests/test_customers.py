@@ -447,6 +447,9 @@ def test_a_live_metrics_scrape_reports_the_hosts_customers(
     assert (figures["seen"], figures["affected"]) == (20, 5)
     assert (figures["seen_value"], figures["affected_value"]) == (60.0, 15.0)
     assert figures["exact"] is False  # gauges: the host's figures, not a sample to union
+    again = analysis.customer_impact(Snapshot.from_json(snap.to_json()), hid, ep)
+    assert again is not None
+    assert (again.seen, again.affected, again.affected_value) == (20, 5, 15.0)
 
 
 def test_opentelemetry_export_carries_the_customer_figures(

@@ -219,6 +219,7 @@ class CustomerSketch:
             "probe_value_seconds": self.probe_value_seconds,
             "first_at": self.first_at,
             "cumulative": self.cumulative,
+            "estimate": None if self.estimate is None else list(self.estimate),
             # Hex strings: 64-bit integers do not survive every JSON reader.
             "entries": [[format(h, "x"), v] for h, v in sorted(self.entries.items())],
             "weighted": [[format(h, "x"), v] for h, v in sorted(self.weighted.items())],
@@ -251,7 +252,15 @@ class CustomerSketch:
             None if first is None else float(first),
             bottom_k_weighted(weighted, k),
             bool(data.get("cumulative", False)),
+            _estimate(data.get("estimate")),
         )
+
+
+def _estimate(raw: Any) -> tuple[float, float | None] | None:
+    if raw is None:
+        return None
+    distinct, value = raw
+    return (float(distinct), None if value is None else float(value))
 
 
 def _union_weighted(a: Mapping[int, float], b: Mapping[int, float]) -> dict[int, float]:
