@@ -155,7 +155,9 @@ class _Sample:
                 entries[h] = value
                 self._write(h, value)
             return
-        r = h / value if self.weighted and value else float(h)
+        # The same rank as _sketch's bottom-k (exact ints for counts), so that what is kept
+        # here is exactly the sample a merge would keep.
+        r: float = h / value if self.weighted and value else h
         if len(entries) < K:
             entries[h] = value
             heapq.heappush(self.heap, (-r, h))
