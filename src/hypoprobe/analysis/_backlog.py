@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,10 +74,10 @@ def _verdict_text(verdicts: list[Verdict]) -> str:
     return ", ".join(f"{v.endpoint}: {v.verdict}" for v in verdicts)
 
 
-def backlog(snap: Snapshot) -> tuple[BacklogRow, ...]:
-    """Every hypothesis of ``snap`` with requests, ranked (see the module docstring)."""
+def backlog(snap: Snapshot, hypotheses: Sequence[str] | None = None) -> tuple[BacklogRow, ...]:
+    """Every hypothesis of ``snap`` (or those named) with requests, ranked (module docstring)."""
     try:
-        verdicts = report(snap).verdicts
+        verdicts = report(snap, hypotheses=hypotheses).verdicts
     except NoDataError:
         return ()
     by_hypothesis: dict[str, list[Verdict]] = {}

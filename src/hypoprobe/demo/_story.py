@@ -183,13 +183,13 @@ def _load(base_url: str, options: DemoOptions, label: str, stream: TextIO) -> tu
     return _window(start, result.requests + 1), result.requests
 
 
-def _backlog_step(before: Snapshot, out: Path, stream: TextIO) -> list[str]:
+def _backlog_step(before: Snapshot, ids: list[str], out: Path, stream: TextIO) -> list[str]:
     """Rank the hypotheses by what they cost customers; write the backlog and a story."""
     from .._cli import backlog as backlog_cli
     from .._cli import story as story_cli
     from ..analysis._backlog import backlog
 
-    rows = backlog(before)
+    rows = backlog(before, ids)
     _say(stream, "Step 3b - the backlog: for whom, how many, how much")
     for line in backlog_cli.render(rows, "table", before.source).splitlines()[2:]:
         _say(stream, f"  {line}" if line else "")
@@ -325,7 +325,7 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
             result.verdicts_before = verdicts
             result.files += [out / "before.json", *files]
             _say(stream)
-            result.backlog = _backlog_step(before, out, stream)
+            result.backlog = _backlog_step(before, ids, out, stream)
             result.files += [out / n for n in ("backlog.md", "backlog.json", "story-PERF-412.md")]
 
             _say(stream, "Step 4 - the fix the verdicts point at: batch the N+1, same load again")
