@@ -50,7 +50,10 @@ def _check_reports(out: Path) -> None:
     backlog = json.loads((out / "backlog.json").read_text())
     rows = {r["hypothesis"]: r for r in backlog["rows"]}
     assert [r["hypothesis"] for r in backlog["rows"]] == ["PERF-415", "PERF-412", "PERF-419"]
-    assert rows["PERF-412"]["customers_affected"] <= 3 < rows["PERF-415"]["customers_affected"]
+    # Few against many: about 3 (the enterprise accounts) against about 40. Not "<= 3": on
+    # a loaded machine one pause inside the query can make one more account's request
+    # cross 50%, and "affected" is any one request.
+    assert 3 * rows["PERF-412"]["customers_affected"] < rows["PERF-415"]["customers_affected"]
     assert all(r["ranked_by"] == "value-weighted seconds per day" for r in backlog["rows"])
     story = (out / "story-PERF-412.md").read_text()
     assert "of the value" in story
