@@ -350,6 +350,26 @@ def _read_file(path: str) -> CustomerSketch | None:
     )
 
 
+#: Files of processes that have exited never change again: read once. Path -> sketch.
+_DEAD: dict[str, CustomerSketch | None] = {}
+
+
+def _read_cached(path: str, name: str) -> CustomerSketch | None:
+    """A sketch file's contents, read once if its process has exited, else every time."""
+    if path in _DEAD:
+        return _DEAD[path]
+    try:
+        pid, started = (int(part) for part in name[len(PREFIX) :].split("-")[:2])
+        # Asked before reading: a process dead already wrote its last before this read.
+        dead = pid != os.getpid() and not _multiproc.is_alive(pid, started)
+    except ValueError:
+        dead = False
+    found = _read_file(path)
+    if dead:
+        _DEAD[path] = found
+    return found
+
+
 def collect() -> tuple[CustomerSketch, ...]:
     """Every sketch of this process, or in multi-process mode of every process' files."""
     from ._config import HOLDER
@@ -364,7 +384,7 @@ def collect() -> tuple[CustomerSketch, ...]:
                 if not (name.startswith(PREFIX) and name.endswith(SUFFIX)):
                     continue
                 try:
-                    found = _read_file(os.path.join(directory, name))
+                    found = _read_cached(os.path.join(directory, name), name)
                 except Exception:
                     _faults.record("customer_file_read")
                     continue
