@@ -271,6 +271,8 @@ def test_native_histograms_through_real_prometheus(tmp_path: Path) -> None:
             doc = json.loads(dashboard_file.read_text())
             for panel in doc["panels"]:
                 for target in panel.get("targets", ()):
+                    if "hypoprobe_customer" in target["expr"]:
+                        continue  # this app names no customers: those panels are empty
                     expr = target["expr"].replace("$__rate_interval", "1m")
                     assert prom.query(expr.replace("$hypothesis", HYP)), (panel["title"], expr)
 

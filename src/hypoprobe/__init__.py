@@ -33,6 +33,7 @@ from importlib.metadata import version as _version
 from . import _load, _runtime
 from ._collect import snapshot
 from ._config import Config, configure
+from ._customers import customer
 from ._exposition import metrics_asgi_app, metrics_wsgi_app, start_metrics_server
 from ._hypothesis import Hypothesis, Observation, hypothesis
 from ._load import load, unload
@@ -57,6 +58,7 @@ __all__ = [
     "SnapshotError",
     "__version__",
     "configure",
+    "customer",
     "endpoint",
     "hypothesis",
     "load",

@@ -7,7 +7,7 @@ import socket
 import time
 from dataclasses import replace
 
-from . import _exemplars, _faults, _plan, _selfcost, _slowest
+from . import _customers, _exemplars, _faults, _plan, _selfcost, _slowest
 from . import _metrics as m
 from ._config import HOLDER
 from ._hypothesis import REGISTRY, Hypothesis
@@ -197,6 +197,7 @@ def snapshot() -> Snapshot:
         internal_errors=_faults.snapshot(),
         series_overflow=dict(STORAGE.dropped),
         slowest=_slowest.collect(),
+        customers=_customers.collect(),
         targets=tuple(targets),
         origins=(_origin(),),
     )

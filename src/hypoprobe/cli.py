@@ -61,6 +61,8 @@ COMMANDS: dict[str, str] = {
     "report": "hypoprobe._cli.report",
     "compare": "hypoprobe._cli.compare",
     "snapshot": "hypoprobe._cli.snapshot",
+    "backlog": "hypoprobe._cli.backlog",
+    "story": "hypoprobe._cli.story",
     "demo": "hypoprobe.demo",
     "rules": "hypoprobe._rules",
     "dashboard": "hypoprobe._dashboard",

@@ -49,6 +49,7 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from . import _buckets, _faults
+from . import _customers_export as _cx
 from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER, validate
@@ -474,6 +475,12 @@ def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
     )
     for family, value in zip((*m.INT_MOMENTS, *m.FLOAT_MOMENTS), moment_values, strict=True):
         yield _number_metric(b, family, ((_attrs(family, mo), value(mo)) for mo in snap.moments))
+    for family, figure in _cx.OTEL:  # customers: per-host gauges, exact counters
+        yield _number_metric(
+            b,
+            family,
+            ((_attrs(family, c), v) for c in snap.customers if (v := figure(c)) is not None),
+        )
     yield _number_metric(
         b, m.PROBE_EXCEPTIONS, ((_attrs(m.PROBE_EXCEPTIONS, x), x.count) for x in snap.exceptions)
     )

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
-from . import _buckets
+from . import _buckets, _customers_export
 from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER
@@ -248,6 +248,7 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
         dropped.add_metric([metric], float(n))
     yield dropped
     yield _clamped(snap)
+    yield from _customers_export.families(snap)
     self_cost = CounterMetricFamily(
         m.SELF_SECONDS.name, m.SELF_SECONDS.help, labels=m.SELF_SECONDS.labels
     )

@@ -23,6 +23,7 @@ from itertools import pairwise
 from typing import Any, TypeVar
 
 from . import _buckets
+from ._sketch import CustomerSketch, merge_all
 from .errors import SnapshotError
 
 __all__ = [
@@ -512,6 +513,8 @@ class Snapshot:
     series_overflow: Mapping[str, int] = field(default_factory=dict)
     #: The requests with the highest share and the slowest, per hypothesis and endpoint.
     slowest: tuple[SlowRequest, ...] = ()
+    #: Distinct customers (keyed hashes) per hypothesis, endpoint and segment (_sketch).
+    customers: tuple[CustomerSketch, ...] = ()
     #: hypoprobe's own estimated time per endpoint, in seconds (calibrated costs x counts;
     #: ``<none>``: probe calls outside any scope). Empty when not estimated.
     self_seconds: Mapping[str, float] = field(default_factory=dict)
@@ -605,6 +608,7 @@ class Snapshot:
             internal_errors=_sum_maps(s.internal_errors for s in snaps),
             series_overflow=_sum_maps(s.series_overflow for s in snaps),
             slowest=_top_slowest((r for s in snaps for r in s.slowest), _slowest_keep(snaps)),
+            customers=merge_all(c for s in snaps for c in s.customers),
             self_seconds=_sum_maps(s.self_seconds for s in snaps),
             targets=_merge_keyed(
                 (t for s in snaps for t in s.targets),
@@ -618,7 +622,13 @@ class Snapshot:
         )
 
     def minus(self, earlier: Snapshot) -> Snapshot:
-        """What happened between ``earlier`` and this snapshot (a window)."""
+        """What happened between ``earlier`` and this snapshot (a window).
+
+        Customer sketches cannot be subtracted: the window keeps the later snapshot's
+        customers (distinct since its processes started), with its request and probe-time
+        sums taken over the window.
+        """
+        before_c = {c.key: c for c in earlier.customers}
         before_e = {e.endpoint: e for e in earlier.endpoints}
         before_p = {(p.hypothesis, p.probe, p.endpoint): p for p in earlier.probes}
         before_r = {(r.hypothesis, r.probe, r.endpoint, r.segment): r for r in earlier.requests}
@@ -677,6 +687,10 @@ class Snapshot:
             internal_errors=_minus_map(self.internal_errors, earlier.internal_errors),
             series_overflow=_minus_map(self.series_overflow, earlier.series_overflow),
             slowest=tuple(r for r in self.slowest if r.at > earlier.created_at),
+            customers=tuple(
+                c.since(before_c[c.key], earlier.created_at) if c.key in before_c else c
+                for c in self.customers
+            ),
             self_seconds=_minus_map(self.self_seconds, earlier.self_seconds),
             since=earlier.created_at,
         )
@@ -721,6 +735,7 @@ class Snapshot:
             "internal_errors": dict(self.internal_errors),
             "series_overflow": dict(self.series_overflow),
             "slowest": [_plain(r) for r in self.slowest],
+            "customers": [c.to_dict() for c in self.customers],
             "self_seconds": dict(self.self_seconds),
             "targets": [_plain(t) for t in self.targets],
             "origins": list(self.origins),
@@ -795,6 +810,9 @@ class Snapshot:
                 internal_errors=_counters(data.get("internal_errors", {}), "internal_errors"),
                 series_overflow=_counters(data.get("series_overflow", {}), "series_overflow"),
                 slowest=tuple(_slow_request(r) for r in _items(data.get("slowest", ()))),
+                customers=tuple(
+                    CustomerSketch.from_dict(c) for c in _items(data.get("customers", ()))
+                ),
                 self_seconds=_seconds_by_name(data.get("self_seconds", {}), "self_seconds"),
                 targets=tuple(_target_state(t) for t in _items(data.get("targets", ()))),
                 origins=tuple(_str(o, "an origin") for o in _items(data.get("origins", ()))),

@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 from ._compare import ALPHA, Comparison, ComparisonReport, Sample, Welch, compare, welch
+from ._impact import CustomerImpact, customer_impact
 from ._ratio import MIN_REQUESTS, Z95, RatioEstimate, estimate, requests_needed
 from ._verdict import (
     CONFIRMED,
@@ -38,6 +39,7 @@ __all__ = [
     "ALPHA",
     "CONFIRMED",
     "Comparison",
+    "CustomerImpact",
     "ComparisonReport",
     "DISPROVED",
     "INCONCLUSIVE",
@@ -52,6 +54,7 @@ __all__ = [
     "Welch",
     "Z95",
     "compare",
+    "customer_impact",
     "estimate",
     "report",
     "requests_needed",

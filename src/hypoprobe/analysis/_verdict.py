@@ -18,6 +18,7 @@ from ..snapshot import (
     TargetState,
 )
 from . import _ratio
+from ._impact import CustomerImpact, customer_impact
 from ._meaning import meaning
 from ._selfshare import self_figures
 
@@ -126,6 +127,8 @@ class Verdict:
     #: The single requests behind the aggregate: the highest shares and the slowest
     #: (``kind`` "share" / "latency"), highest first, with their trace ids.
     slowest_requests: tuple[SlowRequest, ...] = ()
+    #: Customers seen and affected, and their value (None: no request named a customer).
+    customers: CustomerImpact | None = None
     #: hypoprobe's own estimated time in the endpoint (seconds, all requests) and its share
     #: of the endpoint's time; None without an estimate (docs/guarding-overhead.md).
     self_seconds: float | None = None
@@ -150,6 +153,8 @@ class Verdict:
             value = getattr(self, f.name)
             if f.name == "segments":
                 value = [seg.to_dict() for seg in value]
+            elif f.name == "customers":
+                value = None if value is None else value.to_dict()
             elif f.name == "slowest_requests":
                 value = [{k: getattr(r, k) for k in _SLOW_KEYS} for r in value]
             elif f.name == "quantile_buckets":
@@ -356,6 +361,7 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
         ),
         **self_figures(snap, endpoint),
     }
+    values["customers"] = customer_impact(snap, info.id, endpoint)
     values["reason"] = unmeasured
     values["warnings"] = warnings
     values["quantile_buckets"] = buckets

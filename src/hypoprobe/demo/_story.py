@@ -68,6 +68,8 @@ class DemoResult:
     requests_before: int = 0
     requests_after: int = 0
     files: list[Path] = field(default_factory=list)
+    #: The hypotheses in backlog order (most value-weighted time saved per day first).
+    backlog: list[str] = field(default_factory=list)
 
     def verdicts(self) -> dict[str, str]:
         """Hypothesis id -> verdict."""
@@ -179,6 +181,27 @@ def _load(base_url: str, options: DemoOptions, label: str, stream: TextIO) -> tu
         _say(stream, f"  {result.errors} request(s) failed")
     # + 1: the load generator's own look at the accounts.
     return _window(start, result.requests + 1), result.requests
+
+
+def _backlog_step(before: Snapshot, ids: list[str], out: Path, stream: TextIO) -> list[str]:
+    """Rank the hypotheses by what they cost customers; write the backlog and a story."""
+    from .._cli import backlog as backlog_cli
+    from .._cli import story as story_cli
+    from ..analysis._backlog import backlog
+
+    rows = backlog(before, ids)
+    _say(stream, "Step 3b - the backlog: for whom, how many, how much")
+    for line in backlog_cli.render(rows, "table", before.source).splitlines()[2:]:
+        _say(stream, f"  {line}" if line else "")
+    (out / "backlog.md").write_text(
+        backlog_cli.render(rows, "markdown", before.source), encoding="utf-8"
+    )
+    (out / "backlog.json").write_text(
+        backlog_cli.render(rows, "json", before.source), encoding="utf-8"
+    )
+    (out / "story-PERF-412.md").write_text(story_cli.story(before, "PERF-412"), encoding="utf-8")
+    _say(stream)
+    return [r.hypothesis for r in rows]
 
 
 def _ms(seconds: float | None) -> str:
@@ -302,6 +325,8 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
             result.verdicts_before = verdicts
             result.files += [out / "before.json", *files]
             _say(stream)
+            result.backlog = _backlog_step(before, ids, out, stream)
+            result.files += [out / n for n in ("backlog.md", "backlog.json", "story-PERF-412.md")]
 
             _say(stream, "Step 4 - the fix the verdicts point at: batch the N+1, same load again")
             set_fixes(app, {"batch"})

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from html import escape
 
 from ..analysis import Comparison, ComparisonReport, Report, Verdict
+from ..analysis._impact import sentence as customers_sentence
 from ..analysis._text import pct, pct_claim, seconds
 from ..snapshot import Histogram
 from ._common import (
@@ -248,6 +249,7 @@ def report(rep: Report) -> str:
             f"{v.verdict}</span></h2>",
             f"<p><em>Claim:</em> {escape(v.claim)} (needs {pct_claim(v.min_share)}).</p>",
             f'<p class="meaning">{escape(v.meaning)}</p>',
+            *(f"<p>{escape(who)}</p>" for who in [customers_sentence(v.customers)] if who),
             *(f'<p class="self-cost">{escape(line)}</p>' for line in self_cost_lines(v)),
             *(f'<p class="warning">Warning: {escape(w)}</p>' for w in v.warnings),
             *(
