@@ -242,8 +242,11 @@ def test_html_comparison_is_self_contained(golden_comparison: ComparisonReport) 
     assert "significant" in text
     page = _Page()
     page.feed(text)
-    assert _classes(page, "svg") == ["plot latency-before", "plot latency-after"]
-    assert _classes(page, "rect").count("bar") > 10
+    # Before and after overlaid on one scale, one plot per endpoint.
+    assert _classes(page, "svg") == ["plot latency-compare"]
+    rects = _classes(page, "rect")
+    assert rects.count("bar-before") > 5
+    assert rects.count("bar-after") > 5
 
 
 def test_markdown_escapes_table_cells(golden_report: Report) -> None:

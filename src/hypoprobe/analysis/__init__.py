@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ._compare import ALPHA, Comparison, ComparisonReport, Sample, Welch, compare, welch
 from ._ratio import MIN_REQUESTS, Z95, RatioEstimate, estimate, requests_needed
+from ._timeline import SharePoint, is_series, timeline
 from ._verdict import (
     CONFIRMED,
     DISPROVED,
@@ -45,12 +46,15 @@ __all__ = [
     "Report",
     "Sample",
     "SegmentShare",
+    "SharePoint",
     "Verdict",
     "Welch",
     "Z95",
     "compare",
     "estimate",
+    "is_series",
     "report",
     "requests_needed",
+    "timeline",
     "welch",
 ]

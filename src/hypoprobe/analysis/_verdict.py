@@ -10,6 +10,7 @@ from ..errors import HypoprobeError
 from ..snapshot import Histogram, HypothesisInfo, ProbeData, RequestData, SlowRequest, Snapshot
 from . import _ratio
 from ._meaning import meaning
+from ._timeline import SharePoint
 
 __all__ = [
     "CONFIRMED",
@@ -133,6 +134,8 @@ class Report:
     created_at: float
     verdicts: tuple[Verdict, ...]
     notes: tuple[str, ...] = ()
+    #: The share per interval, when the source was one process at several times (for plots).
+    timeline: tuple[SharePoint, ...] = ()
 
 
 def _merged(hists: Iterable[Histogram]) -> Histogram | None:

@@ -7,7 +7,18 @@ import datetime as _dt
 from ..analysis import MIN_REQUESTS, Comparison, Verdict
 from ..analysis._text import MISSING, count, pct, pct_claim, pct_range, seconds
 
-__all__ = ["COMPARE_HEADERS", "HEADERS", "compare_rows", "row", "slowest_lines", "when"]
+__all__ = [
+    "COMPARE_HEADERS",
+    "HEADERS",
+    "SHOWN_PER_KIND",
+    "compare_rows",
+    "row",
+    "slowest_lines",
+    "when",
+]
+
+#: Single requests shown per kind (highest share, slowest) in every format but JSON.
+SHOWN_PER_KIND = 3
 
 HEADERS = (
     "hypothesis",
@@ -122,7 +133,10 @@ def slowest_lines(v: Verdict, per_kind: int | None = None) -> list[str]:
         else:
             what = f"slowest: {seconds(r.endpoint_seconds)}, {pct(r.share)} in the probes"
         calls = f"{count(r.calls)} call" + ("" if r.calls == 1 else "s")
-        at = _dt.datetime.fromtimestamp(r.at, _dt.timezone.utc).strftime("%H:%M:%S UTC")
+        # To the millisecond: without a trace id, the end time and the duration are how
+        # the request is found in an access log.
+        stamp = _dt.datetime.fromtimestamp(r.at, _dt.timezone.utc)
+        at = stamp.strftime("%H:%M:%S.") + f"{stamp.microsecond // 1000:03d} UTC"
         trace = f", trace {r.trace_id}" if r.trace_id else ""
         out.append(f"{what} ({calls}), {at}{trace}")
     return out
