@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real: prometheus (the server and
-# promtool) and postgresql. Idempotent; does nothing when they are already there.
+# promtool), postgresql, and chromium (the HTML report rendered in a real browser). Idempotent; does nothing when they are already there.
 # Locally without root the tests that need them skip with a reason; under CI=true a missing
 # component is an error, never a skip.
 set -euo pipefail
@@ -8,9 +8,10 @@ set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
-    echo "system deps: prometheus and postgresql present"
+    echo "system deps: prometheus, postgresql and chromium present"
     exit 0
 fi
 
