@@ -161,7 +161,8 @@ def test_json_report_validates_against_its_schema(golden_report: Report) -> None
     assert len(doc["verdicts"]) == len(GOLDEN)
     for item, v in zip(doc["verdicts"], golden_report.verdicts, strict=True):
         assert set(item) >= STABLE_KEYS
-        assert item["aggregate_share"] == v.aggregate_share
+        # 12 significant digits in JSON: float noise dropped, every measured digit kept.
+        assert item["aggregate_share"] == pytest.approx(v.aggregate_share, rel=1e-11)
         assert item["verdict"] == v.verdict
         assert item["meaning"] == v.meaning
     required = set(schema["$defs"]["verdict"]["required"])  # type: ignore[index]

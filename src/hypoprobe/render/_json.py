@@ -20,12 +20,20 @@ REPORT_SCHEMA = "hypoprobe.report/1"
 COMPARISON_SCHEMA = "hypoprobe.comparison/1"
 
 
+_TIMES = frozenset({"created_at", "at"})
+
+
 def _finite(value: Any) -> Any:
     # JSON has no NaN or infinity; a value that cannot be computed is null.
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, float):
+        # 12 significant digits: 0.8, not 0.7999999999999999 (float arithmetic's last
+        # bits), and far more than any measured figure has.
+        return float(f"{value:.12g}")
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        # Times are Unix seconds: kept to the last digit.
+        return {k: v if k in _TIMES else _finite(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return value
