@@ -149,3 +149,23 @@ def test_filed_anecdotes_skip_hypotheses_without_one(tmp_path: Path) -> None:
     path = tmp_path / "h.toml"
     path.write_text('[[hypothesis]]\nid = "A"\n[[hypothesis]]\nid = "B"\nobserved = {}\n')
     assert filed_anecdotes(path) == {}
+
+
+def test_single_requests_without_trace_ids_say_how_to_find_them() -> None:
+    from hypoprobe.render._common import NO_TRACE_HINT, slowest_lines
+    from hypoprobe.snapshot import SlowRequest
+
+    story = scenarios.too_few(1)
+    hid = "FIRST-HOUR-TRACE"
+    scenarios.run(story, hid, "GET /trace-hint")
+    (v,) = analysis.report(hypoprobe.snapshot(), hypotheses=[hid]).verdicts
+    plain = SlowRequest(hid, "GET /trace-hint", "share", 0.036, 0.029, 1, 0.8, 1.79e9 + 0.25)
+    lines = slowest_lines(dataclasses.replace(v, slowest_requests=(plain,)))
+    assert lines == [
+        "highest share: 80.0%, 29 ms of 36 ms (1 call), ended 14:13:20.250 UTC",
+        NO_TRACE_HINT,
+    ]
+    traced = dataclasses.replace(plain, trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
+    lines = slowest_lines(dataclasses.replace(v, slowest_requests=(traced,)))
+    assert lines[-1].endswith("trace 4bf92f3577b34da6a3ce929d0e0e4736")
+    assert NO_TRACE_HINT not in lines

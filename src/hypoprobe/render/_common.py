@@ -10,12 +10,19 @@ from ..analysis._text import MISSING, count, pct, pct_claim, pct_range, seconds
 __all__ = [
     "COMPARE_HEADERS",
     "HEADERS",
+    "NO_TRACE_HINT",
     "SHOWN_PER_KIND",
     "compare_rows",
     "row",
     "slowest_lines",
     "when",
 ]
+
+#: The last of the single-request lines when none has a trace id.
+NO_TRACE_HINT = (
+    "(no trace ids: no sampled OpenTelemetry span was active; find these requests in the "
+    "access log by endpoint, end time and duration)"
+)
 
 #: Single requests shown per kind (highest share, slowest) in every format but JSON.
 SHOWN_PER_KIND = 3
@@ -119,7 +126,8 @@ def slowest_lines(v: Verdict, per_kind: int | None = None) -> list[str]:
 
     ``per_kind`` keeps only the first few of each kind (the terminal and the ticket).
 
-    Example: ``highest share: 86% (31 ms of 36 ms, 13 calls), 15:12:45 UTC, trace 4bf9…``
+    Example: ``highest share: 86%, 31 ms of 36 ms (13 calls), ended 15:12:45.120 UTC,
+    trace 4bf9…``; without any trace id, a last line says how to find them instead.
     """
     out = []
     shown = {"share": 0, "latency": 0}
@@ -138,5 +146,7 @@ def slowest_lines(v: Verdict, per_kind: int | None = None) -> list[str]:
         stamp = _dt.datetime.fromtimestamp(r.at, _dt.timezone.utc)
         at = stamp.strftime("%H:%M:%S.") + f"{stamp.microsecond // 1000:03d} UTC"
         trace = f", trace {r.trace_id}" if r.trace_id else ""
-        out.append(f"{what} ({calls}), {at}{trace}")
+        out.append(f"{what} ({calls}), ended {at}{trace}")
+    if out and not any(r.trace_id for r in v.slowest_requests):
+        out.append(NO_TRACE_HINT)
     return out

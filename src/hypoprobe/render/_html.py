@@ -21,7 +21,14 @@ from html import escape
 from ..analysis import Comparison, ComparisonReport, Report, Verdict
 from ..analysis._text import count, pct, pct_claim, pct_range, seconds
 from ..snapshot import Histogram
-from ._common import COMPARE_HEADERS, SHOWN_PER_KIND, compare_rows, slowest_lines, when
+from ._common import (
+    COMPARE_HEADERS,
+    NO_TRACE_HINT,
+    SHOWN_PER_KIND,
+    compare_rows,
+    slowest_lines,
+    when,
+)
 from ._svg import Band, Bar, Marker, Point, Series, histogram, timeline
 
 __all__ = ["comparison", "report"]
@@ -360,14 +367,14 @@ def timeline_plot(rep: Report, v: Verdict) -> str | None:
 
 def _requests(v: Verdict) -> list[str]:
     lines = slowest_lines(v, per_kind=SHOWN_PER_KIND)
+    hint = lines[-1:] == [NO_TRACE_HINT]
+    if hint:
+        lines = lines[:-1]
     if not lines:
         return []
     out = ['<ul class="requests">', *(f"<li>{escape(line)}</li>" for line in lines), "</ul>"]
-    if not any(r.trace_id for r in v.slowest_requests):
-        out.append(
-            '<p class="hint">No trace ids (no sampled OpenTelemetry span was active): find '
-            "these requests in the access log by their end time and duration.</p>"
-        )
+    if hint:
+        out.append(f'<p class="hint">{escape(NO_TRACE_HINT)}</p>')
     return out
 
 
