@@ -19,10 +19,7 @@ __all__ = [
 ]
 
 #: The last of the single-request lines when none has a trace id.
-NO_TRACE_HINT = (
-    "(no trace ids: no sampled OpenTelemetry span was active; find these requests in the "
-    "access log by endpoint, end time and duration)"
-)
+NO_TRACE_HINT = "(no trace ids: find these in the access log by endpoint, end time and duration)"
 
 #: Single requests shown per kind (highest share, slowest) in every format but JSON.
 SHOWN_PER_KIND = 3
