@@ -68,6 +68,8 @@ svg .bar-after { fill: #2f6fe4; fill-opacity: .55; }
 svg .bar-note { font-size: 10px; fill: #1d2327; }
 svg .band { fill: #1a7f37; fill-opacity: .13; }
 svg .band-line { stroke: #1a7f37; stroke-opacity: .4; stroke-width: 6; }
+svg .marker-label, svg .bar-note { paint-order: stroke; stroke: #fafafa; stroke-width: 3px;
+                                  stroke-linejoin: round; }
 svg .marker-label { font-size: 11px; }
 svg .anecdote { stroke: #b42318; stroke-width: 2; }
 svg .anecdote-label, svg .anecdote-arrow { fill: #b42318; }

@@ -41,8 +41,10 @@ W = 600
 PLOT_H = 170
 LEFT, RIGHT, BOTTOM = 56, 20, 44
 TITLE_H, ROW_H = 24, 14
-#: A bar under this fraction of the tallest one is labelled with its value.
+#: A bar under this fraction of the tallest one is labelled with its value...
 TINY = 0.04
+#: ...unless another label is closer than this (px), and at most NOTES labels per plot.
+NOTE_GAP, NOTES = 44, 6
 
 
 @dataclass(frozen=True)
@@ -121,13 +123,11 @@ def linear_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     if not hi > lo:
         return [lo]
     step = _step(hi - lo, target)
-    first = math.ceil(lo / step - 1e-9)
-    out = []
-    k = first
-    while k * step <= hi * (1 + 1e-9) + 1e-12:
-        out.append(round(k * step, 12))
-        k += 1
-    return out
+    # Whole multiples of the step, rounded to the step's own decimals (0.30000000000000004
+    # is 0.3): a tick is k * step for integer k.
+    decimals = max(0, 1 - math.floor(math.log10(step)))
+    first, last = math.ceil(lo / step - 1e-6), math.floor(hi / step + 1e-6)
+    return [round(k * step, decimals) for k in range(first, last + 1)]
 
 
 def log_ticks(lo: float, hi: float, most: int = 9) -> list[float]:
@@ -219,8 +219,10 @@ def _axes(
         out.append(
             f'<line class="axis" x1="{px:.1f}" y1="{bottom}" x2="{px:.1f}" y2="{bottom + 4}"/>'
         )
+        # A label at the right edge ends there, so it is not cut off by the plot's box.
+        anchor, tx = ("end", W - 2.0) if px + 3.5 * len(text) > W - 2 else ("middle", px)
         out.append(
-            f'<text class="tick x-tick" x="{px:.1f}" y="{bottom + 16}" text-anchor="middle">'
+            f'<text class="tick x-tick" x="{tx:.1f}" y="{bottom + 16}" text-anchor="{anchor}">'
             f"{escape(text)}</text>"
         )
     out.append(
@@ -351,7 +353,8 @@ def histogram(
         y_label=y_label,
         height=height,
     )
-    last_note = -1e9
+    last_note, notes = -1e9, 0
+    labels: list[str] = []
     for g in groups:
         for b in g.bars:
             if b.value <= 0:
@@ -359,17 +362,21 @@ def histogram(
             x0, x1 = sx(b.x0), sx(b.x1)
             # Rare is not nothing: a bin with any requests stays visible (the anecdote's tail).
             y = min(sy(b.value), bottom - 2.5)
+            css = g.css if g.label and b.css == "bar" else b.css  # a series' own colour
             out.append(
-                f'<rect class="{escape(b.css)}" x="{x0:.1f}" y="{y:.1f}" '
+                f'<rect class="{escape(css)}" x="{x0:.1f}" y="{y:.1f}" '
                 f'width="{max(x1 - x0 - 0.5, 1.2):.1f}" height="{bottom - y:.1f}">'
                 f"<title>{escape(_pct_tick(b.value, b.value / 10))} of requests</title></rect>"
             )
-            if b.value < tallest * TINY and (x0 + x1) / 2 - last_note > 26:
-                last_note = (x0 + x1) / 2
-                out.append(
-                    f'<text class="tick bar-note" x="{last_note:.1f}" y="{y - 3:.1f}" '
-                    f'text-anchor="middle">{escape(_pct_tick(b.value, b.value / 10))}</text>'
+            if b.value < tallest * TINY and (x0 + x1) / 2 - last_note > NOTE_GAP and notes < NOTES:
+                last_note, notes = (x0 + x1) / 2, notes + 1
+                # Drawn after every bar, so no later bar hides part of it.
+                labels.append(
+                    f'<text class="tick bar-note" x="{max(last_note, LEFT + 14):.1f}" '
+                    f'y="{y - 3:.1f}" text-anchor="middle">'
+                    f"{escape(_pct_tick(b.value, b.value / 10))}</text>"
                 )
+    out += labels
     for i, g in enumerate(labelled):
         lx, ly = LEFT + 10 + 90 * i, TITLE_H
         out.append(
