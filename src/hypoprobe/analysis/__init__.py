@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from ._compare import ALPHA, Comparison, ComparisonReport, Sample, Welch, compare, welch
 from ._ratio import MIN_REQUESTS, Z95, RatioEstimate, estimate, requests_needed
-from ._timeline import SharePoint, is_series, timeline
+from ._timeline import SharePoint, is_series, timeline, window_timeline
 from ._verdict import (
     CONFIRMED,
     DISPROVED,
@@ -57,4 +57,5 @@ __all__ = [
     "requests_needed",
     "timeline",
     "welch",
+    "window_timeline",
 ]

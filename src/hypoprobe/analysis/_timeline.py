@@ -14,7 +14,7 @@ from itertools import pairwise
 from ..errors import HypoprobeError
 from ..snapshot import Snapshot
 
-__all__ = ["SharePoint", "is_series", "timeline"]
+__all__ = ["SharePoint", "is_series", "timeline", "window_timeline"]
 
 
 @dataclass(frozen=True)
@@ -60,28 +60,43 @@ def timeline(snapshots: Sequence[Snapshot]) -> tuple[SharePoint, ...]:
 
         points = timeline([load("t0.json"), load("t1.json"), load("t2.json")])
     """
+    ordered = sorted(snapshots, key=lambda s: s.created_at)
+    return window_timeline(
+        [(earlier.created_at, later.created_at, later.minus(earlier)) for earlier, later in
+         pairwise(ordered)]
+    )  # fmt: skip
+
+
+def window_timeline(windows: Sequence[tuple[float, float, Snapshot]]) -> tuple[SharePoint, ...]:
+    """The share of every hypothesis and endpoint in each ``(start, end, window)``.
+
+    For sources that are windows already (a Prometheus server queried interval by
+    interval); a window with no requests yields no point.
+
+    Example::
+
+        points = window_timeline([(t0, t1, query_prometheus(url, t1 - t0, at=t1)), ...])
+    """
     from ._verdict import report
 
-    ordered = sorted(snapshots, key=lambda s: s.created_at)
     out: list[SharePoint] = []
-    for earlier, later in pairwise(ordered):
+    for start, end, window in sorted(windows, key=lambda w: w[1]):
         try:
-            rep = report(later.minus(earlier))
+            rep = report(window)
         except HypoprobeError:  # nothing recorded in this interval
             continue
-        for v in rep.verdicts:
-            if v.requests <= 0:
-                continue
-            out.append(
-                SharePoint(
-                    v.hypothesis,
-                    v.endpoint,
-                    earlier.created_at,
-                    later.created_at,
-                    v.requests,
-                    v.aggregate_share,
-                    v.ci_low,
-                    v.ci_high,
-                )
+        out += [
+            SharePoint(
+                v.hypothesis,
+                v.endpoint,
+                start,
+                end,
+                v.requests,
+                v.aggregate_share,
+                v.ci_low,
+                v.ci_high,
             )
+            for v in rep.verdicts
+            if v.requests > 0
+        ]
     return tuple(out)
