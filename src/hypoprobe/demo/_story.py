@@ -231,19 +231,36 @@ def _step1_anecdote(
     return top_share
 
 
-def _load(base_url: str, options: DemoOptions, label: str, stream: TextIO) -> tuple[Snapshot, int]:
+#: Snapshots taken during a load phase, for the report's share over time.
+MARKS = 8
+
+
+def _load(
+    base_url: str, options: DemoOptions, label: str, stream: TextIO
+) -> tuple[Snapshot, int, list[Snapshot]]:
+    """The phase's window, its request count, and cumulative snapshots along the way."""
     # Imported here so that `python -m hypoprobe.demo.loadgen` does not find the module
     # already imported by this package (runpy warns about that).
     from . import loadgen
 
     start = hypoprobe.snapshot()
     bar = ProgressBar(label, stream)
+    marks = [start]
+    every = max(1, options.requests // MARKS)
+    due = [every]
+
+    def progress(done: int, total: int) -> None:
+        bar(done, total)
+        if done >= due[0] and done < total:
+            due[0] += every
+            marks.append(hypoprobe.snapshot())
+
     result = loadgen.run(
         base_url,
         requests=options.requests,
         seed=options.seed,
         max_seconds=options.phase_seconds,
-        progress=bar,
+        progress=progress,
     )
     bar.close()
     if result.stopped_by == "time":
@@ -251,7 +268,9 @@ def _load(base_url: str, options: DemoOptions, label: str, stream: TextIO) -> tu
     if result.errors:
         _say(stream, f"  {result.errors} request(s) failed")
     # + 1: the load generator's own look at the accounts.
-    return _window(start, result.requests + 1), result.requests
+    window = _window(start, result.requests + 1)
+    marks.append(hypoprobe.snapshot())
+    return window, result.requests, marks
 
 
 def _ms(seconds: float | None) -> str:
@@ -366,19 +385,21 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
                 _say_wrapped(stream, h.claim, " " * 12, " " * 12)
             ids = [h.id for h in hyps]
             _say(stream, f"  load: {options.requests} requests, seed {options.seed}, no think time")
-            before, result.requests_before = _load(server.url, options, "before", stream)
+            before, result.requests_before, marks = _load(server.url, options, "before", stream)
             (out / "before.json").write_text(before.to_json(indent=1), encoding="utf-8")
             _say(stream)
 
             _say(stream, "Step 3 - verdicts, in aggregate")
-            verdicts, files = _report.report(before, ids, out, stream)
+            verdicts, files = _report.report(
+                before, ids, out, stream, timeline=analysis.timeline(marks)
+            )
             result.verdicts_before = verdicts
             result.files += [out / "before.json", *files]
             _say(stream)
 
             _say(stream, "Step 4 - the fix the verdicts point at: batch the N+1, same load again")
             set_fixes(app, {"batch"})
-            after, result.requests_after = _load(server.url, options, "after ", stream)
+            after, result.requests_after, _ = _load(server.url, options, "after ", stream)
             (out / "after.json").write_text(after.to_json(indent=1), encoding="utf-8")
             comparisons, files = _report.compare(before, after, ids, out, stream)
             result.files += [out / "after.json", *files]
