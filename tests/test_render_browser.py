@@ -81,12 +81,14 @@ def _report(series: list[Snapshot]) -> analysis.Report:
     return dataclasses.replace(rep, timeline=analysis.timeline(series))
 
 
-def _open(pages: dict[str, str], tmp_path: Path) -> dict[str, dict[str, Any]]:
+def _open(pages: dict[str, str], tmp_path: Path, width: int = 1280) -> dict[str, dict[str, Any]]:
     specs = []
     for name, text in pages.items():
         html = tmp_path / f"{name}.html"
         html.write_text(text, encoding="utf-8")
-        specs.append({"html": str(html), "screenshot": str(tmp_path / f"{name}.png")})
+        specs.append(
+            {"html": str(html), "screenshot": str(tmp_path / f"{name}.png"), "width": width}
+        )
     seen = browser.run(specs)
     for name in pages:
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
@@ -136,6 +138,20 @@ def test_report_in_a_browser(can_browse: None, series: list[Snapshot], tmp_path:
     assert any(t.endswith(" ms") for t in latency["x_ticks"])
     assert len(latency["x_ticks"]) >= 3
     print(f"screenshot: {tmp_path / 'report.png'}")
+
+
+def test_a_narrow_window_gets_one_column(
+    can_browse: None, series: list[Snapshot], tmp_path: Path
+) -> None:
+    seen = _open({"narrow": render.render_report(_report(series), "html")}, tmp_path, 700)
+    seen = seen["narrow"]
+    assert seen["console_errors"] == []
+    assert seen["requests"] == []
+    assert seen["scroll_width"] <= 700  # the table scrolls in its own box, not the page
+    xs = {round(p["x"]) for p in seen["plots"]}
+    assert len(xs) == 1, "plots should stack in one column"
+    assert all(p["x"] + p["width"] <= 700 for p in seen["plots"])
+    print(f"screenshot: {tmp_path / 'narrow.png'}")
 
 
 def test_comparison_in_a_browser(can_browse: None, series: list[Snapshot], tmp_path: Path) -> None:
