@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make demo   set up a virtual environment and run the demo on its embedded default
-#   make test   set up everything the tests need (Python packages, Debian's prometheus and
-#               postgresql) and run lint, type checks and the whole test suite
+#   make test   set up everything the tests need (Python packages, Debian's prometheus,
+#               postgresql and chromium) and run lint, type checks and the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
