@@ -8,11 +8,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 import hypoprobe
 import scenarios
-from hypoprobe import cli
+from hypoprobe import cli, render
 from hypoprobe.cli import EXIT_OK, EXIT_SOURCE, main
 from servers import free_port
 
@@ -81,6 +82,13 @@ def test_snapshots_over_time_are_judged_on_the_newest_and_plotted(
     (v,) = doc["verdicts"]
     assert v["requests"] == 300  # the newest holds all; a sum would say 600
     assert any("successive times" in n for n in doc["notes"])
+    schema = json.loads(
+        (Path(render.__file__).parent / "report.schema.json").read_text(encoding="utf-8")
+    )
+    jsonschema.validate(doc, schema)
+    points = doc["timeline"]
+    assert [p["requests"] for p in points] == [100, 100]  # two intervals of 100 requests
+    assert [p["end"] for p in points] == [1.79e9 + 60, 1.79e9 + 120]
     page = tmp_path / "over-time.html"
     run(
         "report",

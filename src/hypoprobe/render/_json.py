@@ -7,6 +7,7 @@ version; new keys may be added, none removed or renamed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -20,7 +21,7 @@ REPORT_SCHEMA = "hypoprobe.report/1"
 COMPARISON_SCHEMA = "hypoprobe.comparison/1"
 
 
-_TIMES = frozenset({"created_at", "at"})
+_TIMES = frozenset({"created_at", "at", "start", "end"})
 
 
 def _finite(value: Any) -> Any:
@@ -45,21 +46,22 @@ def _dump(doc: dict[str, Any]) -> str:
 
 def report(rep: Report) -> str:
     """The verdicts as a ``hypoprobe.report/1`` JSON document."""
-    return _dump(
-        {
-            "schema": REPORT_SCHEMA,
-            "source": rep.source,
-            "created_at": rep.created_at,
-            "method": {
-                "share": "sum of probe seconds / sum of endpoint seconds over requests",
-                "interval": "ratio estimator, delta-method (linearised) standard error",
-                "confidence": 0.95,
-                "min_requests": analysis.MIN_REQUESTS,
-            },
-            "verdicts": [v.to_dict() for v in rep.verdicts],
-            "notes": list(rep.notes),
-        }
-    )
+    doc: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "source": rep.source,
+        "created_at": rep.created_at,
+        "method": {
+            "share": "sum of probe seconds / sum of endpoint seconds over requests",
+            "interval": "ratio estimator, delta-method (linearised) standard error",
+            "confidence": 0.95,
+            "min_requests": analysis.MIN_REQUESTS,
+        },
+        "verdicts": [v.to_dict() for v in rep.verdicts],
+        "notes": list(rep.notes),
+    }
+    if rep.timeline:  # report --over-time
+        doc["timeline"] = [dataclasses.asdict(p) for p in rep.timeline]
+    return _dump(doc)
 
 
 def comparison(rep: ComparisonReport) -> str:
