@@ -61,6 +61,12 @@ def test_the_output_suffix_chooses_the_format(
     code, _, err = run("report", "--snapshot", str(paths[-1]), "--hypothesis", hid, "-o", str(out))
     assert code == EXIT_OK, err
     assert out.read_text(encoding="utf-8").startswith(start)
+    compared = tmp_path / f"compare-{name}"
+    code, _, err = run(
+        "compare", str(paths[1]), str(paths[2]), "--hypothesis", hid, "-o", str(compared)
+    )
+    assert code == EXIT_OK, err
+    assert compared.read_text(encoding="utf-8").startswith(start.replace("report", "compare"))
     # --format still wins over the suffix.
     code, _, _ = run(
         "report", "--snapshot", str(paths[-1]), "--hypothesis", hid, "-o", str(out), "--format",

@@ -118,6 +118,9 @@ def test_sentences_agree_in_number() -> None:
     assert "the 2 probes of H is" not in text
     assert "Among the 3 slow requests" in _verdict_text(slow_requests=3)
     assert "a is 55.0%" in _verdict_text(probes=["a"])
+    few = _verdict_text(verdict="INCONCLUSIVE", requests=29, requests_needed=1)
+    assert "only 29 requests so far" in few
+    assert "about 1 more request would settle it" in few
 
 
 def test_a_fault_outside_an_except_block_logs_no_stray_traceback(

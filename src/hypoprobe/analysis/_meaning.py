@@ -23,6 +23,10 @@ def subject(probes: tuple[str, ...] | list[str], hypothesis: str) -> str:
     return f"the code probed for {hypothesis}"
 
 
+def _more(n: int) -> str:
+    return f"{count(n)} more request" + ("" if n == 1 else "s")
+
+
 def meaning(v: Mapping[str, Any]) -> str:
     """Say the verdict in words, e.g. ``DISPROVED: q is 7.1% (...) of GET /x latency...``."""
     who = subject(tuple(v["probes"]), v["hypothesis"])
@@ -46,11 +50,11 @@ def meaning(v: Mapping[str, Any]) -> str:
             f"to judge; {who} {be} {share} of {endpoint} latency and the claim needs {claim}"
         )
         if v["requests_needed"]:
-            head += f"; about {count(v['requests_needed'])} more requests would settle it"
+            head += f"; about {_more(v['requests_needed'])} would settle it"
     elif verdict == "INCONCLUSIVE":
         more = v["requests_needed"]
         settle = (
-            f"about {count(more)} more requests would settle it"
+            f"about {_more(more)} would settle it"
             if more
             else "the share sits on the claim, so more requests will not settle it"
         )
