@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -9,6 +10,9 @@ import re
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+import hypoprobe
+import scenarios
+from hypoprobe import analysis, render
 from hypoprobe.analysis._text import seconds
 from hypoprobe.render._svg import (
     Band,
@@ -143,3 +147,26 @@ def test_timeline_draws_points_band_and_claim() -> None:
     assert '<polygon class="band"' in svg
     assert "claim 50%" in svg
     assert 'class="label x-label"' in svg
+
+
+def test_a_verdict_without_data_still_renders_its_plots() -> None:
+    hid = "SVG-EMPTY"
+    scenarios.run(scenarios.too_few(2), hid, "GET /svg-empty")
+    rep = analysis.report(hypoprobe.snapshot(), hypotheses=[hid])
+    empty = dataclasses.replace(
+        rep.verdicts[0],
+        requests=0,
+        aggregate_share=None,
+        ci_low=None,
+        ci_high=None,
+        anecdote_share=None,
+        anecdote_percentile=None,
+        anecdote_endpoint_seconds=None,
+        share_histogram=None,
+        endpoint_histogram=None,
+        calls_histogram=None,
+    )
+    page = render.render_report(dataclasses.replace(rep, verdicts=(empty,)), "html")
+    assert page.count('<svg class="plot ') == 3
+    assert "NaN" not in page
+    assert "inf" not in page.lower().replace("info", "")
