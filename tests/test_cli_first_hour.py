@@ -149,3 +149,12 @@ def test_every_subcommand_help_has_examples(
     assert "examples:" in text
     examples = text.split("examples:", 1)[1]
     assert f"hypoprobe {command}" in examples
+
+
+def test_negative_values_are_joined_only_where_they_are_options() -> None:
+    from hypoprobe._cli._common import join_option_values
+
+    assert join_option_values(["report", "--window", "-5s"]) == ["report", "--window=-5s"]
+    assert join_option_values(["report", "--", "--at", "-3"]) == ["report", "--", "--at", "-3"]
+    run = ["run", "--config", "p.toml", "--", "tool", "--window", "-5s"]
+    assert join_option_values(run) == run

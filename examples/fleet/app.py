@@ -3,7 +3,9 @@
 ``GET /report?probe_ms=P&rest_ms=R&calls=C`` is one ``GET /report`` request that spends
 ``P`` ms inside the probed "query" (split over ``C`` calls) and ``R`` ms elsewhere, so a
 load generator knows each request's true probe and endpoint time. ``GET /metrics`` is the
-Prometheus endpoint: in multi-process mode any worker reports the whole host.
+Prometheus endpoint (:func:`hypoprobe.metrics_wsgi_app`: text, or protobuf with native
+histograms for a Prometheus that asks): in multi-process mode any worker reports the whole
+host.
 ``GET /pid`` answers the serving worker's pid (the end-to-end test kills one).
 
 Run it (see ``gunicorn.conf.py`` and docs/operations.md)::
@@ -18,8 +20,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
-
-import prometheus_client
 
 import hypoprobe
 
@@ -51,12 +51,13 @@ def _arg(query: dict[str, list[str]], name: str, default: str) -> float:
     return float(query.get(name, [default])[0])
 
 
+metrics = hypoprobe.metrics_wsgi_app()
+
+
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     path = environ.get("PATH_INFO", "/")
     if path == "/metrics":
-        body = prometheus_client.generate_latest(prometheus_client.REGISTRY)
-        start_response("200 OK", [("Content-Type", prometheus_client.CONTENT_TYPE_LATEST)])
-        return [body]
+        return metrics(environ, start_response)
     if path == "/pid":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]

@@ -33,6 +33,7 @@ from importlib.metadata import version as _version
 from . import _load, _runtime
 from ._collect import snapshot
 from ._config import Config, configure
+from ._exposition import metrics_asgi_app, metrics_wsgi_app, start_metrics_server
 from ._hypothesis import Hypothesis, Observation, hypothesis
 from ._load import load, unload
 from ._probe import probe
@@ -58,9 +59,12 @@ __all__ = [
     "endpoint",
     "hypothesis",
     "load",
+    "metrics_asgi_app",
+    "metrics_wsgi_app",
     "probe",
     "segment",
     "snapshot",
+    "start_metrics_server",
     "unload",
 ]
 

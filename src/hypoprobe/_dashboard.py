@@ -137,8 +137,11 @@ def _row_panels(
         shares.append(_target(f"vector({observed:.6g})", "anecdote: observed share", "E"))
     panels.panel(_timeseries("Aggregate share of endpoint time (fleet)", shares, "percentunit"), 12)
 
+    # Classic buckets, or the native histogram (protobuf scrape), which Grafana's heatmap
+    # draws from its own buckets.
     heat = _target(
-        f"sum by (le) (increase({m.REQUEST_SHARE.name}_bucket{{{h}}}[$__rate_interval]))",
+        f"sum by (le) (increase({m.REQUEST_SHARE.name}_bucket{{{h}}}[$__rate_interval]))\nor\n"
+        f"sum(increase({m.REQUEST_SHARE.name}{{{h}}}[$__rate_interval]))",
         "{{le}}",
         "A",
         format="heatmap",
@@ -159,17 +162,28 @@ def _row_panels(
     latency_targets = []
     for ref, q in (("A", "0.5"), ("B", "0.95"), ("C", "0.99")):
         inner = f"rate({m.ENDPOINT_DURATION.name}_bucket{e_sel}[5m])"
+        native = f"rate({m.ENDPOINT_DURATION.name}{e_sel}[5m])"
         if not endpoints:
             inner += (
                 f" * on (endpoint) group_left max by (endpoint) ({m.HYPOTHESIS_INFO.name}{{{h}}})"
             )
-        expr = f"histogram_quantile({q}, sum by (endpoint, le) ({inner}))"
+            # `and`, not `*`: a native histogram does not multiply by a float vector.
+            native += f" and on (endpoint) max by (endpoint) ({m.HYPOTHESIS_INFO.name}{{{h}}})"
+        # Classic buckets, or the native histogram where the server keeps only that.
+        expr = (
+            f"histogram_quantile({q}, sum by (endpoint, le) ({inner}))\nor\n"
+            f"histogram_quantile({q}, sum by (endpoint) ({native}))"
+        )
         latency_targets.append(_target(expr, f"p{round(float(q) * 100)} {{{{endpoint}}}}", ref))
     panels.panel(_timeseries("Endpoint latency", latency_targets, "s"), 8)
 
     calls = m.REQUEST_CALLS.name
     by3 = "sum by (probe, endpoint)"
-    calls_expr = f"{by3} (rate({calls}_sum{{{h}}}[5m]))\n/\n{by3} (rate({calls}_count{{{h}}}[5m]))"
+    calls_expr = (
+        f"({by3} (rate({calls}_sum{{{h}}}[5m]))\n/\n{by3} (rate({calls}_count{{{h}}}[5m])))\nor\n"
+        f"({by3} (histogram_sum(rate({calls}{{{h}}}[5m])))\n/\n"
+        f"{by3} (histogram_count(rate({calls}{{{h}}}[5m]))))"
+    )
     panels.panel(
         _timeseries(
             "Probe calls per request", [_target(calls_expr, "{{probe}} {{endpoint}}", "A")], "short"

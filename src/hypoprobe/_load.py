@@ -32,6 +32,7 @@ from typing import Any
 
 import wrapt
 
+from . import _sqlconfig
 from ._hypothesis import REGISTRY, Hypothesis, Observation, build, validate_id
 from ._probe import probe
 from .errors import ConfigurationError
@@ -53,6 +54,7 @@ _FIELDS = (
     "id",
     *(name for name in inspect.signature(build).parameters if name != "hypothesis_id"),
     "probes",
+    _sqlconfig.KEY,
 )
 _REQUIRED = ("id", "claim", "endpoint", "min_share")
 _TARGET = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
@@ -274,7 +276,7 @@ def _hypothesis(source: _Source, index: int, table: Mapping[str, Any]) -> Hypoth
         validate_id(table["id"])
     except ConfigurationError as exc:
         raise source.error(source.key_line(index, "id"), f"field 'id': {exc}") from None
-    fields = {k: v for k, v in table.items() if k not in ("id", "probes")}
+    fields = {k: v for k, v in table.items() if k not in ("id", "probes", _sqlconfig.KEY)}
     observed = fields.get("observed")
     if observed is not None:
         fields["observed"] = _observation(source, index, observed)
@@ -333,7 +335,9 @@ def _patches(source: _Source, index: int, hyp: Hypothesis, probes: object) -> li
     return out
 
 
-def _parse(path: Path) -> tuple[tuple[Hypothesis, ...], list[_Patch]]:
+def _parse(
+    path: Path,
+) -> tuple[tuple[Hypothesis, ...], list[_Patch], list[_sqlconfig.SqlMatcher]]:
     source, data = _read(path)
     unknown = sorted(set(data) - {"hypothesis"})
     if unknown:
@@ -353,6 +357,7 @@ def _parse(path: Path) -> tuple[tuple[Hypothesis, ...], list[_Patch]]:
         raise source.error(None, "'hypothesis' must be an array of tables: write [[hypothesis]]")
     hyps: list[Hypothesis] = []
     patches: list[_Patch] = []
+    sql: list[_sqlconfig.SqlMatcher] = []
     first_line: dict[str, int | None] = {}
     targets: dict[str, str] = {}
     for index, table in enumerate(tables):
@@ -379,8 +384,9 @@ def _parse(path: Path) -> tuple[tuple[Hypothesis, ...], list[_Patch]]:
                 )
             targets[patch.target] = patch.where
             patches.append(patch)
+        sql += _sqlconfig.parse(source, path, index, hyp.id, table.get(_sqlconfig.KEY))
         hyps.append(hyp)
-    return tuple(hyps), patches
+    return tuple(hyps), patches, sql
 
 
 # ----------------------------------------------------------------------------- public
@@ -408,7 +414,7 @@ def load(path: str | os.PathLike[str]) -> tuple[Hypothesis, ...]:
     """
     resolved = Path(path).resolve()
     with _lock:
-        hyps, patches = _parse(resolved)
+        hyps, patches, sql = _parse(resolved)
         others = {
             p.target: p.where
             for loaded in _LOADED.values()
@@ -436,6 +442,7 @@ def load(path: str | os.PathLike[str]) -> tuple[Hypothesis, ...]:
             else:
                 wrapt.register_post_import_hook(_hook(loaded, patch), patch.module)
             loaded.patches.append(patch)
+        _sqlconfig.install(resolved, sql)
         return hyps
 
 
@@ -444,6 +451,7 @@ def _unload_one(path: Path) -> None:
     if loaded is None:
         return
     loaded.active = False
+    _sqlconfig.uninstall(path)
     for patch in reversed(loaded.patches):
         patch.undo()
 

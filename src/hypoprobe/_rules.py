@@ -18,6 +18,10 @@ record                                                         what
 ``mean_rate5m``
 =============================================================  ==============================
 
+The latency and calls rules read the classic ``_bucket``/``_sum``/``_count`` series ``or``,
+where a server holds only native histograms (hypoprobe's protobuf exposition scraped with
+``--enable-feature=native-histograms``), the native series: the same record either way.
+
 With ``--alerts``: ``HypoprobeHypothesisExpired`` (a hypothesis past its expiry still
 exports metrics: remove its probes) and, for every hypothesis whose ``min_share`` is known
 (``--import`` the module that declares it, or ``--min-share ID=0.3``),
@@ -101,16 +105,31 @@ def requests_expr(window: str, hypotheses: Sequence[str] = ()) -> str:
 
 
 def latency_expr(quantile: str, endpoints: str = "") -> str:
+    """Classic buckets, ``or`` the native histogram where there are no classic series.
+
+    Prometheus scraping hypoprobe's protobuf exposition with native histograms on keeps only
+    the native form (2.42), so one rule serves both kinds of server.
+    """
     sel = "{" + endpoints + "}" if endpoints else ""
-    bucket = m.ENDPOINT_DURATION.name + "_bucket"
-    return f"histogram_quantile({quantile}, sum by (endpoint, le) (rate({bucket}{sel}[5m])))"
+    name = m.ENDPOINT_DURATION.name
+    classic = (
+        f"histogram_quantile({quantile}, sum by (endpoint, le) (rate({name}_bucket{sel}[5m])))"
+    )
+    native = f"histogram_quantile({quantile}, sum by (endpoint) (rate({name}{sel}[5m])))"
+    return f"{classic}\nor\n{native}"
 
 
 def calls_expr(hypotheses: Sequence[str] = (), window: str = "5m") -> str:
+    """Mean calls per request: classic ``_sum``/``_count``, ``or`` the native histogram's."""
     sel = selector(hypotheses)
     by = "sum by (hypothesis, probe, endpoint)"
     name = m.REQUEST_CALLS.name
-    return f"{by} (rate({name}_sum{sel}[{window}]))\n/\n{by} (rate({name}_count{sel}[{window}]))"
+    classic = f"{by} (rate({name}_sum{sel}[{window}]))\n/\n{by} (rate({name}_count{sel}[{window}]))"
+    native = (
+        f"{by} (histogram_sum(rate({name}{sel}[{window}])))\n/\n"
+        f"{by} (histogram_count(rate({name}{sel}[{window}])))"
+    )
+    return f"(\n{classic}\n)\nor\n(\n{native}\n)"
 
 
 def recording_rules(hypotheses: Sequence[str] = ()) -> list[dict[str, Any]]:

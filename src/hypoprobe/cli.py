@@ -54,6 +54,7 @@ COMMANDS: dict[str, str] = {
     "demo": "hypoprobe.demo",
     "rules": "hypoprobe._rules",
     "dashboard": "hypoprobe._dashboard",
+    "run": "hypoprobe._cli.run",
 }
 
 

@@ -4,6 +4,8 @@ It is registered on ``prometheus_client.REGISTRY`` when hypoprobe is imported (m
 ``hypoprobe.configure(registry=...)``), so any existing ``/metrics`` endpoint — the
 prometheus_client WSGI/ASGI apps, ``start_http_server``, django-prometheus — shows
 hypoprobe's metrics with no further code. Metric names are documented in ``docs/metrics.md``.
+For native histograms, serve ``hypoprobe.metrics_wsgi_app()`` (or its ASGI and server
+siblings), which adds the protobuf format: see ``_exposition.py`` and ``docs/operations.md``.
 
 Classic histogram buckets are a subset of the internal buckets (``buckets_per_octave``),
 so every exposed cumulative count is exact.
@@ -30,6 +32,7 @@ from . import _buckets
 from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER
+from ._native import NativeHistogramFamily
 from .snapshot import Histogram, Snapshot
 
 __all__ = ["HypoprobeCollector", "families"]
@@ -61,11 +64,13 @@ def _le(bound: float) -> str:
 def _histogram_family(
     family: m.Family, rows: Iterable[tuple[tuple[str, ...], Histogram]], bpo: int
 ) -> HistogramMetricFamily:
-    metric = HistogramMetricFamily(family.name, family.help, labels=family.labels)
+    # Keeps each series' histogram for the protobuf exposition's native form (_protobuf.py).
+    metric = NativeHistogramFamily(family.name, family.help, labels=list(family.labels))
     layout = family.layout
     assert layout is not None
     exposed = _exposed(layout, bpo)
     for labels, hist in rows:
+        metric.histograms[tuple(labels)] = hist
         shown = exposed
         if not (hist.bounds is layout.natural_bounds or hist.bounds == layout.natural_bounds):
             # from another source, with bounds of its own: show them all

@@ -157,12 +157,23 @@ def output_format(args: argparse.Namespace) -> str:
 VALUE_OPTIONS = ("--window", "--at", "--before", "--after")
 
 
+#: The subcommands that have those options (``run`` passes its command line on untouched).
+_WITH_VALUE_OPTIONS = ("report", "compare", "snapshot")
+
+
 def join_option_values(argv: Sequence[str]) -> list[str]:
-    """``--window -5s`` -> ``--window=-5s``, so the value reaches its own check."""
+    """``--window -5s`` -> ``--window=-5s``, so the value reaches its own check.
+
+    Only for the subcommands that have these options, and never after ``--``.
+    """
     out: list[str] = []
     args = list(argv)
+    if not args or args[0] not in _WITH_VALUE_OPTIONS:
+        return args
     i = 0
     while i < len(args):
+        if args[i] == "--":
+            return out + args[i:]
         if args[i] in VALUE_OPTIONS and i + 1 < len(args) and args[i + 1].startswith("-"):
             value = args[i + 1]
             if value[1:2].isdigit() or value[1:2] == ".":

@@ -22,10 +22,17 @@ from .._probe import probe
 from ..errors import ConfigurationError
 from ._fingerprint import DEFAULT_MAX_FINGERPRINTS, Matcher, Statements
 
-__all__ = ["instrument_engine", "uninstrument_engine"]
+__all__ = [
+    "instrument_all_engines",
+    "instrument_engine",
+    "uninstrument_all_engines",
+    "uninstrument_engine",
+]
 
 _lock = threading.Lock()
 _installed: weakref.WeakKeyDictionary[Engine, list[_Listeners]] = weakref.WeakKeyDictionary()
+#: Class-level listeners (every engine) by hypothesis id.
+_every_engine: dict[str, _EveryEngine] = {}
 
 
 class _Listeners:
@@ -85,15 +92,40 @@ class _Listeners:
         except Exception:
             _faults.record("sqlalchemy_error")
 
-    def listen(self, engine: Engine) -> None:
+    def listen(self, engine: Engine | type[Engine]) -> None:
         event.listen(engine, "before_cursor_execute", self.before)
         event.listen(engine, "after_cursor_execute", self.after)
         event.listen(engine, "handle_error", self.error)
 
-    def remove(self, engine: Engine) -> None:
+    def remove(self, engine: Engine | type[Engine]) -> None:
         event.remove(engine, "before_cursor_execute", self.before)
         event.remove(engine, "after_cursor_execute", self.after)
         event.remove(engine, "handle_error", self.error)
+
+
+class _EveryEngine(_Listeners):
+    """Class-level listeners: they step aside on an engine instrumented for the same
+    hypothesis by :func:`instrument_engine`, so no statement is timed twice."""
+
+    def before(  # noqa: PLR0917
+        self,
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        try:
+            own = _installed.get(conn.engine)
+            if own and any(
+                o.statements.hypothesis_id == self.statements.hypothesis_id for o in own
+            ):
+                return
+        except Exception:
+            _faults.record("sqlalchemy_before")
+            return
+        super().before(conn, cursor, statement, parameters, context, executemany)
 
 
 def _sync_engine(engine: Any) -> Engine:
@@ -158,3 +190,50 @@ def uninstrument_engine(engine: Any) -> None:
     with _lock:
         for listeners in _installed.pop(sync, []):
             listeners.remove(sync)
+
+
+def instrument_all_engines(
+    hypothesis: str,
+    match: Matcher = None,
+    name: str | None = None,
+    *,
+    max_fingerprints: int = DEFAULT_MAX_FINGERPRINTS,
+) -> None:
+    """Probe the statements of every SQLAlchemy engine, existing and future, for ``hypothesis``.
+
+    Class-level event listeners on ``Engine`` (async engines included, through their sync
+    engine); ``match`` and ``name`` as in :func:`instrument_engine`. An engine also given
+    to :func:`instrument_engine` for the same hypothesis is timed by that one only. This is
+    what a ``sql = [...]`` key in the TOML file does.
+
+    Example::
+
+        instrument_all_engines("PERF-1", match=r"FROM campaigns")
+    """
+    listeners = _EveryEngine(
+        Statements(hypothesis, match=match, name=name, max_fingerprints=max_fingerprints)
+    )
+    if name is not None:
+        probe(hypothesis, name=name)
+    with _lock:
+        if hypothesis in _every_engine:
+            raise ConfigurationError(
+                f"every engine is already instrumented for {hypothesis}: instrumenting them "
+                "again would time their statements twice; use one match for both"
+            )
+        listeners.listen(Engine)
+        _every_engine[hypothesis] = listeners
+
+
+def uninstrument_all_engines(hypothesis: str | None = None) -> None:
+    """Remove the listeners of :func:`instrument_all_engines` (one hypothesis', or all).
+
+    Example::
+
+        uninstrument_all_engines("PERF-1")
+    """
+    with _lock:
+        for hid in [hypothesis] if hypothesis is not None else list(_every_engine):
+            listeners = _every_engine.pop(hid, None)
+            if listeners is not None:
+                listeners.remove(Engine)

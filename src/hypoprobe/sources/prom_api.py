@@ -72,23 +72,38 @@ def query_prometheus(
     base = _base_url(url)
     when = time.time() if at is None else float(at)
     rng = f"{round(window_seconds * 1000)}ms"
-    queries = list(_queries(rng))
+    queries = list(_queries(rng)) + list(_native_queries(rng))
 
     samples: list[Sample] = []
+    native: dict[str, list[Sample]] = {}
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
         futures = {
-            pool.submit(_instant_query, base, expr, when, timeout): name for name, expr in queries
+            pool.submit(_instant_result, base, expr, when, timeout): name for name, expr in queries
         }
         try:
             for done, future in enumerate(as_completed(futures), 1):
                 name = futures[future]
-                samples.extend(Sample(name, labels, value) for labels, value in future.result())
+                if name.startswith(_NATIVE):
+                    family = name[len(_NATIVE) :]
+                    found = list(_native_samples(family, future.result()))
+                    if found:
+                        native[family] = found
+                else:
+                    samples.extend(
+                        Sample(name, labels, value) for labels, value in _floats(future.result())
+                    )
                 if progress is not None:
                     progress(f"queried {done}/{len(queries)}: {name}")
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
+
+    if native:
+        classic = {f"{f}_bucket" for f in native} | {f"{f}_sum" for f in native}
+        samples = [s for s in samples if s.name not in classic]
+        for found in native.values():
+            samples.extend(found)
 
     stamp = datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     span = f"the {window_seconds:g} s window ending {stamp}"
@@ -138,10 +153,67 @@ def _queries(rng: str) -> Iterator[tuple[str, str]]:
         yield fam.name, f"max by ({by}) (last_over_time({fam.name}[{rng}]))"
 
 
-def _instant_query(
-    base: str, expr: str, at: float, timeout: float
-) -> list[tuple[dict[str, str], float]]:
-    """Run one instant query; return (labels, value) per series of the vector result."""
+def _native_queries(rng: str) -> Iterator[tuple[str, str]]:
+    """The native form of every hypoprobe histogram family: one query each."""
+    for fam in m.HISTOGRAMS:
+        by = ", ".join(fam.labels)
+        yield f"{_NATIVE}{fam.name}", f"sum by ({by}) (increase({fam.name}[{rng}]))"
+
+
+_NATIVE = "native:"
+
+
+def _native_samples(family: str, result: list[dict[str, Any]]) -> Iterator[Sample]:
+    """Classic-style samples (``_bucket`` at each native bucket's edges, ``_sum``) of one
+    family's native histograms, as the rebuild reads them.
+
+    Both edges of every bucket become bounds (the cumulative count below and at it), so a
+    bucket keeps its own width even where Prometheus leaves empty buckets out of its answer.
+    The zero bucket ``[-t, t]`` becomes the bound ``t``.
+    """
+    for series in result:
+        try:
+            labels = {str(k): str(v) for k, v in series.get("metric", {}).items()}
+            hist = series["histogram"][1]
+            count, total = float(hist["count"]), float(hist["sum"])
+            buckets = sorted(
+                ((float(lo), float(hi), float(n)) for _, lo, hi, n in hist.get("buckets") or ()),
+                key=lambda b: b[1],
+            )
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+        if not (math.isfinite(count) and math.isfinite(total)):
+            continue
+        cumulative: dict[float, float] = {}
+        running = 0.0
+        for lower, upper, n in buckets:
+            if lower > 0 and lower not in cumulative:
+                cumulative[lower] = running
+            running += n
+            if upper >= 0:
+                cumulative[upper] = running
+        for le, c in cumulative.items():
+            yield Sample(f"{family}_bucket", {**labels, "le": repr(le)}, c)
+        yield Sample(f"{family}_bucket", {**labels, "le": "+Inf"}, count)
+        yield Sample(f"{family}_sum", labels, total)
+
+
+def _floats(result: list[dict[str, Any]]) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) per series of a vector of floats; other series are skipped."""
+    out = []
+    for series in result:
+        try:
+            value = float(series["value"][1])
+            labels = {str(k): str(v) for k, v in series.get("metric", {}).items()}
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            out.append((labels, value))
+    return out
+
+
+def _instant_result(base: str, expr: str, at: float, timeout: float) -> list[dict[str, Any]]:
+    """Run one instant query; return the series of its vector result, as JSON."""
     query = urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
     resp = _http.get(f"{base}/api/v1/query?{query}", timeout=timeout, accept="application/json")
     doc = _json_or_none(resp.body)
@@ -170,16 +242,8 @@ def _instant_query(
             f"{data.get('resultType')!r} instead of a vector; is it a Prometheus-compatible API?",
             EXIT_UNREACHABLE,
         )
-    out = []
-    for series in data.get("result", ()):
-        try:
-            value = float(series["value"][1])
-            labels = {str(k): str(v) for k, v in series.get("metric", {}).items()}
-        except (KeyError, IndexError, TypeError, ValueError):
-            continue
-        if math.isfinite(value):
-            out.append((labels, value))
-    return out
+    result = data.get("result") or []
+    return [series for series in result if isinstance(series, dict)]
 
 
 def _json_or_none(body: bytes) -> dict[str, Any] | None:

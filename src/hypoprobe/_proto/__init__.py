@@ -1,0 +1,1 @@
+"""Generated protobuf code for the Prometheus exposition data model (see metrics.proto)."""
