@@ -21,6 +21,14 @@ import hypoprobe
 
 _counter = itertools.count(1)
 
+# One fixed self-cost calibration for the suite and every process it starts: calibrating
+# takes each process about a second. tests/test_selfcost.py runs the real calibration.
+# Fixed, not defaulted: the expected report texts in tests/expected/ show its figures.
+os.environ["HYPOPROBE_SELF_COST"] = (
+    '{"call_ns": 400, "call_outside_ns": 350, "request_ns": 2000, "hypothesis_ns": 300, '
+    '"probe_row_ns": 600}'
+)
+
 
 class FakeClock:
     """A deterministic nanosecond clock whose time only moves when a test says so.

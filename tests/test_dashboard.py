@@ -128,7 +128,7 @@ def test_every_expression_parses(tmp_path: Path, known: bool) -> None:
         expr.replace("$__rate_interval", "1m").replace("$hypothesis", "PERF-1")
         for _, expr in _dashboard.expressions(doc)
     ]
-    assert len(exprs) == (2 * 11 - 1 if known else 9)
+    assert len(exprs) == (2 * 12 - 1 if known else 10)
     rules = {
         "groups": [
             {

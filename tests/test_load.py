@@ -301,12 +301,6 @@ probes = ["loadtargets.eager:render"]
             id="unknown-module",
         ),
         pytest.param(
-            GOOD.replace("loadtargets.eager:render", "hypoprobe_no_such_package:render"),
-            6,
-            "no module named",
-            id="unknown-top-level-module",
-        ),
-        pytest.param(
             GOOD.replace("loadtargets.eager:render", "loadtargets.eager:rendr"),
             6,
             "has no attribute 'rendr'",

@@ -48,6 +48,7 @@ from hypoprobe.snapshot import (
     Moments,
     ProbeData,
     RequestData,
+    TargetState,
 )
 from hypoprobe.snapshot import Histogram as Hist
 from otel_helpers import CapturingExporter, exp_index, metrics_of, one_point, points, traffic
@@ -295,6 +296,8 @@ def _full_snapshot() -> hypoprobe.Snapshot:
         unregistered=("OT-404",),
         internal_errors={"some_fault": 2},
         series_overflow={"hypoprobe_probe_duration_seconds": 7},
+        self_seconds={"GET /a": 0.002},
+        targets=(TargetState("OT-1", "app.q:run", "config", "failed", "no module named 'app.q'"),),
     )
 
 

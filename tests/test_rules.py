@@ -56,7 +56,7 @@ def test_generated_rules_pass_promtool_check(tmp_path: Path) -> None:
 
 
 def test_hypothesis_filter_escapes_dots_for_promql(tmp_path: Path) -> None:
-    path = write_rules(tmp_path, "--hypothesis", "PERF.7", "--hypothesis", "OPS-2")
+    path = write_rules(tmp_path, "--hypothesis", "PERF.7", "--hypothesis", "OPS-2", "PERF.7")
     text = path.read_text()
     assert 'hypothesis=~"OPS-2|PERF\\\\.7"' in text
     done = promtool("check", "rules", str(path), cwd=tmp_path)

@@ -7,11 +7,11 @@ import socket
 import time
 from dataclasses import replace
 
-from . import _exemplars, _faults, _plan, _slowest
+from . import _exemplars, _faults, _plan, _selfcost, _slowest
 from . import _metrics as m
 from ._config import HOLDER
 from ._hypothesis import REGISTRY, Hypothesis
-from ._storage import STORAGE, Series
+from ._storage import STORAGE, Series, _own_start_time
 from .snapshot import (
     EndpointData,
     EndpointOutcome,
@@ -23,6 +23,7 @@ from .snapshot import (
     ProbeData,
     RequestData,
     Snapshot,
+    TargetState,
 )
 
 __all__ = ["snapshot"]
@@ -132,6 +133,7 @@ def snapshot() -> Snapshot:
     moments: list[Moments] = []
     exceptions: list[ExceptionCount] = []
     outcomes: list[EndpointOutcome] = []
+    targets: list[TargetState] = []
     per_request: dict[tuple[str, ...], dict[str, Histogram]] = {}
     for s in series:
         if s.metric == m.ENDPOINT_DURATION.name:
@@ -166,13 +168,17 @@ def snapshot() -> Snapshot:
         elif s.metric == m.ENDPOINT_REQUESTS.name:
             endpoint, status, exception = s.labels
             outcomes.append(EndpointOutcome(endpoint, status, exception, ints[s.int_offset]))
+        elif s.metric == m.PROBE_TARGET.name:
+            if ints[s.int_offset] > 0:
+                hid, target, kind, state, reason = s.labels
+                targets.append(TargetState(hid, target, kind, state, reason, ints[s.int_offset]))
         elif s.metric == m.PROBE_EXCEPTIONS.name:
             hid, name, exc_class = s.labels
             exceptions.append(ExceptionCount(hid, name, exc_class, ints[s.int_offset]))
     requests = _with_zero_observations(per_request, moments)
     registered = {h.id for h in REGISTRY.all()}
     unregistered = sorted({site.hypothesis_id for site in _plan.all_sites()} - registered)
-    return Snapshot(
+    snap = Snapshot(
         created_at=time.time(),
         source=f"process {os.getpid()} on {socket.gethostname()}",
         hypotheses=tuple(_info(h) for h in REGISTRY.all()),
@@ -186,4 +192,18 @@ def snapshot() -> Snapshot:
         internal_errors=_faults.snapshot(),
         series_overflow=dict(STORAGE.dropped),
         slowest=_slowest.collect(),
+        targets=tuple(targets),
+        origins=(_origin(),),
     )
+    # From the counts just read: the hot path keeps nothing for it.
+    return replace(snap, self_seconds=_selfcost.estimate(snap))
+
+
+def _origin() -> str:
+    """Who recorded these counters: this process, or every process of a multiproc directory."""
+    host = socket.gethostname()
+    directory = STORAGE.directory
+    if directory is not None:
+        return f"{host}:multiproc:{directory.path}"
+    pid = os.getpid()
+    return f"{host}:{pid}:{_own_start_time(pid)}"

@@ -151,7 +151,10 @@ def validate(fields: Mapping[str, object]) -> dict[str, object]:
         value = out["max_series"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 10:
             raise ConfigurationError(f"max_series must be an integer >= 10, got {value!r}")
-    if "buckets_per_octave" in out and out["buckets_per_octave"] not in _BUCKETS_PER_OCTAVE:
+    if "buckets_per_octave" in out and (
+        type(out["buckets_per_octave"]) is not int  # 1.0 == 1 and True == 1: not settings
+        or out["buckets_per_octave"] not in _BUCKETS_PER_OCTAVE
+    ):
         raise ConfigurationError(
             f"buckets_per_octave must be one of {_BUCKETS_PER_OCTAVE}, "
             f"got {out['buckets_per_octave']!r}"

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import _metrics as m
-from ._rules import add_hypothesis_arguments, imported_hypotheses
+from ._rules import add_hypothesis_arguments, checked_hypotheses
 
 __all__: list[str] = []
 
@@ -135,6 +135,7 @@ def _row_panels(
         shares.append(_target(f"vector({min_share:.6g})", "claim: min_share", "D"))
     if observed is not None:
         shares.append(_target(f"vector({observed:.6g})", "anecdote: observed share", "E"))
+    shares.append(_target(_self_share_expr(h, endpoints), "hypoprobe's own cost {{endpoint}}", "F"))
     panels.panel(_timeseries("Aggregate share of endpoint time (fleet)", shares, "percentunit"), 12)
 
     # Classic buckets, or the native histogram (protobuf scrape), which Grafana's heatmap
@@ -221,6 +222,23 @@ def _row_panels(
     )
 
 
+def _self_share_expr(h: str, endpoints: Sequence[str] | None) -> str:
+    """hypoprobe's estimated own time / the endpoint's time (docs/guarding-overhead.md).
+
+    The endpoint's time is its histogram's sum: the classic ``_sum`` series, or the native
+    histogram's where the server keeps only that.
+    """
+    e_sel = "{" + matcher("endpoint", endpoints) + "}" if endpoints else ""
+    join = ""
+    if not endpoints:  # the endpoints the hypothesis' info series names
+        join = f" * on (endpoint) group_left max by (endpoint) ({m.HYPOTHESIS_INFO.name}{{{h}}})"
+    own = f"sum by (endpoint) (rate({m.SELF_SECONDS.name}_total{e_sel}[5m]){join})"
+    duration = m.ENDPOINT_DURATION.name
+    classic = f"sum by (endpoint) (rate({duration}_sum{e_sel}[5m]){join})"
+    native = f"sum by (endpoint) (histogram_sum(rate({duration}{e_sel}[5m])){join})"
+    return f"{own}\n/\n({classic}\nor\n{native})"
+
+
 def build(hypotheses: Sequence[Any], title: str = "hypoprobe: hypotheses") -> dict[str, Any]:
     """The dashboard as data: ``hypotheses`` are :class:`hypoprobe.Hypothesis` objects."""
     panels = _Panels()
@@ -291,7 +309,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ._cli._common import write_output
 
-    known = imported_hypotheses(args.imports)
+    known = checked_hypotheses(args, strict=True)
     if args.hypotheses:
         known = [h for h in known if h.id in set(args.hypotheses)]
     write_output(json.dumps(build(known, args.title), indent=2) + "\n", args.output)

@@ -22,6 +22,9 @@ _MAX_TEXT = 1000
 _MAX_ENDPOINT = 200
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 _MAX_SEGMENTS = 50
+#: Longest slow_threshold accepted (365 days): beyond it every request is "fast" anyway,
+#: and 1e300 s would overflow the nanosecond threshold the recording path compares with.
+_MAX_SLOW_THRESHOLD = 365 * 86_400.0
 #: Segment label of requests whose segment is not on a hypothesis' allow-list.
 OTHER_SEGMENT = "other"
 
@@ -102,12 +105,20 @@ def _to_expiry(value: object) -> _dt.datetime | None:
                 raise ConfigurationError(
                     f"expires {text!r} is not an ISO date such as '2026-12-31'"
                 ) from None
-    if isinstance(value, _dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
-    if isinstance(value, _dt.date):
-        # A date means "through that day": stale from the next midnight, UTC.
-        start = _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc)
-        return start + _dt.timedelta(days=1)
+    try:
+        if isinstance(value, _dt.datetime):
+            aware = value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+            aware.astimezone(_dt.timezone.utc)  # reports and comparisons convert to UTC
+            return aware
+        if isinstance(value, _dt.date):
+            # A date means "through that day": stale from the next midnight, UTC.
+            start = _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc)
+            return start + _dt.timedelta(days=1)
+    except (OverflowError, ValueError):
+        raise ConfigurationError(
+            f"expires {value!r} is at the edge of the calendar (its UTC instant cannot be "
+            "represented); give a real date, or no expires for a hypothesis that never expires"
+        ) from None
     raise ConfigurationError(f"expires must be a date, datetime or ISO string, got {value!r}")
 
 
@@ -224,6 +235,11 @@ def build(
             f"endpoint_seconds=...), got {observed!r}"
         )
     slow = None if slow_threshold is None else _positive_seconds("slow_threshold", slow_threshold)
+    if slow is not None and slow > _MAX_SLOW_THRESHOLD:
+        raise ConfigurationError(
+            f"{hid}: slow_threshold must be at most {_MAX_SLOW_THRESHOLD:.0f} seconds "
+            f"(365 days), got {slow_threshold!r}"
+        )
     allowed, only = _segments(hid, segments, segment)
     return Hypothesis(
         id=hid,

@@ -11,6 +11,19 @@ hook when the module is first imported, so code loaded after the configuration i
 
 Loading never imports application code: a target's module is checked eagerly only when it
 is already imported (attribute) or can be located without importing anything (module).
+
+Every target has a state (``_targets``): ``pending`` until its module is imported,
+``attached``, ``failed`` with the reason, ``detached`` after ``unload``. A target whose
+module cannot be found yet stays ``pending`` — the application's directory is often not on
+``sys.path`` when the file is loaded (under gunicorn, before it loads the app) — and is
+resolved by import hooks on the module and on each of its not-yet-imported ancestors: when
+the nearest importable ancestor package is imported, ``importlib.util.find_spec`` decides
+whether the next component exists, so a typo in a module path is found, marked ``failed``
+and logged once with ``file:line``.
+
+``settle_pending()`` is for launchers (``hypoprobe run``, a gunicorn ``post_worker_init``
+hook): call it once the application has finished starting; every target still ``pending``
+is then ``failed`` ("the application finished starting without it") and logged.
 ``HYPOPROBE_CONFIG=path`` loads a file when hypoprobe is imported; an invalid file is then
 logged, not raised, so a bad configuration cannot stop the application from starting.
 """
@@ -32,7 +45,7 @@ from typing import Any
 
 import wrapt
 
-from . import _sqlconfig
+from . import _sqlconfig, _targets
 from ._hypothesis import REGISTRY, Hypothesis, Observation, build, validate_id
 from ._probe import probe
 from .errors import ConfigurationError
@@ -42,7 +55,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["ENV_VAR", "load", "load_from_environment", "unload"]
+__all__ = ["ENV_VAR", "load", "load_from_environment", "settle_pending", "unload"]
 
 _log = logging.getLogger("hypoprobe")
 
@@ -59,6 +72,10 @@ _FIELDS = (
 _REQUIRED = ("id", "claim", "endpoint", "min_share")
 _TARGET = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _TOML_LINE = re.compile(r"at line (\d+)")
+#: ``Py_TPFLAGS_HEAPTYPE``: a class defined in Python (its attributes can be replaced).
+_HEAPTYPE = 1 << 9
+#: Nesting deeper than this is refused before the TOML parser recurses into it.
+_MAX_NESTING = 100
 _HEADER = re.compile(r"^\s*\[\[\s*hypothesis\s*\]\]")
 _ANY_HEADER = re.compile(r"^\s*\[")
 
@@ -119,8 +136,8 @@ class _Source:
         return line
 
     def error(self, line: int | None, message: str) -> ConfigurationError:
-        where = f"{self.path}:{line}" if line else str(self.path)
-        return ConfigurationError(f"{where}: {message}")
+        # One line, always with a line number: the first line when no better one is known.
+        return ConfigurationError(f"{self.path}:{line or 1}: {_one_line(message)}")
 
 
 # ---------------------------------------------------------------------------- targets
@@ -139,9 +156,25 @@ class _Patch:
     original: Any = None
     installed: Any = None
     had_own: bool = False
+    state: _targets.Target | None = None
 
     def resolve(self, module: ModuleType) -> tuple[Any, Any, bool]:
-        """(parent object, raw attribute value, defined on the parent itself)."""
+        """(parent object, raw attribute value, defined on the parent itself).
+
+        Raises only :class:`_TargetError`: lazy proxies (``flask:current_app``) and
+        metaclasses with ``__getattr__`` may raise anything while being looked at.
+        """
+        try:
+            return self._resolve(module)
+        except _TargetError:
+            raise
+        except Exception as exc:
+            raise _TargetError(
+                f"probe target {self.target!r} cannot be looked up: "
+                f"{type(exc).__name__}: {_safe_str(exc)}"
+            ) from None
+
+    def _resolve(self, module: ModuleType) -> tuple[Any, Any, bool]:
         parent: Any = module
         for name in self.attrs[:-1]:
             try:
@@ -164,18 +197,48 @@ class _Patch:
             callable(raw) or isinstance(raw, staticmethod | classmethod)
         ):
             raise _TargetError(
-                f"probe target {self.target!r} is {type(raw).__name__} {raw!r}, "
+                f"probe target {self.target!r} is {type(raw).__name__} {_safe_repr(raw)}, "
                 "not a function or method"
+            )
+        if isinstance(parent, type) and not parent.__flags__ & _HEAPTYPE:
+            raise _TargetError(
+                f"probe target {self.target!r}: {_name_of(parent)} is a built-in or extension "
+                "type, whose attributes cannot be replaced; name the code that calls it"
             )
         return parent, raw, attr in vars(parent)
 
-    def apply(self, module: ModuleType) -> None:
-        parent, raw, had_own = self.resolve(module)
-        installed = probe(self.hypothesis_id)(raw)
-        setattr(parent, self.attrs[-1], installed)
+    def apply(self, module: ModuleType, late: bool = False) -> None:
+        """Probe the target (or raise :class:`_TargetError`); its state says what happened."""
+        try:
+            parent, raw, had_own = self.resolve(module)
+            with _targets.claiming():
+                installed = probe(self.hypothesis_id)(raw)
+            setattr(parent, self.attrs[-1], installed)
+        except _TargetError as exc:
+            self.fail(str(exc))
+            raise
+        except Exception as exc:
+            message = (
+                f"probe target {self.target!r} cannot be probed: "
+                f"{type(exc).__name__}: {_safe_str(exc)}"
+            )
+            self.fail(message)
+            raise _TargetError(message) from None
         self.parent, self.original, self.installed, self.had_own = parent, raw, installed, had_own
+        fn = raw.__func__ if isinstance(raw, staticmethod | classmethod) else raw
+        name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        reason = f"late: {self.module} was imported before the target was patched" if late else ""
+        if self.state is not None:
+            self.state.probe = name
+            _targets.set_state(self.state, _targets.ATTACHED, reason)
+
+    def fail(self, reason: str) -> None:
+        if self.state is not None:
+            _targets.set_state(self.state, _targets.FAILED, _reason(reason, self.target))
 
     def undo(self) -> None:
+        if self.state is not None and self.state.state != _targets.FAILED:
+            _targets.set_state(self.state, _targets.DETACHED, "unloaded")
         if self.installed is None:
             return
         attr = self.attrs[-1]
@@ -195,23 +258,75 @@ class _Patch:
         self.parent = self.original = self.installed = None
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _safe_str(obj: object) -> str:
+    try:
+        return _one_line(str(obj))[:200]
+    except Exception:
+        return f"<{type(obj).__name__}>"
+
+
+def _safe_repr(obj: object) -> str:
+    try:
+        return _one_line(repr(obj))[:200]
+    except Exception:
+        return f"<{type(obj).__name__}>"
+
+
 def _name_of(obj: Any) -> str:
-    return str(getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or obj)
+    # A lazy proxy (werkzeug's LocalProxy) raises on any attribute outside its context.
+    try:
+        return _one_line(
+            str(getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or obj)
+        )[:200]
+    except Exception:
+        return f"<{type(obj).__name__}>"
 
 
-def _module_state(name: str) -> ModuleType | bool | None:
-    """The module if imported; True if it exists but is not imported; None if it does not
-    exist; False if that cannot be known without importing a parent package."""
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
+def _reason(message: str, target: str) -> str:
+    """A failure message as a target's reason: without the target's own name in front."""
+    prefix = f"probe target {target!r}"
+    text = message[len(prefix) :].lstrip(" :") if message.startswith(prefix) else message
+    return text or message
+
+
+def _exists(name: str) -> bool | None:
+    """Whether module ``name`` exists, if that is knowable without importing anything.
+
+    True or False when its parent package is imported (or it is top-level); None when
+    finding out would import a parent package.
+    """
     parent = name.rpartition(".")[0]
     if parent and parent not in sys.modules:
-        return False  # finding it would import the parent package: wait for the import
-    try:
-        return True if importlib.util.find_spec(name) is not None else None
-    except (ImportError, ValueError):
         return None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+    except Exception:  # a broken finder on sys.meta_path: do not guess
+        return None
+
+
+def _missing_part(module: str) -> str | None:
+    """The first missing component of ``module``'s path that can be known now, else None.
+
+    Walks down from the top-level package through the imported ancestors; the first
+    component that is not imported is asked of ``find_spec`` (its parent is imported, so
+    nothing is imported by asking). A missing *top-level* package is not an error yet: the
+    application's directory may be put on ``sys.path`` later; the target stays pending.
+    """
+    parts = module.split(".")
+    for i in range(1, len(parts) + 1):
+        name = ".".join(parts[:i])
+        if name in sys.modules:
+            continue
+        if i == 1:
+            return None
+        return name if _exists(name) is False else None
+    return None
 
 
 @dataclass
@@ -225,12 +340,26 @@ class _Loaded:
 _LOADED: dict[Path, _Loaded] = {}
 
 
+def _pending(loaded: _Loaded, patch: _Patch) -> bool:
+    state = patch.state
+    return (
+        loaded.active
+        and patch.installed is None
+        and (state is None or state.state == _targets.PENDING)
+    )
+
+
+def _fail_logged(patch: _Patch, message: str) -> None:
+    patch.fail(message)
+    _log.error("hypoprobe: %s: %s; not probed", patch.where, message)
+
+
 def _hook(loaded: _Loaded, patch: _Patch) -> Any:
     def on_import(module: ModuleType) -> None:
         # Runs inside the application's import: it must never raise.
         try:
             with _lock:
-                if not loaded.active or patch.installed is not None:
+                if not _pending(loaded, patch):
                     return
                 patch.apply(module)
         except _TargetError as exc:
@@ -241,22 +370,86 @@ def _hook(loaded: _Loaded, patch: _Patch) -> Any:
     return on_import
 
 
+def _ancestor_hook(loaded: _Loaded, patch: _Patch, ancestor: str) -> Any:
+    """On import of an ancestor package: does the next component of the path exist?"""
+    child = ".".join(patch.module.split(".")[: ancestor.count(".") + 2])
+
+    def on_import(module: ModuleType) -> None:
+        try:
+            with _lock:
+                if not _pending(loaded, patch) or child in sys.modules:
+                    return
+                if _exists(child) is False:
+                    _fail_logged(patch, f"probe target {patch.target!r}: no module named {child!r}")
+        except Exception:
+            _log.exception("hypoprobe: %s: could not check %s", patch.where, patch.target)
+
+    return on_import
+
+
+def _arm(loaded: _Loaded, patch: _Patch) -> None:
+    """Hooks on the target's module and on each ancestor that is not imported yet."""
+    parts = patch.module.split(".")
+    for i in range(1, len(parts)):
+        ancestor = ".".join(parts[:i])
+        if ".".join(parts[: i + 1]) not in sys.modules:
+            wrapt.register_post_import_hook(_ancestor_hook(loaded, patch, ancestor), ancestor)
+    wrapt.register_post_import_hook(_hook(loaded, patch), patch.module)
+
+
 # ---------------------------------------------------------------------------- parsing
 
 
 def _read(path: Path) -> tuple[_Source, dict[str, Any]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read the configuration file: {exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigurationError(f"{path}:{bad}: the file is not UTF-8 text: {exc}") from None
     source = _Source(path, text)
+    deep = _too_deep(source.lines)
+    if deep is not None:
+        raise source.error(deep, f"invalid TOML: values nested more than {_MAX_NESTING} deep")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = _TOML_LINE.search(str(exc))
-        line = int(found.group(1)) if found else None
+        if found:
+            line: int | None = int(found.group(1))
+        elif "end of document" in str(exc):
+            line = max(1, len(source.lines))
+        else:
+            line = None
         raise source.error(line, f"invalid TOML: {exc}") from None
+    except RecursionError:  # nesting the bracket count above missed (inside strings, say)
+        raise source.error(None, "invalid TOML: values nested too deep") from None
     return source, data
+
+
+def _too_deep(lines: list[str]) -> int | None:
+    """The line where ``[``/``{`` nesting passes the limit (strings skipped roughly)."""
+    depth = 0
+    for number, line in enumerate(lines, 1):
+        quote = ""
+        for ch in line:
+            if quote:
+                if ch == quote:
+                    quote = ""
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch in "[{":
+                depth += 1
+                if depth > _MAX_NESTING:
+                    return number
+            elif ch in "]}":
+                depth = max(0, depth - 1)
+    return None
 
 
 def _hypothesis(source: _Source, index: int, table: Mapping[str, Any]) -> Hypothesis:
@@ -323,12 +516,13 @@ def _patches(source: _Source, index: int, hyp: Hypothesis, probes: object) -> li
         patch = _Patch(
             target, hyp.id, f"{source.path}:{where_line}", module, tuple(attrs.split("."))
         )
-        state = _module_state(module)
-        if state is None:
-            raise source.error(where_line, f"probe target {target!r}: no module named {module!r}")
-        if isinstance(state, ModuleType):
+        missing = _missing_part(module)
+        if missing is not None:
+            raise source.error(where_line, f"probe target {target!r}: no module named {missing!r}")
+        imported = sys.modules.get(module)
+        if imported is not None:
             try:
-                patch.resolve(state)
+                patch.resolve(imported)
             except _TargetError as exc:
                 raise source.error(where_line, str(exc)) from None
         out.append(patch)
@@ -345,7 +539,7 @@ def _parse(
             (
                 i + 1
                 for i, text in enumerate(source.lines)
-                if re.match(rf"^\s*\[*\s*{re.escape(unknown[0])}\b", text)
+                if re.match(rf"^\s*\[*\s*[\"']?{re.escape(unknown[0])}(?![\w-])", text)
             ),
             None,
         )
@@ -354,7 +548,15 @@ def _parse(
         )
     tables = data.get("hypothesis", [])
     if not isinstance(tables, list):
-        raise source.error(None, "'hypothesis' must be an array of tables: write [[hypothesis]]")
+        line = next(
+            (
+                i + 1
+                for i, text in enumerate(source.lines)
+                if re.match(r"^\s*\[?\s*hypothesis\b", text)
+            ),
+            None,
+        )
+        raise source.error(line, "'hypothesis' must be an array of tables: write [[hypothesis]]")
     hyps: list[Hypothesis] = []
     patches: list[_Patch] = []
     sql: list[_sqlconfig.SqlMatcher] = []
@@ -412,38 +614,102 @@ def load(path: str | os.PathLike[str]) -> tuple[Hypothesis, ...]:
 
         hypoprobe.load("perf.toml")
     """
-    resolved = Path(path).resolve()
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, RuntimeError, ValueError, TypeError) as exc:
+        raise ConfigurationError(f"{path}: cannot resolve the path: {_safe_str(exc)}") from None
     with _lock:
-        hyps, patches, sql = _parse(resolved)
-        others = {
-            p.target: p.where
-            for loaded in _LOADED.values()
-            if loaded.path != resolved
-            for p in loaded.patches
-        }
-        for patch in patches:
-            if patch.target in others:
-                raise ConfigurationError(
-                    f"{patch.where}: probe target {patch.target!r} is already probed by "
-                    f"{others[patch.target]}"
-                )
-        _unload_one(resolved)
-        for hyp in hyps:
-            REGISTRY.register(hyp)
-        loaded = _Loaded(resolved, hyps)
-        _LOADED[resolved] = loaded
-        for patch in patches:
-            module = sys.modules.get(patch.module)
-            if module is not None:
-                try:
-                    patch.apply(module)
-                except _TargetError as exc:  # changed since validation: unlikely
-                    _log.error("hypoprobe: %s: %s; not probed", patch.where, exc)
-            else:
-                wrapt.register_post_import_hook(_hook(loaded, patch), patch.module)
-            loaded.patches.append(patch)
-        _sqlconfig.install(resolved, sql)
-        return hyps
+        try:
+            return _load(resolved)
+        except ConfigurationError:
+            raise
+        except RecursionError:
+            raise ConfigurationError(f"{resolved}:1: the file is nested too deep to read") from None
+        except Exception as exc:  # a bug or a hostile object: still one clear line
+            raise ConfigurationError(
+                f"{resolved}:1: cannot load: {type(exc).__name__}: {_safe_str(exc)}"
+            ) from None
+
+
+def _load(resolved: Path) -> tuple[Hypothesis, ...]:
+    hyps, patches, sql = _parse(resolved)
+    others = {
+        p.target: p.where
+        for loaded in _LOADED.values()
+        if loaded.path != resolved
+        for p in loaded.patches
+    }
+    for patch in patches:
+        if patch.target in others:
+            raise ConfigurationError(
+                f"{patch.where}: probe target {patch.target!r} is already probed by "
+                f"{others[patch.target]}"
+            )
+    _unload_one(resolved)
+    for hyp in hyps:
+        REGISTRY.register(hyp)
+    loaded = _Loaded(resolved, hyps)
+    _LOADED[resolved] = loaded
+    for patch in patches:
+        patch.state = _targets.declare(
+            patch.hypothesis_id, patch.target, _targets.CONFIG, where=patch.where
+        )
+        module = sys.modules.get(patch.module)
+        if module is not None:
+            try:
+                patch.apply(module, late=True)
+            except _TargetError as exc:  # changed since validation: unlikely
+                _log.error("hypoprobe: %s: %s; not probed", patch.where, exc)
+        else:
+            _arm(loaded, patch)
+        loaded.patches.append(patch)
+    _note_early_references([p for p in patches if p.installed is not None])
+    _sqlconfig.install(resolved, sql)
+    return hyps
+
+
+def _note_early_references(patches: list[_Patch]) -> None:
+    """Say, in the state of a late-patched target, where the original is still bound.
+
+    ``from x import y`` taken before the patch keeps calling the unprobed function: one
+    pass over the imported modules' globals finds those (callbacks stored elsewhere, such
+    as Flask's view functions, are not found: docs/integrations.md lists them).
+    """
+    if not patches:
+        return
+    wanted: dict[int, _Patch] = {}
+    for p in patches:
+        raw = p.original
+        fn = raw.__func__ if isinstance(raw, staticmethod | classmethod) else raw
+        wanted[id(fn)] = p
+    found: dict[int, list[str]] = {}
+    for name, module in list(sys.modules.items()):
+        try:
+            namespace = vars(module)
+        except TypeError:
+            continue
+        for attr, value in list(namespace.items()):
+            key = id(value)
+            if key in wanted and wanted[key].parent is not module:
+                found.setdefault(key, []).append(f"{name}:{attr}")
+    for key, where in found.items():
+        p = wanted[key]
+        if p.state is None:
+            continue
+        shown = ", ".join(sorted(where)[:3]) + (" ..." if len(where) > 3 else "")
+        _targets.set_state(
+            p.state,
+            _targets.ATTACHED,
+            f"late: {p.module} was imported before the target was patched; {shown} still "
+            "call the original: name the function where it is called, or load earlier",
+        )
+        _log.warning(
+            "hypoprobe: %s: %s is also bound as %s, taken before it was probed; those "
+            "calls are not measured",
+            p.where,
+            p.target,
+            shown,
+        )
 
 
 def _unload_one(path: Path) -> None:
@@ -474,6 +740,41 @@ def unload(path: str | os.PathLike[str] | None = None) -> None:
             return
         for loaded_path in list(_LOADED):
             _unload_one(loaded_path)
+
+
+def settle_pending(reason: str = "the application finished starting without it") -> list[str]:
+    """Mark every target still ``pending`` as ``failed``; return their ``file:line: target``.
+
+    For launchers (``hypoprobe run``, a gunicorn ``post_worker_init`` hook) to call once the
+    application has finished starting: a target whose module was not imported by then is
+    most likely misnamed, and its hypothesis must read UNMEASURED rather than a confident
+    0%. A module that turns up later is still probed (the import hook stays armed).
+
+    Example::
+
+        hypoprobe.load("perf.toml")
+        app = create_app()
+        for line in _load.settle_pending():
+            print("not probed:", line)
+    """
+    out = []
+    with _lock:
+        for loaded in list(_LOADED.values()):
+            for patch in loaded.patches:
+                if not _pending(loaded, patch):
+                    continue
+                top = patch.module.partition(".")[0]
+                if top not in sys.modules and _exists(top) is False:
+                    why = f"no module named {top!r}"
+                else:
+                    missing = _missing_part(patch.module)
+                    if missing is not None:
+                        why = f"no module named {missing!r}"
+                    else:
+                        why = f"{patch.module} was never imported: {reason}"
+                _fail_logged(patch, f"probe target {patch.target!r}: {why}")
+                out.append(f"{patch.where}: {patch.target}")
+    return out
 
 
 def load_from_environment() -> None:

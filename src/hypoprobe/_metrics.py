@@ -82,6 +82,13 @@ UNKNOWN_HYPOTHESIS = Family(
     ("hypothesis",),
     "Probes name this hypothesis id, but no hypothesis with it is registered (value 1).",
 )
+PROBE_TARGET = Family(
+    "hypoprobe_probe_target_state",
+    "gauge",
+    ("hypothesis", "target", "kind", "state", "reason"),
+    "Processes in which a probe target is in this state: pending, attached, failed (reason "
+    "says why) or detached; a late attach says so in reason.",
+)
 HYPOTHESIS_EXPIRED = Family(
     "hypoprobe_hypothesis_expired",
     "gauge",
@@ -169,6 +176,13 @@ CLAMPED = Family(
     "counter",
     ("metric", "side"),
     "Recorded values outside a histogram's range, counted in its first or last bucket.",
+)
+SELF_SECONDS = Family(
+    "hypoprobe_self_seconds",
+    "counter",
+    ("endpoint",),
+    "Estimated time hypoprobe itself spent in this process, per endpoint (<none>: probe "
+    "calls outside any scope): per-operation costs calibrated once per process x counts.",
 )
 
 HISTOGRAMS = (ENDPOINT_DURATION, PROBE_DURATION, REQUEST_PROBE, REQUEST_SHARE, REQUEST_CALLS)

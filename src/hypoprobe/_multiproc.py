@@ -28,12 +28,21 @@ so a recycled pid is never mistaken for a live owner. Dead owners' files, and re
 ``archive.hp`` under an exclusive ``flock``: the new archive lists the files it absorbed and
 is renamed into place before they are unlinked, so a crash at any point neither loses nor
 double counts. Readers take the lock shared, so they never see a half-done compaction.
+
+What can go wrong with a file never reaches the application: every page a mapping will be
+written through is allocated (``posix_fallocate``) before it is used, so a full volume is an
+``OSError`` on the slow path (counted, and the thread falls back to memory), never a SIGBUS
+on a store; a lock held across ``fork()`` is closed in the child; and what a reader takes
+from a file is validated (header and record checksums, record field types, slot ranges,
+non-negative counts within bounds, finite non-negative floats) and set aside when it fails.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import math
 import mmap
 import operator
 import os
@@ -44,6 +53,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from . import _faults
+from ._metrics import MOMENTS_SERIES
 
 try:
     import fcntl
@@ -69,6 +79,9 @@ ABSORBED = "__absorbed__"
 _WIDE = 8
 #: Compact once this many dead or retired files have piled up (checked at each collection).
 COMPACT_AT = 8
+#: A bucket count above this in one file is damage, not traffic (2**48: 2.8e14 requests).
+MAX_COUNT = 1 << 48
+_PAGE = mmap.PAGESIZE
 
 # magic, version, kind, pid, start time, token, then (offset, capacity) of table, ints, floats
 _STATIC = struct.Struct("<8sIIqQ16sQQQQQQ")
@@ -168,6 +181,30 @@ def parse_owner(name: str) -> tuple[int, int] | None:
 # --------------------------------------------------------------------------- writing
 
 
+def _allocate(fd: int, offset: int, length: int) -> None:
+    """Give ``[offset, offset + length)`` real blocks, or raise OSError (ENOSPC and the like).
+
+    The range is never one the mapping has written yet, so zeros are a safe fallback where
+    ``posix_fallocate`` is missing or the file system does not support it.
+    """
+    if length <= 0:
+        return
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, offset, length)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+    zeros = bytes(min(length, 1 << 16))
+    done = 0
+    while done < length:
+        n = os.pwrite(fd, zeros[: length - done], offset + done)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, "short write while allocating a shard file")
+        done += n
+
+
 def _header(
     *,
     kind: int,
@@ -229,7 +266,10 @@ class ShardFile:
         tmp = os.path.join(directory, f"{TMP_PREFIX}{self.name}")
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.ftruncate(fd, size)  # sparse: untouched slots take no space
+            # Sparse: a region's pages are allocated as the series using them appear
+            # (_allocate), so a thread's file costs disk only for what it records.
+            os.ftruncate(fd, size)
+            _allocate(fd, 0, HEADER_SIZE)
             os.pwrite(fd, header, 0)
             self._mm = mmap.mmap(fd, size)
             os.rename(tmp, self.path)
@@ -248,6 +288,25 @@ class ShardFile:
         self.table_len = 0
         #: Series of the process' table already recorded in this file (a prefix of it).
         self.n_series = 0
+        #: How far each region's pages are allocated (bytes from the region's start).
+        self._table_ready = self._ints_ready = self._floats_ready = 0
+
+    def _reserve(self, region_off: int, ready: int, need: int, cap: int) -> int:
+        """Allocate the region's pages up to ``need`` bytes; the new allocated length.
+
+        A store through the mapping into a page the file system cannot back is SIGBUS, the
+        death of the whole process; allocating first turns a full volume into an OSError
+        here, on the slow path, which the caller counts and survives.
+        """
+        if need <= ready:
+            return ready
+        end = min(cap, -(-(region_off + need) // _PAGE) * _PAGE - region_off)
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            _allocate(fd, region_off + ready, end - ready)
+        finally:
+            os.close(fd)
+        return end
 
     def fits(self, table_bytes: int, ints: int, floats: int) -> bool:
         return (
@@ -259,6 +318,9 @@ class ShardFile:
     def append(self, records: list[bytes]) -> None:
         """Write records, then commit them with one 8-byte store of the table length."""
         data = b"".join(records)
+        self._table_ready = self._reserve(
+            self.table_off, self._table_ready, self.table_len + len(data), self.table_cap
+        )
         start = self.table_off + self.table_len
         self._mm[start : start + len(data)] = data
         self.table_len += len(data)
@@ -266,7 +328,11 @@ class ShardFile:
         self.n_series += len(records)
 
     def views(self, ints: int, floats: int) -> tuple[memoryview[int], memoryview[float]]:
-        """int64 and float64 views over the first ``ints`` / ``floats`` slots."""
+        """int64 and float64 views over the first ``ints`` / ``floats`` slots (allocated)."""
+        self._ints_ready = self._reserve(self.int_off, self._ints_ready, 8 * ints, 8 * self.int_cap)
+        self._floats_ready = self._reserve(
+            self.float_off, self._floats_ready, 8 * floats, 8 * self.float_cap
+        )
         whole = memoryview(self._mm)
         iv = whole[self.int_off : self.int_off + 8 * ints].cast("q")
         fv = whole[self.float_off : self.float_off + 8 * floats].cast("d")
@@ -341,9 +407,19 @@ def _parse_records(parsed: Parsed, table: bytes) -> None:
         pos += -pos % 8
         try:
             metric, labels, layout, io, iw, fo, fw = json.loads(payload)
-            rec = Record((str(metric), tuple(map(str, labels))), layout, io, iw, fo, fw)
         except (ValueError, TypeError) as exc:
             raise CorruptFile("undecodable series record") from exc
+        # A valid checksum says the record is what was written, not that a well-formed
+        # writer wrote it: check every field's type before any arithmetic on it.
+        if (
+            not isinstance(metric, str)
+            or not isinstance(labels, list)
+            or not all(isinstance(label, str) for label in labels)
+            or not (layout is None or isinstance(layout, str))
+            or not all(type(v) is int for v in (io, iw, fo, fw))
+        ):
+            raise CorruptFile("series record of the wrong shape")
+        rec = Record((metric, tuple(labels)), layout, io, iw, fo, fw)
         if rec.key[0] == ABSORBED:
             parsed.absorbed = parsed.absorbed | frozenset(rec.key[1])
             continue
@@ -433,8 +509,20 @@ class Totals:
             return None
         return found[1], found[3]
 
-    def add(self, records: list[Record], ints: bytes, floats: bytes) -> bool:
-        """Add one file's slots; False when some series clashed with another file's shape."""
+    def add(
+        self,
+        records: list[Record],
+        ints: bytes,
+        floats: bytes,
+        damaged: list[Key] | None = None,
+    ) -> bool:
+        """Add one file's slots; False when some series clashed with another file's shape.
+
+        A series whose slots cannot be counts (a negative value, a bucket above
+        :data:`MAX_COUNT`, a float that is negative or not finite, more requests with a
+        probe call than requests) is damage: it is left out and its key appended to
+        ``damaged``.
+        """
         ok = True
         target = self.ints
         ftarget = self.floats
@@ -448,7 +536,8 @@ class Totals:
             ti, tf = at
             iw = rec.int_width
             lo = 8 * rec.int_offset
-            first, end = 0, iw
+            vals: tuple[int, ...] = ()
+            first = tail = 0
             if iw > _WIDE:
                 # A histogram: hundreds of buckets, mostly empty, then its sum. Add only
                 # the span between the first and the last non-zero bucket, and the sum.
@@ -457,18 +546,105 @@ class Totals:
                 if first < iw - 1:
                     end = iw - 1 - _zero_words(ints, lo + 8 * first, last, front=False)
                     vals = struct.unpack_from(f"<{end - first}q", ints, lo + 8 * first)
-                    a, b = ti + first, ti + end
-                    target[a:b] = map(add, target[a:b], vals)
                 (tail,) = struct.unpack_from("<q", ints, last)
-                target[ti + iw - 1] += tail
+                sound = tail >= 0 and (not vals or (min(vals) >= 0 and max(vals) <= MAX_COUNT))
             elif iw:
                 vals = struct.unpack_from(f"<{iw}q", ints, lo)
-                target[ti : ti + iw] = map(add, target[ti : ti + iw], vals)
+                sound = min(vals) >= 0
+                if rec.key[0] == MOMENTS_SERIES and iw >= 2:
+                    # requests with a probe call are some of the requests (the count is
+                    # written first, so a request in flight never breaks this)
+                    sound = sound and vals[1] <= vals[0]
+            else:
+                sound = True
+            fvals: list[float] = []
             if rec.float_width and fview is not None:
-                fo = rec.float_offset
-                for j in range(rec.float_width):
-                    ftarget[tf + j] += fview[fo + j]
+                fvals = list(fview[rec.float_offset : rec.float_offset + rec.float_width])
+                sound = sound and all(0.0 <= v < math.inf for v in fvals)
+            if not sound:
+                if damaged is not None:
+                    damaged.append(rec.key)
+                continue
+            if iw > _WIDE:
+                if vals:
+                    a, b = ti + first, ti + first + len(vals)
+                    target[a:b] = map(add, target[a:b], vals)
+                target[ti + iw - 1] += tail
+            elif iw:
+                target[ti : ti + iw] = map(add, target[ti : ti + iw], vals)
+            for j, v in enumerate(fvals):
+                ftarget[tf + j] += v
         return ok
+
+
+#: Lock file descriptors open in this process (taken or being taken). A forked child shares
+#: their open file descriptions, and with them any ``flock`` they hold: it closes its copies
+#: at once, so a fork made during a compaction neither blocks every scrape of the host while
+#: the child lives nor deadlocks the child's own first scrape.
+_LOCK_FDS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in list(_LOCK_FDS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _LOCK_FDS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+class _Lock:
+    """``flock`` on the directory's lock file, shared or exclusive; never inherited by fork.
+
+    ``held`` is False when the lock file could not be opened at all (directory deleted,
+    read-only before any scrape created the lock file): the caller decides whether to go on
+    without it. ``busy`` is True when ``blocking=False`` and another process holds it.
+    """
+
+    def __init__(self, path: str, exclusive: bool, blocking: bool = True) -> None:
+        self.fd = -1
+        self.busy = False
+        lock_path = os.path.join(path, LOCK_NAME)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            try:
+                fd = os.open(lock_path, os.O_RDONLY)  # flock needs no write access
+            except OSError:
+                return
+        _LOCK_FDS.add(fd)  # before the lock is taken: a fork from now on closes it
+        self.fd = fd
+        flags = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if blocking else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, flags)
+        except BlockingIOError:
+            self.busy = True
+        except OSError:
+            self.release()
+
+    @property
+    def held(self) -> bool:
+        return self.fd >= 0 and not self.busy
+
+    def release(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd < 0 or fd not in _LOCK_FDS:
+            return  # closed by the fork handler: the number may be another file's by now
+        # Unlock first: a fork between here and the close then inherits an unlocked fd.
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        _LOCK_FDS.discard(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _inode(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return -1
 
 
 class Directory:
@@ -477,12 +653,13 @@ class Directory:
     def __init__(self, path: str) -> None:
         self.path = path
         self._cache: dict[str, Parsed] = {}
-        self._bad: set[str] = set()
+        #: Files that failed validation, by name, with the inode that failed: a file
+        #: replaced under the same name (the archive, rewritten) is read again.
+        self._bad: dict[str, int] = {}
+        #: Series found damaged, per file: counted once each, set aside at compaction.
+        self._damaged: dict[str, set[Key]] = {}
         # Scrapes may run in several threads at once; parsed tables are shared state.
         self._mutex = threading.Lock()
-
-    def _lock(self) -> int:
-        return os.open(os.path.join(self.path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
 
     def _names(self) -> list[str]:
         try:
@@ -494,44 +671,63 @@ class Directory:
 
     def _read(self, name: str, with_data: bool) -> tuple[Parsed, bytes, bytes] | None:
         """A file's parse and slots, or None when it vanished or is corrupt (counted once)."""
+        path = os.path.join(self.path, name)
         if name in self._bad:
-            return None
+            if _inode(path) == self._bad[name]:
+                return None
+            del self._bad[name]
         try:
-            got = read_file(os.path.join(self.path, name), self._cache.get(name), with_data)
+            got = read_file(path, self._cache.get(name), with_data)
         except FileNotFoundError:
             self._cache.pop(name, None)
             return None
-        except (CorruptFile, OSError, ValueError, struct.error):
+        except (CorruptFile, OSError, ValueError, TypeError, struct.error):
             self._cache.pop(name, None)
-            self._bad.add(name)
+            self._bad[name] = _inode(path)
             _faults.record("multiproc_corrupt_file")
             return None
         self._cache[name] = got[0]
         return got
 
-    def sources(self, with_data: bool) -> list[tuple[list[Record], bytes, bytes]]:
-        """Every valid file's records and slots: the archive, then shards not absorbed."""
-        out: list[tuple[list[Record], bytes, bytes]] = []
+    def note_damaged(self, name: str, keys: list[Key]) -> None:
+        """Series of ``name`` whose slots failed validation: count each once."""
+        seen = self._damaged.setdefault(name, set())
+        for key in keys:
+            if key not in seen:
+                seen.add(key)
+                _faults.record("multiproc_corrupt_data")
+
+    def sources(self, with_data: bool) -> list[tuple[str, list[Record], bytes, bytes]]:
+        """Every valid file's name, records and slots: the archive, then shards not absorbed.
+
+        Never raises: a lock file that cannot be opened (the directory was deleted, or is
+        read-only and no scrape created the lock file yet) is counted and the files are
+        read without it (nobody can compact a directory nobody can write to).
+        """
+        out: list[tuple[str, list[Record], bytes, bytes]] = []
         with self._mutex:
-            fd = self._lock()
+            lock = _Lock(self.path, exclusive=False)
             try:
-                fcntl.flock(fd, fcntl.LOCK_SH)
+                if not lock.held:
+                    _faults.record("multiproc_lock")
                 absorbed: frozenset[str] = frozenset()
                 if self._exists(ARCHIVE_NAME):
                     got = self._read(ARCHIVE_NAME, with_data)
                     if got is not None:
                         absorbed = got[0].absorbed
-                        out.append((got[0].records, got[1], got[2]))
+                        out.append((ARCHIVE_NAME, got[0].records, got[1], got[2]))
                 names = self._names()
                 for name in names:
                     if name not in absorbed:
                         got = self._read(name, with_data)
                         if got is not None:
-                            out.append((got[0].records, got[1], got[2]))
+                            out.append((name, got[0].records, got[1], got[2]))
                 for gone in set(self._cache) - set(names) - {ARCHIVE_NAME}:
                     del self._cache[gone]
+                for gone in set(self._damaged) - set(names) - {ARCHIVE_NAME}:
+                    del self._damaged[gone]
             finally:
-                os.close(fd)  # releases the lock
+                lock.release()
         return out
 
     def compactable(self) -> list[str]:
@@ -551,16 +747,14 @@ class Directory:
 
         Non-blocking: when another process holds the lock (reading or compacting), skip.
         """
-        fd = self._lock()
+        lock = _Lock(self.path, exclusive=True, blocking=False)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not lock.held:
                 return 0
             with self._mutex:
                 return self._compact_locked(force)
         finally:
-            os.close(fd)
+            lock.release()
 
     def _compact_locked(self, force: bool) -> int:
         names = self._names()
@@ -573,30 +767,52 @@ class Directory:
             return 0
         if not force and len(pending) < COMPACT_AT and not leftovers and not self._bad:
             return 0
+        if archive is None and ARCHIVE_NAME in self._bad:
+            # Set the damaged archive aside *before* writing its replacement: sidelining by
+            # name afterwards would move the new archive, and every count in it, away.
+            self._sideline(ARCHIVE_NAME, f"{BAD_PREFIX}archive-{secrets.token_hex(4)}{SUFFIX}")
         totals = Totals()
         if archive is not None:
-            totals.add(archive[0].records, archive[1], archive[2])
+            damaged: list[Key] = []
+            totals.add(archive[0].records, archive[1], archive[2], damaged)
+            self.note_damaged(ARCHIVE_NAME, damaged)
         merged = []
+        set_aside = []
         for name in pending:
             got = self._read(name, True)
             if got is None:
                 continue
-            if not totals.add(got[0].records, got[1], got[2]):
+            damaged = []
+            if not totals.add(got[0].records, got[1], got[2], damaged):
                 _faults.record("multiproc_series_clash")
+            if damaged:
+                self.note_damaged(name, damaged)
+                set_aside.append(name)
             merged.append(name)
         new_absorbed = sorted((absorbed & present) | set(merged))
         if merged or archive is None:
             self._write_archive(totals, new_absorbed)
         for name in [*merged, *leftovers]:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self.path, name))
+            if name in set_aside:
+                # Its sound series are in the archive; keep the file for a post-mortem.
+                self._sideline(name, BAD_PREFIX + name)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.path, name))
             self._cache.pop(name, None)
+            self._damaged.pop(name, None)
         self._sideline_bad()
         self._remove_stale_temps()
         return len(merged)
 
     def _exists(self, name: str) -> bool:
         return os.path.exists(os.path.join(self.path, name))
+
+    def _sideline(self, name: str, to: str) -> None:
+        with contextlib.suppress(OSError):
+            os.replace(os.path.join(self.path, name), os.path.join(self.path, to))
+        self._bad.pop(name, None)
+        self._cache.pop(name, None)
 
     def _write_archive(self, totals: Totals, absorbed: list[str]) -> None:
         records = [encode_record(Record((ABSORBED, tuple(absorbed)), None, 0, 0, 0, 0))]
@@ -623,23 +839,36 @@ class Directory:
         at += 8 * len(totals.ints)
         struct.pack_into(f"<{len(totals.floats)}d", body, at, *totals.floats)
         tmp = os.path.join(self.path, f"{TMP_PREFIX}archive-{os.getpid()}{SUFFIX}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-        os.replace(tmp, os.path.join(self.path, ARCHIVE_NAME))
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+            os.replace(tmp, os.path.join(self.path, ARCHIVE_NAME))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a full volume: leave no half archive behind
+            raise
         self._cache.pop(ARCHIVE_NAME, None)
+        self._bad.pop(ARCHIVE_NAME, None)
 
     def _sideline_bad(self) -> None:
-        """Move corrupt files out of the scan set (kept for a post-mortem, never re-read)."""
-        for name in sorted(self._bad):
-            with contextlib.suppress(OSError):
-                os.replace(
-                    os.path.join(self.path, name), os.path.join(self.path, BAD_PREFIX + name)
-                )
+        """Move corrupt files out of the scan set (kept for a post-mortem, never re-read).
+
+        Only the very file that failed (same inode): one rewritten since under the same
+        name has not been judged.
+        """
+        for name, inode in sorted(self._bad.items()):
+            if name == ARCHIVE_NAME or _inode(os.path.join(self.path, name)) != inode:
+                continue
+            self._sideline(name, BAD_PREFIX + name)
         self._bad.clear()
 
     def _remove_stale_temps(self) -> None:
-        """Temporary files left by processes that died while creating a shard."""
+        """Temporary files left by processes that died while creating a shard or an archive.
+
+        Called under the exclusive lock, which every archive writer holds: any temporary
+        archive present now is a crashed compaction's.
+        """
         try:
             names = os.listdir(self.path)
         except OSError:
@@ -647,8 +876,10 @@ class Directory:
         for name in names:
             if not name.startswith(TMP_PREFIX):
                 continue
-            owner = parse_owner(name[len(TMP_PREFIX) :])
-            if owner is not None and not is_alive(*owner):
+            rest = name[len(TMP_PREFIX) :]
+            owner = parse_owner(rest)
+            stale = rest.startswith("archive-") or (owner is not None and not is_alive(*owner))
+            if stale:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.path, name))
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from . import _metrics as m
+from . import _targets
 from ._hypothesis import REGISTRY, Hypothesis
 from ._storage import STORAGE, TLS
 
@@ -196,6 +197,7 @@ def site(hypothesis_id: str, name: str) -> Site:
             SITES[key] = found
             SITES_BY_HYPOTHESIS.setdefault(hypothesis_id, []).append(found)
             invalidate()
+            _targets.site_created(hypothesis_id, name)
         return found
 
 

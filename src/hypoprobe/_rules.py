@@ -23,8 +23,10 @@ where a server holds only native histograms (hypoprobe's protobuf exposition scr
 ``--enable-feature=native-histograms``), the native series: the same record either way.
 
 With ``--alerts``: ``HypoprobeHypothesisExpired`` (a hypothesis past its expiry still
-exports metrics: remove its probes) and, for every hypothesis whose ``min_share`` is known
-(``--import`` the module that declares it, or ``--min-share ID=0.3``),
+exports metrics: remove its probes), ``HypoprobeProbeTargetFailed`` (a TOML probe target
+failed in some process: the hypothesis reads UNMEASURED) and, for every hypothesis whose
+``min_share`` is known (``--import`` the module that declares it, or
+``--min-share ID=0.3``),
 ``HypoprobeHypothesisConfirmed``: the 1 h share held at or above ``min_share`` for an
 hour, over enough requests.
 
@@ -158,6 +160,7 @@ def recording_rules(hypotheses: Sequence[str] = ()) -> list[dict[str, Any]]:
 def alerting_rules(
     thresholds: Iterable[Threshold], min_requests: int, hypotheses: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
+    failed = selector(hypotheses, 'state="failed"')
     rules: list[dict[str, Any]] = [
         {
             "alert": "HypoprobeHypothesisExpired",
@@ -169,7 +172,7 @@ def alerting_rules(
                 "description": "Its probes pass straight through and record nothing; judge "
                 "it (hypoprobe report) and remove the probes and the hypothesis.",
             },
-        }
+        },
     ]
     share = SHARE.format(window="1h")
     requests = REQUESTS.format(window="1h")
@@ -181,7 +184,11 @@ def alerting_rules(
                 "expr": (
                     f"{share}{sel} >= {t.min_share:.6g}\n"
                     f"and on (hypothesis, endpoint)\n"
-                    f"{requests}{sel} * 3600 >= {min_requests}"
+                    f"{requests}{sel} * 3600 >= {min_requests}\n"
+                    # a share that misses a failed target's code confirms nothing
+                    f"unless on (hypothesis)\n"
+                    f'max by (hypothesis) ({m.PROBE_TARGET.name}{{hypothesis="{t.id}",'
+                    f'state="failed"}} > 0)'
                 ),
                 "for": "1h",
                 "labels": {"severity": "info", "hypothesis": t.id},
@@ -194,6 +201,21 @@ def alerting_rules(
                 },
             }
         )
+    rules.append(
+        {
+            "alert": "HypoprobeProbeTargetFailed",
+            "expr": f"max by (hypothesis, target, reason) ({m.PROBE_TARGET.name}{failed}) > 0",
+            "for": "5m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Probe target {{ $labels.target }} of {{ $labels.hypothesis }} "
+                "failed: {{ $labels.reason }}",
+                "description": "The hypothesis cannot be judged (its verdict is UNMEASURED) "
+                "until the target is fixed; check it with `hypoprobe check --config FILE "
+                "--import APP`.",
+            },
+        }
+    )
     return rules
 
 
@@ -272,19 +294,70 @@ def add_hypothesis_arguments(parser: argparse.ArgumentParser) -> None:
         "known (repeatable; the current directory is on the import path)",
     )
     parser.add_argument(
-        "--hypothesis",
-        dest="hypotheses",
+        "--config",
+        dest="configs",
         action="append",
         default=[],
+        metavar="FILE",
+        help="a TOML file of hypotheses (as hypoprobe.load reads it; repeatable)",
+    )
+    parser.add_argument(
+        "--hypothesis",
+        dest="hypotheses",
+        action="extend",
+        nargs="+",
+        default=[],
         metavar="ID",
-        help="only this hypothesis (repeatable; default: every hypothesis)",
+        help="only these hypotheses (--hypothesis A B, or repeated; default: every hypothesis)",
     )
 
 
-def imported_hypotheses(imports: Sequence[str]) -> list[Any]:
-    """Import the modules and return the registered hypotheses (exit 2 on import failure)."""
-    from ._hypothesis import REGISTRY
+def checked_hypotheses(
+    args: argparse.Namespace, extra: Sequence[str] = (), strict: bool = False
+) -> list[Any]:
+    """The hypotheses ``--import``/``--config`` declare; every ``--hypothesis`` must be one.
+
+    An id nobody declared would produce rules or panels that match nothing, silently: it is
+    a usage error (exit 2) — unless nothing was imported at all (``hypoprobe rules
+    --hypothesis X`` on its own), where the ids cannot be checked and a warning says so.
+    ``extra`` are ids known otherwise (``--min-share ID=SHARE``); ``strict`` refuses unknown
+    ids even then (a dashboard needs each hypothesis' declaration).
+    """
     from .cli import UsageError
+
+    known = imported_hypotheses(args.imports, getattr(args, "configs", ()))
+    ids = {h.id for h in known} | set(extra)
+    unknown = [h for h in dict.fromkeys(args.hypotheses) if h not in ids]
+    if unknown and (strict or args.imports or getattr(args, "configs", ()) or extra):
+        listed = ", ".join(sorted(ids)) or "none"
+        raise UsageError(
+            f"unknown hypothesis {', '.join(unknown)}: the imported declarations have "
+            f"{listed}; check the id given to --hypothesis"
+        )
+    if unknown:
+        print(
+            f"hypoprobe: warning: --hypothesis {' '.join(unknown)} not checked: no --import "
+            "or --config declares any hypothesis",
+            file=sys.stderr,
+        )
+    return known
+
+
+def imported_hypotheses(imports: Sequence[str], configs: Sequence[str] = ()) -> list[Any]:
+    """Import the modules (and load the TOML files); return the registered hypotheses.
+
+    Exit 2 on an import failure or an invalid file.
+    """
+    from ._hypothesis import REGISTRY
+    from ._load import load
+    from .cli import UsageError
+    from .errors import ConfigurationError
+
+    for path in configs:
+        try:
+            load(path)
+        except ConfigurationError as exc:
+            raise UsageError(f"--config {path}: {exc}") from None
 
     if imports and "" not in sys.path:
         sys.path.insert(0, "")
@@ -338,7 +411,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ._cli._common import write_output
 
-    known = imported_hypotheses(args.imports)
+    known = checked_hypotheses(args, [t.id for t in args.min_shares])
     wanted = set(args.hypotheses)
     thresholds = {h.id: Threshold(h.id, h.min_share) for h in known}
     thresholds.update({t.id: t for t in args.min_shares})

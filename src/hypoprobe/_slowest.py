@@ -11,6 +11,11 @@ scrape cannot steal the requests a report wants to show. Entries stay for a roll
 half's heaps are kept beside the current ones, so the lists always cover at least the last
 half window and never anything older than a whole one. The lists are this process' own;
 in multi-process mode each process keeps its own (``Snapshot.merge`` combines them).
+
+A request may end inside a signal handler, which runs on the thread it interrupted, perhaps
+in the middle of this module's own update: the lock is re-entrant and a ``_busy`` flag
+marks the update in progress, so such a request skips the lists (one candidate fewer)
+instead of waiting forever for a lock its own thread holds.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ K = 5
 #: configure(slowest_window_seconds=...).
 WINDOW = 600.0
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+#: True while the lock's holder is changing the lists (only the holder reads or writes it).
+_busy = False
 _seq = itertools.count()
 _PPB = 1_000_000_000
 
@@ -95,15 +102,22 @@ def _rotate_if_due(now: float) -> None:
 
 def _tops_of(plan: Plan) -> tuple[tuple[HypothesisPlan, _Top], ...]:
     # Pairs made once per plan: zip() per request costs more than the rest of offer().
+    global _busy
     with _lock:
-        pairs = tuple(
-            (hp, _TOPS.setdefault((hp.hypothesis.id, hp.endpoint), _Top()))
-            for hp in plan.hypotheses
-        )
-        if len(_BY_PLAN) >= _BY_PLAN_MAX:
-            _BY_PLAN.clear()
-        _BY_PLAN[id(plan)] = (plan, pairs)
-        return pairs
+        if _busy:
+            return ()  # a signal handler interrupted this thread's own update: skip
+        _busy = True
+        try:
+            pairs = tuple(
+                (hp, _TOPS.setdefault((hp.hypothesis.id, hp.endpoint), _Top()))
+                for hp in plan.hypotheses
+            )
+            if len(_BY_PLAN) >= _BY_PLAN_MAX:
+                _BY_PLAN.clear()
+            _BY_PLAN[id(plan)] = (plan, pairs)
+            return pairs
+        finally:
+            _busy = False
 
 
 def offer(scope: Scope, elapsed: int, trace_id: int) -> None:
@@ -136,73 +150,103 @@ def _admit(
     request: tuple[int, int, int, float],
     trace_id: int,
 ) -> None:
-    elapsed, total, calls, share = request
+    global _busy
     now = time.time()
-    made: SlowRequest | None = None
     with _lock:
-        _rotate_if_due(now)
-        for kind, rank, heap in (("share", share, top.share), ("latency", elapsed, top.latency)):
-            full = len(heap) >= K
-            if (full and rank <= heap[0][0]) or (kind == "share" and rank <= _SHARE_FLOOR):
-                continue
-            if made is None:
-                made = SlowRequest(
-                    hid,
-                    endpoint,
-                    kind,
-                    elapsed / _PPB,
-                    total / _PPB,
-                    calls,
-                    share,
-                    now,
-                    _trace.format_trace_id(trace_id) if trace_id else None,
-                )
-            elif made.kind != kind:
-                made = replace(made, kind=kind)
-            if full:
-                heapq.heapreplace(heap, (rank, next(_seq), made))
+        if _busy:
+            return  # a signal handler interrupted this thread's own update: skip
+        _busy = True
+        try:
+            _admit_locked(top, hid, endpoint, request, trace_id, now=now)
+        finally:
+            _busy = False
+
+
+def _admit_locked(
+    top: _Top,
+    hid: str,
+    endpoint: str,
+    request: tuple[int, int, int, float],
+    trace_id: int,
+    *,
+    now: float,
+) -> None:
+    elapsed, total, calls, share = request
+    made: SlowRequest | None = None
+    _rotate_if_due(now)
+    for kind, rank, heap in (("share", share, top.share), ("latency", elapsed, top.latency)):
+        full = len(heap) >= K
+        if (full and rank <= heap[0][0]) or (kind == "share" and rank <= _SHARE_FLOOR):
+            continue
+        if made is None:
+            made = SlowRequest(
+                hid,
+                endpoint,
+                kind,
+                elapsed / _PPB,
+                total / _PPB,
+                calls,
+                share,
+                now,
+                _trace.format_trace_id(trace_id) if trace_id else None,
+            )
+        elif made.kind != kind:
+            made = replace(made, kind=kind)
+        if full:
+            heapq.heapreplace(heap, (rank, next(_seq), made))
+        else:
+            heapq.heappush(heap, (rank, next(_seq), made))
+        if len(heap) >= K:
+            if kind == "share":
+                top.share_floor = heap[0][0]
             else:
-                heapq.heappush(heap, (rank, next(_seq), made))
-            if len(heap) >= K:
-                if kind == "share":
-                    top.share_floor = heap[0][0]
-                else:
-                    top.latency_floor = int(heap[0][0])
+                top.latency_floor = int(heap[0][0])
 
 
 def collect() -> tuple[SlowRequest, ...]:
     """Every kept request of the window, per (hypothesis, endpoint, kind) highest first."""
+    global _busy
     if not _TOPS:
         return ()
     now = time.time()
     cutoff = now - WINDOW
     out: list[SlowRequest] = []
     with _lock:
-        _rotate_if_due(now)
-        tops = sorted(_TOPS.items())
-        for _, top in tops:
-            everything = [
-                *top.previous,
-                *(r for _, _, r in top.share),
-                *(r for _, _, r in top.latency),
-            ]
-            for kind in ("latency", "share"):
-                ranked = sorted(
-                    (r for r in everything if r.kind == kind and r.at >= cutoff),
-                    key=lambda r: (-r.rank_value, -r.at),
-                )
-                out.extend(ranked[:K])
+        if _busy:
+            return ()  # collecting from a signal handler amid this thread's own update
+        _busy = True
+        try:
+            _rotate_if_due(now)
+            tops = sorted(_TOPS.items())
+            for _, top in tops:
+                everything = [
+                    *top.previous,
+                    *(r for _, _, r in top.share),
+                    *(r for _, _, r in top.latency),
+                ]
+                for kind in ("latency", "share"):
+                    ranked = sorted(
+                        (r for r in everything if r.kind == kind and r.at >= cutoff),
+                        key=lambda r: (-r.rank_value, -r.at),
+                    )
+                    out.extend(ranked[:K])
+        finally:
+            _busy = False
     return tuple(out)
 
 
 def configure(k: int, window: float) -> None:
     """Apply configure(slowest_requests=, slowest_window_seconds=); a change starts afresh."""
-    global K, WINDOW
+    global K, WINDOW, _busy
     if k == K and window == WINDOW:
         return
     with _lock:
-        K, WINDOW = k, window
-        _reset_locked()
+        was, _busy = _busy, True
+        try:
+            K, WINDOW = k, window
+            _reset_locked()
+        finally:
+            _busy = was
 
 
 def _reset_locked() -> None:
@@ -215,8 +259,9 @@ def _reset_locked() -> None:
 def _after_fork_in_child() -> None:
     # The parent's requests are the parent's to report; the lock may be held by a thread
     # that does not exist in the child.
-    global _lock
-    _lock = threading.Lock()
+    global _lock, _busy
+    _lock = threading.RLock()
+    _busy = False
     _reset_locked()
 
 

@@ -82,6 +82,8 @@ class Storage:
         self._records: list[bytes] = []
         self._collect_lock = threading.Lock()
         self._merged = _multiproc.Totals()
+        #: True while the lock's holder is inside shard(): only that thread reads it.
+        self._busy = False
 
     # -- series table (slow path: decoration, scope plans, first call per endpoint) --------
 
@@ -117,11 +119,12 @@ class Storage:
                 if found is not None:
                     return found
             int_width = layout.slots if layout is not None else ints
-            made = Series(
-                metric, key[1], layout, self.int_slots, int_width, self.float_slots, floats
-            )
-            self.int_slots += int_width
-            self.float_slots += floats
+            # Reserve the slots in statements without a call between the read and the
+            # write: a signal handler (CPython 3.11+ runs one only at calls and loop jumps)
+            # creating a series on this thread then never gets the same offsets.
+            int_offset, float_offset = self.int_slots, self.float_slots
+            self.int_slots, self.float_slots = int_offset + int_width, float_offset + floats
+            made = Series(metric, key[1], layout, int_offset, int_width, float_offset, floats)
             self._series.append(made)
             self._by_key[key] = made
             self._records.append(_multiproc.encode_record(_record_of(made)))
@@ -143,7 +146,7 @@ class Storage:
                 return list(self._series)
         with self._collect_lock:
             merged = self._merged
-            for records, _, _ in self.directory.sources(with_data=False):
+            for _, records, _, _ in self.directory.sources(with_data=False):
                 for rec in records:
                     merged.slot(rec.key, rec.layout, rec.int_width, rec.float_width)
             with self._lock:
@@ -166,18 +169,53 @@ class Storage:
         Two flat mutable sequences (ints, floats): lists, or in multi-process mode int64 and
         float64 memoryviews over the thread's file. Never raises on a full disk or the like:
         it counts the fault and falls back to an in-memory shard.
+
+        A signal handler can run on this thread in the middle of this very call, and its
+        request then needs a shard too: it gets (and installs, for the handler's duration)
+        the thread's spare in-memory shard, always collected, while the interrupted call's
+        own shard stays registered and is installed when it resumes. (Creating a shard from
+        inside would retire the one the interrupted call is about to install: nobody would
+        collect it again.)
         """
         with self._lock:
-            stale = getattr(TLS, "generation", -1) != self._generation
-            if self.directory is not None:
-                try:
-                    return self._file_shard(stale)
-                except Exception:
-                    _faults.record("multiproc_shard")
-                    stale = stale or getattr(TLS, "file", None) is not None
-            elif getattr(TLS, "file", None) is not None:
-                stale = True  # multi-process mode was switched off
-            return self._list_shard(stale)
+            if self._busy:
+                return self._spare_shard()
+            self._busy = True
+            try:
+                return self._shard_locked()
+            finally:
+                self._busy = False
+
+    def _spare_shard(self) -> tuple[list[int], list[float]]:
+        spare = getattr(TLS, "spare", None)
+        if spare is None or spare[0] != self._generation:
+            ints: list[int] = []
+            floats: list[float] = []
+            owner = _Owner()
+            key = id(owner)
+            self._live[key] = (ints, floats)
+            weakref.finalize(owner, self._retire, key, self._generation)
+            spare = TLS.spare = (self._generation, owner, ints, floats)
+        ints, floats = spare[2], spare[3]
+        if len(ints) < self.int_slots:
+            ints.extend([0] * (self.int_slots - len(ints)))
+        if len(floats) < self.float_slots:
+            floats.extend([0.0] * (self.float_slots - len(floats)))
+        TLS.ints = ints
+        TLS.floats = floats
+        return ints, floats
+
+    def _shard_locked(self) -> tuple[Any, Any]:
+        stale = getattr(TLS, "generation", -1) != self._generation
+        if self.directory is not None:
+            try:
+                return self._file_shard(stale)
+            except Exception:
+                _faults.record("multiproc_shard")
+                stale = stale or getattr(TLS, "file", None) is not None
+        elif getattr(TLS, "file", None) is not None:
+            stale = True  # multi-process mode was switched off
+        return self._list_shard(stale)
 
     def _list_shard(self, stale: bool) -> tuple[list[int], list[float]]:
         ints: list[int] | None = None if stale else getattr(TLS, "ints", None)
@@ -257,9 +295,13 @@ class Storage:
             merged = self._merged
             merged.ints = [0] * len(merged.ints)
             merged.floats = [0.0] * len(merged.floats)
-            for records, ints, floats in self.directory.sources(with_data=True):
-                if not merged.add(records, ints, floats):
+            directory = self.directory
+            for name, records, ints, floats in directory.sources(with_data=True):
+                damaged: list[_multiproc.Key] = []
+                if not merged.add(records, ints, floats, damaged):
                     _faults.record("multiproc_series_clash")
+                if damaged:
+                    directory.note_damaged(name, damaged)
             with self._lock:
                 own = [_record_of(s) for s in self._series]
             mem_ints, mem_floats = self._memory_totals()
@@ -312,7 +354,7 @@ class Storage:
         self._retired_ints = []
         self._retired_floats = []
         self.dropped.clear()
-        for name in ("ints", "floats", "owner", "file"):
+        for name in ("ints", "floats", "owner", "file", "spare"):
             if hasattr(TLS, name):
                 delattr(TLS, name)
 
@@ -320,6 +362,7 @@ class Storage:
         """Keep the series table (sites stay valid) but start every count from zero."""
         self._lock = threading.RLock()  # a lock held by another thread at fork is stuck
         self._collect_lock = threading.Lock()
+        self._busy = False
         self._pid = os.getpid()
         if self.directory is not None:
             self.directory = _multiproc.Directory(self.directory.path)

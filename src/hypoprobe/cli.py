@@ -10,7 +10,10 @@ Exit codes (documented in ``docs/cli.md``):
 * 2 — usage: a bad or missing argument, an unwritable output file;
 * 3 — a source is unreachable or failed (connection refused, HTTP or Prometheus error);
 * 4 — no data: a non-hypoprobe ``/metrics``, an empty or corrupt snapshot, an unknown
-  hypothesis, a window without requests.
+  hypothesis, a window without requests, snapshots with nothing in common to compare;
+* 5 — unmeasured: ``hypoprobe check`` found a probe target that failed, or
+  ``report --fail-on-unmeasured`` printed an UNMEASURED verdict (without the flag an
+  UNMEASURED verdict still exits 0: the report was written).
 
 User errors print one line on stderr, ``hypoprobe: <problem>; <what to do>``, never a
 traceback.
@@ -36,6 +39,7 @@ __all__ = [
     "EXIT_NO_DATA",
     "EXIT_OK",
     "EXIT_SOURCE",
+    "EXIT_UNMEASURED",
     "EXIT_USAGE",
     "build_parser",
     "main",
@@ -45,6 +49,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_SOURCE = 3
 EXIT_NO_DATA = 4
+EXIT_UNMEASURED = 5
 
 #: Subcommand name -> module path. Each module: HELP, add_arguments(parser), run(args).
 COMMANDS: dict[str, str] = {
@@ -54,6 +59,7 @@ COMMANDS: dict[str, str] = {
     "demo": "hypoprobe.demo",
     "rules": "hypoprobe._rules",
     "dashboard": "hypoprobe._dashboard",
+    "check": "hypoprobe._cli.check",
     "run": "hypoprobe._cli.run",
 }
 
@@ -83,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hypoprobe",
         description="Judge performance hypotheses from hypoprobe's metrics.",
-        epilog="exit codes: 0 ok, 2 usage, 3 source unreachable or failed, 4 no data",
+        epilog="exit codes: 0 ok, 2 usage, 3 source unreachable or failed, 4 no data, "
+        "5 unmeasured (check: a target failed; report --fail-on-unmeasured)",
     )
     parser.add_argument("--version", action="version", version=f"hypoprobe {__version__}")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

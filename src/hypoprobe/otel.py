@@ -109,6 +109,9 @@ ATTRIBUTES: Mapping[str, str] = {
     "kind": "hypoprobe.kind",
     "metric": "hypoprobe.metric",
     "side": "hypoprobe.side",
+    "target": "hypoprobe.target",
+    "state": "hypoprobe.target_state",
+    "reason": "hypoprobe.reason",
 }
 
 
@@ -142,6 +145,7 @@ _UNITS: Mapping[str, str] = {
     m.INTERNAL_ERRORS.name: "{fault}",
     m.SERIES_DROPPED.name: "{series}",
     m.CLAMPED.name: "{value}",
+    m.SELF_SECONDS.name: "s",
 }
 
 Histograms = Literal["exponential", "explicit"]
@@ -456,6 +460,9 @@ def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
         m.UNKNOWN_HYPOTHESIS,
         ((_attrs(m.UNKNOWN_HYPOTHESIS, hypothesis=hid), 1) for hid in snap.unregistered),
     )
+    yield _number_metric(
+        b, m.PROBE_TARGET, ((_attrs(m.PROBE_TARGET, t), t.processes) for t in snap.targets)
+    )
     moment_values: tuple[Callable[[Moments], float], ...] = (
         lambda mo: mo.requests,
         lambda mo: mo.requests_with_probe,
@@ -487,6 +494,11 @@ def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
         b,
         m.CLAMPED,
         ((_attrs(m.CLAMPED, metric=k, side=side), n) for (k, side), n in clamped_totals(snap)),
+    )
+    yield _number_metric(
+        b,
+        m.SELF_SECONDS,
+        ((_attrs(m.SELF_SECONDS, endpoint=k), v) for k, v in sorted(snap.self_seconds.items())),
     )
 
 

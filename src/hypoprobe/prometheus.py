@@ -197,6 +197,12 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
     for hid in snap.unregistered:
         unknown.add_metric([hid], 1.0)
     yield unknown
+    targets = GaugeMetricFamily(
+        m.PROBE_TARGET.name, m.PROBE_TARGET.help, labels=m.PROBE_TARGET.labels
+    )
+    for t in snap.targets:
+        targets.add_metric([t.hypothesis, t.target, t.kind, t.state, t.reason], float(t.processes))
+    yield targets
 
     moment_families = [
         CounterMetricFamily(f.name, f.help, labels=f.labels)
@@ -245,6 +251,12 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
         dropped.add_metric([metric], float(n))
     yield dropped
     yield _clamped(snap)
+    self_cost = CounterMetricFamily(
+        m.SELF_SECONDS.name, m.SELF_SECONDS.help, labels=m.SELF_SECONDS.labels
+    )
+    for endpoint, seconds in sorted(snap.self_seconds.items()):
+        self_cost.add_metric([endpoint], seconds)
+    yield self_cost
 
 
 def _clamped(snap: Snapshot) -> CounterMetricFamily:
@@ -285,7 +297,8 @@ class HypoprobeCollector(Collector):
 
         registry = prometheus_client.CollectorRegistry()
         hypoprobe.configure(registry=registry)
-        prometheus_client.start_http_server(9100, registry=registry)
+        # addr: start_http_server binds every interface (0.0.0.0) by default
+        prometheus_client.start_http_server(9100, addr="127.0.0.1", registry=registry)
     """
 
     def collect(self) -> Iterator[Metric]:
@@ -295,7 +308,7 @@ class HypoprobeCollector(Collector):
         # Names only, so registering does not run a collection.
         for fam in (*m.HISTOGRAMS,):
             yield HistogramMetricFamily(fam.name, fam.help, labels=fam.labels)
-        for fam in (m.HYPOTHESIS_INFO, m.HYPOTHESIS_EXPIRED, m.UNKNOWN_HYPOTHESIS):
+        for fam in (m.HYPOTHESIS_INFO, m.HYPOTHESIS_EXPIRED, m.UNKNOWN_HYPOTHESIS, m.PROBE_TARGET):
             yield GaugeMetricFamily(fam.name, fam.help, labels=fam.labels)
         for fam in (
             *m.INT_MOMENTS,
@@ -305,6 +318,7 @@ class HypoprobeCollector(Collector):
             m.INTERNAL_ERRORS,
             m.SERIES_DROPPED,
             m.CLAMPED,
+            m.SELF_SECONDS,
         ):
             yield CounterMetricFamily(fam.name, fam.help, labels=fam.labels)
 

@@ -39,12 +39,15 @@ __all__ = [
     "RequestData",
     "SlowRequest",
     "Snapshot",
+    "TargetState",
 ]
 
 #: The ``schema`` value of JSON documents this version writes and reads.
 SCHEMA = "hypoprobe.snapshot/1"
 
 T = TypeVar("T")
+#: A counter's value: an exact count, or seconds.
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -432,6 +435,30 @@ class SlowRequest:
         return self.share if self.kind == "share" else self.endpoint_seconds
 
 
+@dataclass(frozen=True)
+class TargetState:
+    """Where one probe is attached, and whether it is: ``processes`` in ``state``.
+
+    ``kind`` is ``config`` (an import path in a TOML file) or ``code`` (a decorator, a
+    ``with probe(...)`` block or a DB matcher: the probe itself); ``state`` is ``pending``,
+    ``attached``, ``failed`` or ``detached``; ``reason`` says why a target failed, or that
+    it was attached late (``late: ...``).
+
+    Example::
+
+        for t in snap.targets:
+            if t.state == "failed":
+                print(t.hypothesis, t.target, t.reason)
+    """
+
+    hypothesis: str
+    target: str
+    kind: str
+    state: str
+    reason: str = ""
+    processes: int = 1
+
+
 def _top_slowest(items: Iterable[SlowRequest], keep: Mapping[Any, int]) -> tuple[SlowRequest, ...]:
     """Per (hypothesis, endpoint, kind): the ``keep[key]`` highest-ranked, highest first."""
     by_key: dict[tuple[str, str, str], list[SlowRequest]] = {}
@@ -472,6 +499,17 @@ class Snapshot:
     series_overflow: Mapping[str, int] = field(default_factory=dict)
     #: The requests with the highest share and the slowest, per hypothesis and endpoint.
     slowest: tuple[SlowRequest, ...] = ()
+    #: hypoprobe's own estimated time per endpoint, in seconds (calibrated costs x counts;
+    #: ``<none>``: probe calls outside any scope). Empty when not estimated.
+    self_seconds: Mapping[str, float] = field(default_factory=dict)
+    #: Every probe target's state, summed over the processes that reported it.
+    targets: tuple[TargetState, ...] = ()
+    #: Identities (``host:pid:start``, or ``host:multiproc:dir``) of the processes whose
+    #: counters this snapshot holds: two snapshots sharing one overlap and must not be summed.
+    origins: tuple[str, ...] = ()
+    #: Start of the window (unix seconds) for a ``later.minus(earlier)`` snapshot; None
+    #: when the counters run from each process' start.
+    since: float | None = None
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -554,6 +592,16 @@ class Snapshot:
             internal_errors=_sum_maps(s.internal_errors for s in snaps),
             series_overflow=_sum_maps(s.series_overflow for s in snaps),
             slowest=_top_slowest((r for s in snaps for r in s.slowest), _slowest_keep(snaps)),
+            self_seconds=_sum_maps(s.self_seconds for s in snaps),
+            targets=_merge_keyed(
+                (t for s in snaps for t in s.targets),
+                lambda t: (t.hypothesis, t.target, t.kind, t.state, t.reason),
+                lambda a, b: replace(a, processes=a.processes + b.processes),
+            ),
+            origins=tuple(dict.fromkeys(o for s in snaps for o in s.origins)),
+            since=None
+            if any(s.since is None for s in snaps)
+            else min(s.since for s in snaps if s.since is not None),
         )
 
     def minus(self, earlier: Snapshot) -> Snapshot:
@@ -616,6 +664,8 @@ class Snapshot:
             internal_errors=_minus_map(self.internal_errors, earlier.internal_errors),
             series_overflow=_minus_map(self.series_overflow, earlier.series_overflow),
             slowest=tuple(r for r in self.slowest if r.at > earlier.created_at),
+            self_seconds=_minus_map(self.self_seconds, earlier.self_seconds),
+            since=earlier.created_at,
         )
 
     # -- JSON ----------------------------------------------------------------------------
@@ -658,6 +708,10 @@ class Snapshot:
             "internal_errors": dict(self.internal_errors),
             "series_overflow": dict(self.series_overflow),
             "slowest": [_plain(r) for r in self.slowest],
+            "self_seconds": dict(self.self_seconds),
+            "targets": [_plain(t) for t in self.targets],
+            "origins": list(self.origins),
+            "since": self.since,
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -710,6 +764,12 @@ class Snapshot:
                 internal_errors=dict(data.get("internal_errors", {})),
                 series_overflow=dict(data.get("series_overflow", {})),
                 slowest=tuple(_slow_request(r) for r in data.get("slowest", ())),
+                self_seconds={
+                    str(k): float(v) for k, v in dict(data.get("self_seconds", {})).items()
+                },
+                targets=tuple(_target_state(t) for t in data.get("targets", ())),
+                origins=tuple(str(o) for o in data.get("origins", ())),
+                since=_optional(float, data.get("since")),
             )
         except SnapshotError:
             raise
@@ -791,6 +851,18 @@ def _slow_request(data: Mapping[str, Any]) -> SlowRequest:
     )
 
 
+def _target_state(data: Mapping[str, Any]) -> TargetState:
+    t = TargetState(**data)
+    return TargetState(
+        str(t.hypothesis),
+        str(t.target),
+        str(t.kind),
+        str(t.state),
+        str(t.reason),
+        int(t.processes),
+    )
+
+
 def _slowest_keep(snaps: Iterable[Snapshot]) -> dict[tuple[str, str, str], int]:
     """Per key, the longest list any one snapshot kept: the K its process was configured with."""
     keep: dict[tuple[str, str, str], int] = {}
@@ -837,13 +909,13 @@ def _utc(t: float) -> str:
     return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _minus_map(later: Mapping[str, int], earlier: Mapping[str, int]) -> dict[str, int]:
+def _minus_map(later: Mapping[str, N], earlier: Mapping[str, N]) -> dict[str, N]:
     """Counter differences; a counter that went down (a restart) counts from zero."""
     return {k: v - earlier[k] if k in earlier and earlier[k] <= v else v for k, v in later.items()}
 
 
-def _sum_maps(maps: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    out: dict[str, int] = {}
+def _sum_maps(maps: Iterable[Mapping[str, N]]) -> dict[str, N]:
+    out: dict[str, N] = {}
     for mp in maps:
         for k, v in mp.items():
             out[k] = out.get(k, 0) + v

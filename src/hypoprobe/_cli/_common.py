@@ -119,7 +119,11 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--hypothesis", nargs="+", metavar="ID", help="only these hypotheses (default: all)"
+        "--hypothesis",
+        action="extend",
+        nargs="+",
+        metavar="ID",
+        help="only these hypotheses: --hypothesis A B, or the flag repeated (default: all)",
     )
     parser.add_argument("--endpoint", metavar="NAME", help="only this endpoint")
 

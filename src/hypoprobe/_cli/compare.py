@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .. import analysis, render, sources
 from ..cli import UsageError
@@ -52,7 +53,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_arguments(parser)
 
 
+def _files_after_hypotheses(args: argparse.Namespace) -> None:
+    """``compare --hypothesis X a.json b.json``: the ids' ``nargs`` took the files too.
+
+    Values that name existing files are files (a hypothesis id names no file here).
+    """
+    if len(args.files) >= 2 or not args.hypothesis:
+        return
+    ids = [h for h in args.hypothesis if not Path(h).is_file()]
+    moved = [h for h in args.hypothesis if Path(h).is_file()]
+    if moved:
+        args.files = [*args.files, *moved]
+        args.hypothesis = ids or None
+
+
 def _load(args: argparse.Namespace) -> tuple[Snapshot, Snapshot]:
+    _files_after_hypotheses(args)
     if args.prometheus:
         if args.files:
             raise UsageError("give either two snapshot files or --prometheus, not both")

@@ -21,7 +21,7 @@ from ._common import (
     write_output,
 )
 
-HELP = "judge each hypothesis: CONFIRMED, DISPROVED or INCONCLUSIVE, with the numbers"
+HELP = "judge each hypothesis: CONFIRMED, DISPROVED, INCONCLUSIVE or UNMEASURED, with the numbers"
 
 EXAMPLES = """examples:
   hypoprobe report --snapshot before.json
@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_filter_arguments(parser)
     add_output_arguments(parser)
+    parser.add_argument(
+        "--fail-on-unmeasured",
+        action="store_true",
+        help="exit 5 when a verdict is UNMEASURED (a probe never ran or a target failed); "
+        "without it the report exits 0 once written",
+    )
 
 
 #: Intervals of a Prometheus window read --over-time, unless --step says otherwise.
@@ -108,6 +114,8 @@ def _prometheus_timeline(args: argparse.Namespace) -> tuple[analysis.SharePoint,
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cli import EXIT_UNMEASURED
+
     if args.step is not None and not (args.over_time and args.prometheus):
         raise UsageError("--step only applies to --prometheus --over-time")
     series = _series(args)
@@ -136,4 +144,6 @@ def run(args: argparse.Namespace) -> int:
     elif args.over_time and args.prometheus:
         rep = replace(rep, timeline=_prometheus_timeline(args))
     write_output(render.render_report(rep, output_format(args)), args.output)
+    if args.fail_on_unmeasured and any(v.verdict == analysis.UNMEASURED for v in rep.verdicts):
+        return EXIT_UNMEASURED
     return 0

@@ -2,7 +2,8 @@
 
 ``report(snapshot)`` judges every hypothesis on each of its endpoints: the aggregate share
 Σ probe time / Σ endpoint time with a 95% interval (ratio estimator, linearised), against
-the claim's ``min_share`` — CONFIRMED, DISPROVED or INCONCLUSIVE — beside the anecdote's
+the claim's ``min_share`` — CONFIRMED, DISPROVED or INCONCLUSIVE, or UNMEASURED when its
+probes never ran or one of its targets failed — beside the anecdote's
 percentile, the share among slow requests, latency percentiles, calls per request and the
 expected saving. ``compare(before, after)`` measures a fix. The method is documented in
 ``docs/verdicts.md``.
@@ -26,6 +27,7 @@ from ._verdict import (
     CONFIRMED,
     DISPROVED,
     INCONCLUSIVE,
+    UNMEASURED,
     NoDataError,
     Report,
     SegmentShare,
@@ -47,6 +49,7 @@ __all__ = [
     "Sample",
     "SegmentShare",
     "SharePoint",
+    "UNMEASURED",
     "Verdict",
     "Welch",
     "Z95",

@@ -288,6 +288,17 @@ def _compare_one(
     )
 
 
+def _with_data(comparisons: Sequence[Comparison], before: bool) -> str:
+    names = [
+        f"{c.hypothesis} on {c.endpoint}"
+        for c in comparisons
+        if (c.requests_before if before else c.requests_after)
+    ]
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "") or (
+        "nothing"
+    )
+
+
 def compare(
     before: Snapshot,
     after: Snapshot,
@@ -324,4 +335,11 @@ def compare(
     comparisons = tuple(_compare_one(before, after, h, e) for h, e in pairs)
     if all(c.requests_before == 0 and c.requests_after == 0 for c in comparisons):
         raise NoDataError("no requests recorded in either snapshot: widen the windows")
+    if not any(c.requests_before and c.requests_after for c in comparisons):
+        raise NoDataError(
+            "nothing in common: no hypothesis and endpoint has requests in both snapshots "
+            f"(before: {_with_data(comparisons, before=True)}; after: "
+            f"{_with_data(comparisons, before=False)}); compare snapshots of the same "
+            "hypotheses, or name one with --hypothesis and --endpoint"
+        )
     return ComparisonReport(before.source, after.source, comparisons)

@@ -6,12 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._ratio import MIN_REQUESTS
-from ._text import count, pct, pct_claim, pct_range, seconds
+from ._text import DASH, MISSING, count, pct, pct_claim, pct_range, seconds
 
 __all__ = ["meaning", "subject"]
 
 #: Calls per request at which a probe reads as an N+1 pattern.
 MANY_CALLS = 5.0
+#: More requests than this many times those seen would not settle a verdict in practice.
+UNREALISTIC = 100
 
 
 def subject(probes: tuple[str, ...] | list[str], hypothesis: str) -> str:
@@ -34,6 +36,8 @@ def meaning(v: Mapping[str, Any]) -> str:
     be = "are" if len(v["probes"]) > 1 else "is"
     verdict, endpoint, n = v["verdict"], v["endpoint"], v["requests"]
     claim = pct_claim(v["min_share"])
+    if verdict == "UNMEASURED":
+        return f"{verdict}: {v['reason']}."
     if n == 0:
         return (
             f"{verdict}: no requests of {endpoint} were recorded for {v['hypothesis']} yet; "
@@ -55,8 +59,9 @@ def meaning(v: Mapping[str, Any]) -> str:
         more = v["requests_needed"]
         settle = (
             f"about {_more(more)} would settle it"
-            if more
-            else "the share sits on the claim, so more requests will not settle it"
+            if more and more <= UNREALISTIC * n
+            else "the share equals the claim within its interval, and no realistic number "
+            "of requests would settle it: the claim's threshold is the share itself"
         )
         head = (
             f"{verdict}: {who} {be} {share} ({interval}) of {endpoint} latency across "
@@ -100,8 +105,15 @@ def meaning(v: Mapping[str, Any]) -> str:
         )
     calls = v["calls_per_request_mean"]
     if calls is not None and calls >= MANY_CALLS:
+        bucket = v.get("quantile_buckets", {}).get("calls_per_request_p95")
+        p95 = (
+            f"{bucket[0]:g}{DASH}{bucket[1]:g}"
+            if bucket
+            else MISSING
+            if v["calls_per_request_p95"] is None
+            else f"{v['calls_per_request_p95']:g}"
+        )
         parts.append(
-            f"It runs {calls:.1f} times per request on average "
-            f"(p95 {v['calls_per_request_p95']:g}): an N+1 pattern."
+            f"It runs {calls:.1f} times per request on average (p95 {p95}): an N+1 pattern."
         )
     return " ".join(parts)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import HypoprobeError
-from ..snapshot import Histogram, HypothesisInfo, ProbeData, RequestData, SlowRequest, Snapshot
+from ..snapshot import (
+    Histogram,
+    HypothesisInfo,
+    ProbeData,
+    RequestData,
+    SlowRequest,
+    Snapshot,
+    TargetState,
+)
 from . import _ratio
 from ._meaning import meaning
+from ._selfshare import self_figures
 from ._timeline import SharePoint
 
 __all__ = [
@@ -19,6 +29,7 @@ __all__ = [
     "NoDataError",
     "Report",
     "SegmentShare",
+    "UNMEASURED",
     "Verdict",
     "report",
 ]
@@ -26,6 +37,15 @@ __all__ = [
 CONFIRMED = "CONFIRMED"
 DISPROVED = "DISPROVED"
 INCONCLUSIVE = "INCONCLUSIVE"
+#: The probes never ran in the window, or one of the hypothesis' targets failed: no share
+#: to judge, whatever the numbers say. ``Verdict.reason`` says why.
+UNMEASURED = "UNMEASURED"
+
+#: Where the early-binding cases and what to name instead are explained.
+EARLY_BINDING_DOCS = "docs/integrations.md#early-binding"
+#: A bucket whose upper bound is more than this factor above its lower bound is "wide":
+#: a quantile inside it is shown as the bucket's bounds (classic /metrics buckets).
+WIDE_FACTOR = 1.1
 
 
 class NoDataError(HypoprobeError):
@@ -107,6 +127,17 @@ class Verdict:
     #: The single requests behind the aggregate: the highest shares and the slowest
     #: (``kind`` "share" / "latency"), highest first, with their trace ids.
     slowest_requests: tuple[SlowRequest, ...] = ()
+    #: hypoprobe's own estimated time in the endpoint (seconds, all requests) and its share
+    #: of the endpoint's time; None without an estimate (docs/guarding-overhead.md).
+    self_seconds: float | None = None
+    self_share: float | None = None
+    #: Why the verdict is UNMEASURED (None otherwise).
+    reason: str | None = None
+    #: One line per probe or target that measured nothing while the others did.
+    warnings: tuple[str, ...] = ()
+    #: Quantiles that fell in a wide bucket (classic /metrics buckets): field name ->
+    #: (lower, upper) bounds of that bucket, between which the true value lies.
+    quantile_buckets: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     # Distributions for plots; not part of the JSON contract.
     share_histogram: Histogram | None = field(default=None, repr=False, compare=False)
     endpoint_histogram: Histogram | None = field(default=None, repr=False, compare=False)
@@ -122,6 +153,8 @@ class Verdict:
                 value = [seg.to_dict() for seg in value]
             elif f.name == "slowest_requests":
                 value = [{k: getattr(r, k) for k in _SLOW_KEYS} for r in value]
+            elif f.name == "quantile_buckets":
+                value = {k: [lo, None if math.isinf(hi) else hi] for k, (lo, hi) in value.items()}
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -149,6 +182,40 @@ def _quantile(h: Histogram | None, q: float) -> float | None:
     return None if h is None else h.quantile(q)
 
 
+def quantile_bucket(h: Histogram | None, q: float) -> tuple[float, float] | None:
+    """The (lower, upper] bounds of the bucket where the q-quantile's rank falls.
+
+    The bucket ``histogram_quantile`` interpolates in: the true quantile lies inside it.
+
+    Example::
+
+        h = Histogram((0.1, 0.2), (0, 4, 0), 0.6)
+        assert quantile_bucket(h, 0.5) == (0.1, 0.2)
+    """
+    if h is None or h.count == 0:
+        return None
+    rank = q * h.count
+    running = 0
+    for i, c in enumerate(h.counts):
+        if c and running + c >= rank:
+            lower = h.bounds[i - 1] if i > 0 else min(0.0, h.bounds[0])
+            upper = h.bounds[i] if i < len(h.bounds) else math.inf
+            return lower, upper
+        running += c
+    return None
+
+
+def _wide(bucket: tuple[float, float] | None, integer: bool = False) -> bool:
+    if bucket is None:
+        return False
+    lower, upper = bucket
+    if math.isinf(upper):
+        return True
+    if integer:
+        return upper - lower > 1
+    return lower > 0 and upper > lower * WIDE_FACTOR
+
+
 def integer_quantile(h: Histogram, q: float) -> float | None:
     """The q-quantile of integer-valued data: the bound of the bucket where the rank falls."""
     n = h.count
@@ -172,7 +239,14 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
     mo = snap.moments_for(info.id, endpoint)
     est = _ratio.estimate(mo)
     n = est.n
-    if n < _ratio.MIN_REQUESTS or est.ci_low is None or est.ci_high is None:
+    targets = [t for t in snap.targets if t.hypothesis == info.id]
+    named = any(p.hypothesis == info.id for p in snap.probes) or bool(targets)
+    unmeasured = _unmeasured(
+        info, endpoint, targets, round(n), round(mo.requests_with_probe), named=named
+    )
+    if unmeasured is not None:
+        verdict = UNMEASURED
+    elif n < _ratio.MIN_REQUESTS or est.ci_low is None or est.ci_high is None:
         verdict = INCONCLUSIVE
     elif est.ci_low >= info.min_share:
         verdict = CONFIRMED
@@ -213,6 +287,25 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
     calls_mean = sum(r.calls.sum for r in reqs) / n if reqs and n > 0 else None
     calls_p95s = [q for r in reqs if (q := integer_quantile(r.calls, 0.95)) is not None]
     probe_hist = _merged(p.duration for p in calls_data)
+    buckets: dict[str, tuple[float, float]] = {}
+    for name, hist, q in (
+        ("endpoint_p50", ep_hist, 0.50),
+        ("endpoint_p95", ep_hist, 0.95),
+        ("endpoint_p99", ep_hist, 0.99),
+        ("probe_p95", probe_hist if probe_hist and probe_hist.count else None, 0.95),
+    ):
+        bucket = quantile_bucket(hist, q)
+        if bucket is not None and _wide(bucket):
+            buckets[name] = bucket
+    # Calls are integers: the p95 is the upper bound of its bucket ("at most"); in a wide
+    # bucket (classic /metrics buckets: 25 calls land in 21-50) its bounds are kept too.
+    calls_p95 = max(calls_p95s) if calls_p95s else None
+    if reqs and calls_p95 is not None:
+        best = max(reqs, key=lambda r: (integer_quantile(r.calls, 0.95) or -1.0, r.probe))
+        calls_bucket = quantile_bucket(best.calls, 0.95)
+        if calls_bucket is not None and _wide(calls_bucket, integer=True):
+            buckets["calls_per_request_p95"] = (calls_bucket[0] + 1, calls_bucket[1])
+    warnings = () if unmeasured is not None else _warnings(info, endpoint, targets, reqs, n)
 
     saving = mo.probe_seconds / n if n > 0 else None
     labels = sorted(
@@ -244,7 +337,7 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
         "endpoint_p99": _quantile(ep_hist, 0.99),
         "probe_p95": _quantile(probe_hist, 0.95) if probe_hist and probe_hist.count else None,
         "calls_per_request_mean": calls_mean,
-        "calls_per_request_p95": max(calls_p95s) if calls_p95s else None,
+        "calls_per_request_p95": calls_p95,
         "saving_seconds_per_request": saving,
         "saving_share": est.share,
         "probes": probe_names,
@@ -263,7 +356,11 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
                 key=lambda r: (r.kind != "share", -r.rank_value),
             )
         ),
+        **self_figures(snap, endpoint),
     }
+    values["reason"] = unmeasured
+    values["warnings"] = warnings
+    values["quantile_buckets"] = buckets
     values["meaning"] = meaning(values)
     return Verdict(
         **values,
@@ -271,6 +368,95 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
         endpoint_histogram=ep_hist,
         calls_histogram=calls_hist,
     )
+
+
+def _who(info: HypothesisInfo) -> str:
+    return f"{info.id}'s probes"
+
+
+def _unmeasured(
+    info: HypothesisInfo,
+    endpoint: str,
+    targets: Sequence[TargetState],
+    n: int,
+    with_probe: int,
+    *,
+    named: bool = True,
+) -> str | None:
+    """Why no verdict can be given (the UNMEASURED reason), or None when one can.
+
+    ``named``: some probe (a site or a target) names the hypothesis in the data.
+    """
+    failed = sorted({(t.target, t.reason) for t in targets if t.state == "failed"})
+    failures = "; ".join(f"target {target} failed: {why}" for target, why in failed)
+    requests = f"{n:,} request{'' if n == 1 else 's'} of {endpoint}"
+    if n > 0 and with_probe == 0:
+        head = f"none of {_who(info)} ran in {requests}"
+        if failures:
+            return f"{head}; {failures}"
+        if not named:
+            return (
+                f"{head}; no probe names {info.id} in any process that reported: add "
+                "@hypoprobe.probe, a `with` block, a DB matcher or a TOML target for it"
+            )
+        return f"{head}; {_silence(targets, n)}"
+    if failures:
+        ran = f"; the probes that did run were called in {with_probe:,} of {requests}" if n else ""
+        return f"{failures}, so the share misses the code it names{ran}"
+    return None
+
+
+def _silence(targets: Sequence[TargetState], n: int) -> str:
+    """Why probes that did not fail still measured nothing, target by target."""
+    parts = []
+    for t in sorted(targets, key=lambda t: t.target):
+        if t.kind != "config":
+            continue
+        if t.state == "pending":
+            parts.append(f"target {t.target} is pending: its module was never imported")
+        elif t.state == "detached":
+            parts.append(f"target {t.target} was detached (unloaded)")
+        elif t.state == "attached":
+            late = f" ({t.reason})" if t.reason else ""
+            parts.append(
+                f"target {t.target} attached but never called in {n:,} requests{late}: "
+                f"bound before hypoprobe was loaded? ({EARLY_BINDING_DOCS})"
+            )
+    if parts:
+        return "; ".join(dict.fromkeys(parts))
+    return (
+        "they are attached but were never called: the code path did not run in this "
+        f"window, or the calls go around the probed function ({EARLY_BINDING_DOCS})"
+    )
+
+
+def _warnings(
+    info: HypothesisInfo,
+    endpoint: str,
+    targets: Sequence[TargetState],
+    reqs: Sequence[RequestData],
+    n: float,
+) -> tuple[str, ...]:
+    """One line per probe that never ran while the hypothesis' others did."""
+    if n <= 0:
+        return ()
+    out = []
+    for r in reqs:
+        if r.calls.count and r.calls.count == r.calls.counts[0]:
+            out.append(
+                f"probe {r.probe} never ran in {round(n):,} requests of {endpoint}: the share "
+                "counts only the probes that did"
+            )
+    for t in sorted(targets, key=lambda t: t.target):
+        if t.kind != "config":
+            continue
+        if t.state == "pending":
+            out.append(f"target {t.target} is pending: its module was never imported")
+        elif t.state == "detached":
+            out.append(f"target {t.target} was detached (unloaded)")
+        elif t.state == "attached" and "still call the original" in t.reason:
+            out.append(f"target {t.target}: {t.reason}")
+    return tuple(dict.fromkeys(out))
 
 
 def _segment_share(snap: Snapshot, hid: str, endpoint: str, label: str) -> SegmentShare:
@@ -344,7 +530,7 @@ def report(
         shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
         raise NoDataError(f"no hypothesis names endpoint {endpoint!r}; endpoints named: {shown}")
     verdicts = tuple(verdict_for(snap, h, e) for h, e in pairs)
-    if all(v.requests == 0 for v in verdicts):
+    if all(v.requests == 0 and v.verdict != UNMEASURED for v in verdicts):
         raise NoDataError(
             f"no requests recorded in {snap.source} for "
             f"{', '.join(sorted({v.hypothesis for v in verdicts}))}: "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 
-from ..analysis import MIN_REQUESTS, Comparison, Verdict
-from ..analysis._text import MISSING, count, pct, pct_claim, pct_range, seconds
+from ..analysis import MIN_REQUESTS, UNMEASURED, Comparison, Verdict
+from ..analysis._text import DASH, MISSING, count, pct, pct_claim, pct_range, seconds
 
 __all__ = [
     "COMPARE_HEADERS",
@@ -13,7 +14,9 @@ __all__ = [
     "NO_TRACE_HINT",
     "SHOWN_PER_KIND",
     "compare_rows",
+    "quantile",
     "row",
+    "self_cost_lines",
     "slowest_lines",
     "when",
 ]
@@ -44,30 +47,52 @@ HEADERS = (
 )
 
 
+def quantile(v: Verdict, name: str) -> str:
+    """A quantile field as text; in a wide bucket, the bucket's bounds joined by an en dash.
+
+    Example: ``quantile(v, "endpoint_p95")`` -> ``'168 ms'`` from a snapshot file, or
+    ``'134 ms-268 ms'`` from classic /metrics buckets.
+    """
+    bucket = v.quantile_buckets.get(name)
+    if bucket is None:
+        return seconds(getattr(v, name))
+    lower, upper = bucket
+    if math.isinf(upper):
+        return f"> {seconds(lower)}"
+    return f"{seconds(lower)}{DASH}{seconds(upper)}"
+
+
 def _calls(v: Verdict) -> str:
     if v.calls_per_request_mean is None:
         return MISSING
-    p95 = MISSING if v.calls_per_request_p95 is None else f"{v.calls_per_request_p95:g}"
+    bucket = v.quantile_buckets.get("calls_per_request_p95")
+    if bucket is not None:
+        p95 = (
+            f"> {bucket[0] - 1:g}" if math.isinf(bucket[1]) else f"{bucket[0]:g}{DASH}{bucket[1]:g}"
+        )
+    else:
+        p95 = MISSING if v.calls_per_request_p95 is None else f"{v.calls_per_request_p95:g}"
     return f"{v.calls_per_request_mean:.1f} (p95 {p95})"
 
 
 def row(v: Verdict) -> tuple[str, ...]:
     """One verdict as the cells of the summary table (same columns in every format)."""
+    unmeasured = v.verdict == UNMEASURED  # a share of probes that did not run is no evidence
     return (
         v.hypothesis,
         v.endpoint,
         v.verdict,
-        pct(v.aggregate_share),
-        pct_range(v.ci_low, v.ci_high),
+        MISSING if unmeasured else pct(v.aggregate_share),
+        MISSING if unmeasured else pct_range(v.ci_low, v.ci_high),
         pct_claim(v.min_share),
         count(v.requests),
         pct(v.anecdote_share),
         pct(v.anecdote_percentile),
         pct(v.slow_share),
-        seconds(v.endpoint_p50),
-        seconds(v.endpoint_p95),
-        seconds(v.endpoint_p99),
-        seconds(v.probe_p95),
+        quantile(v, "endpoint_p50"),
+        quantile(v, "endpoint_p95"),
+        quantile(v, "endpoint_p99"),
+        quantile(v, "probe_p95"),
         _calls(v),
         seconds(v.saving_seconds_per_request),
     )
@@ -147,3 +172,17 @@ def slowest_lines(v: Verdict, per_kind: int | None = None) -> list[str]:
     if out and not any(r.trace_id for r in v.slowest_requests):
         out.append(NO_TRACE_HINT)
     return out
+
+
+def self_cost_lines(v: Verdict) -> list[str]:
+    """hypoprobe's own share of the endpoint's latency, as one line (none without an estimate).
+
+    Example: ``probes cost 0.02% of GET /campaigns (hypoprobe's own time, estimated: 41 ms
+    over 12,400 requests)``
+    """
+    if v.self_share is None:
+        return []
+    return [
+        f"probes cost {pct(v.self_share)} of {v.endpoint} (hypoprobe's own time, estimated: "
+        f"{seconds(v.self_seconds)} over {count(v.requests)} requests)"
+    ]

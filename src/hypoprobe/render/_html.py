@@ -26,6 +26,7 @@ from ._common import (
     NO_TRACE_HINT,
     SHOWN_PER_KIND,
     compare_rows,
+    self_cost_lines,
     slowest_lines,
     when,
 )
@@ -50,7 +51,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .CONFIRMED { color: #1a7f37; font-weight: bold; }
 .DISPROVED { color: #b42318; font-weight: bold; }
 .INCONCLUSIVE { color: #9a6700; font-weight: bold; }
-.UNMEASURED { color: #57606a; font-weight: bold; }
+.UNMEASURED { color: #6e40c9; font-weight: bold; }
+.warning { color: #9a6700; }
 section { border-top: 2px solid #eee; margin-top: 1.5em; }
 .plots { display: grid; gap: 1em;
          grid-template-columns: repeat(auto-fill, minmax(min(100%, 480px), 1fr)); }
@@ -395,6 +397,8 @@ def report(rep: Report) -> str:
             f"{escape(v.verdict)}</span></h2>",
             f"<p><em>Claim:</em> {escape(v.claim)} (needs {pct_claim(v.min_share)}).</p>",
             f'<p class="meaning">{escape(v.meaning)}</p>',
+            *(f'<p class="self-cost">{escape(line)}</p>' for line in self_cost_lines(v)),
+            *(f'<p class="warning">Warning: {escape(w)}</p>' for w in v.warnings),
             *_requests(v),
             '<div class="plots">',
             share_plot(v),

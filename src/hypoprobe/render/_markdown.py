@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 from ..analysis import ComparisonReport, Report
 from ..analysis._text import pct_claim
-from ._common import COMPARE_HEADERS, HEADERS, compare_rows, row, slowest_lines, when
+from ._common import (
+    COMPARE_HEADERS,
+    HEADERS,
+    compare_rows,
+    row,
+    self_cost_lines,
+    slowest_lines,
+    when,
+)
 
 __all__ = ["comparison", "report"]
 
@@ -33,8 +41,12 @@ def report(rep: Report) -> str:
         lines.append("")
         lines.append(v.meaning)
         lines.append("")
+        if v.warnings:
+            lines += [f"- **Warning:** {_cell(w)}" for w in v.warnings] + [""]
         if v.slowest_requests:
             lines += [f"- {_cell(line)}" for line in slowest_lines(v, per_kind=3)] + [""]
+        for line in self_cost_lines(v):
+            lines += [f"_{_cell(line)}_", ""]
     lines += table(HEADERS, [row(v) for v in rep.verdicts])
     lines.append("")
     lines.append(

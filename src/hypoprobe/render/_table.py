@@ -5,9 +5,9 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-from ..analysis import ComparisonReport, Report, Verdict
-from ..analysis._text import pct, pct_claim, pct_range, seconds
-from ._common import COMPARE_HEADERS, compare_rows, slowest_lines, when
+from ..analysis import UNMEASURED, ComparisonReport, Report, Verdict
+from ..analysis._text import MISSING, pct, pct_claim, pct_range, seconds
+from ._common import COMPARE_HEADERS, compare_rows, quantile, self_cost_lines, slowest_lines, when
 
 __all__ = ["comparison", "report"]
 
@@ -33,16 +33,20 @@ def row(v: Verdict) -> tuple[str, ...]:
     """A verdict as the cells of the terminal table."""
     share = f"{pct(v.aggregate_share)} ({pct_range(v.ci_low, v.ci_high)})"
     calls = "-" if v.calls_per_request_mean is None else f"{v.calls_per_request_mean:.1f}"
+    if v.verdict == UNMEASURED:
+        share = MISSING  # a share of probes that did not run is no evidence
+    elif v.ci_low is None:
+        share = pct(v.aggregate_share)
     return (
         v.hypothesis,
         v.endpoint,
         v.verdict,
-        share if v.ci_low is not None else pct(v.aggregate_share),
+        share,
         pct_claim(v.min_share),
         f"{v.requests:,}",
         pct(v.anecdote_percentile),
         pct(v.slow_share),
-        seconds(v.endpoint_p95),
+        quantile(v, "endpoint_p95"),
         calls,
         seconds(v.saving_seconds_per_request),
     )
@@ -70,7 +74,10 @@ def report(rep: Report) -> str:
     lines.append("")
     for v in rep.verdicts:
         lines += _wrapped(f"{v.hypothesis} {v.endpoint}", v.meaning)
+        for warning in v.warnings:
+            lines += ["    " + line for line in _wrapped("warning", warning)]
         lines += [f"    {line}" for line in slowest_lines(v, per_kind=3)]
+        lines += [f"    {line}" for line in self_cost_lines(v)]
     for note in rep.notes:
         lines += _wrapped("note", note)
     return "\n".join(lines) + "\n"

@@ -1,18 +1,16 @@
 """Target states for the summary line: the one adapter between ``hypoprobe run`` and ``_load``.
 
-ADAPTER: target health states (pending / attached / failed / detached, and settling the
-still-pending targets once the application has started) belong to the loader. Until it
-exposes them, :func:`target_states` derives them from what ``_load`` keeps today, and
-:func:`settle` only marks this process as started. When the loader has its own states,
-point these two functions at that API and nothing else in this package changes.
+Target health states (pending / attached / failed / detached, and settling the
+still-pending targets once the application has started) belong to the loader
+(``_targets``, ``_load.settle_pending``): :func:`target_states` reads each function
+target's state from it, and :func:`settle` settles the loader's pending targets.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 __all__ = ["TargetState", "hypothesis_count", "settle", "target_states"]
 
@@ -33,10 +31,13 @@ class TargetState:
 
 
 def settle() -> None:
-    """The application has started: targets still pending are reported failed from now on."""
+    """The application has started: targets still pending are failed from now on."""
     global _settled
+    from .. import _load
+
     with _lock:
         _settled = True
+    _load.settle_pending()
 
 
 def hypothesis_count() -> int:
@@ -55,23 +56,11 @@ def target_states() -> list[TargetState]:
     with _load._lock:
         patches = [p for loaded in _load._LOADED.values() for p in loaded.patches]
     for patch in patches:
-        if patch.installed is not None:
-            out.append(TargetState(patch.target, patch.where, "attached"))
-            continue
-        module = sys.modules.get(patch.module)
-        if module is None:
-            if _settled:
-                reason = f"module {patch.module!r} was not imported when the application started"
-                out.append(TargetState(patch.target, patch.where, "failed", reason))
-            else:
-                out.append(TargetState(patch.target, patch.where, "pending"))
-            continue
-        try:
-            patch.resolve(module)
-            reason = "not probed (see the log)"
-        except Exception as exc:
-            reason = str(exc)
-        out.append(TargetState(patch.target, patch.where, "failed", reason))
+        t = patch.state
+        if t is None:  # not loaded through load(): nothing is known about it
+            out.append(TargetState(patch.target, patch.where, "pending"))
+        else:
+            out.append(TargetState(patch.target, patch.where, cast(State, t.state), t.reason))
     hooked = bool(_sqlhooks.HOOKED)
     for matcher in _sqlconfig.active():
         name = f"sql {matcher.pattern!r} ({matcher.hypothesis_id})"

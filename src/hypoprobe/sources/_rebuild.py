@@ -29,6 +29,7 @@ from ..snapshot import (
     ProbeData,
     RequestData,
     Snapshot,
+    TargetState,
 )
 
 __all__: list[str] = []
@@ -50,6 +51,7 @@ _EXCEPTIONS = f"{m.PROBE_EXCEPTIONS.name}_total"
 _OUTCOMES = f"{m.ENDPOINT_REQUESTS.name}_total"
 _INTERNAL_ERRORS = f"{m.INTERNAL_ERRORS.name}_total"
 _OVERFLOW = f"{m.SERIES_DROPPED.name}_total"
+_SELF_SECONDS = f"{m.SELF_SECONDS.name}_total"
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,12 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
     info_rows: dict[str, list[Mapping[str, str]]] = {}
     expired: dict[str, bool] = {}
     unregistered: set[str] = set()
+    targets: dict[tuple[str, ...], int] = {}
     exceptions: dict[tuple[str, str, str], int] = {}
     outcomes: dict[tuple[str, ...], int] = {}
     internal_errors: dict[str, int] = {}
     overflow: dict[str, int] = {}
+    self_seconds: dict[str, float] = {}
 
     for s in samples:
         if not s.name.startswith(PREFIX) or math.isnan(s.value):
@@ -201,6 +205,9 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
             expired[hid] = expired.get(hid, False) or s.value > 0
         elif s.name == m.UNKNOWN_HYPOTHESIS.name and s.value > 0:
             unregistered.add(s.labels.get("hypothesis", ""))
+        elif s.name == m.PROBE_TARGET.name and s.value > 0:
+            tkey = _key(s.labels, m.PROBE_TARGET.labels)
+            targets[tkey] = targets.get(tkey, 0) + round(s.value)
         elif s.name == _OUTCOMES:
             okey = _key(s.labels, ("endpoint", "status", "exception"))
             outcomes[okey] = outcomes.get(okey, 0) + round(s.value)
@@ -214,6 +221,9 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
         elif s.name == _OVERFLOW:
             metric = s.labels.get("metric", "")
             overflow[metric] = overflow.get(metric, 0) + round(s.value)
+        elif s.name == _SELF_SECONDS:
+            endpoint = s.labels.get("endpoint", "")
+            self_seconds[endpoint] = self_seconds.get(endpoint, 0.0) + s.value
 
     endpoints: list[EndpointData] = []
     probes: list[ProbeData] = []
@@ -284,6 +294,11 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
         unregistered=tuple(sorted(unregistered - set(info_rows))),
         internal_errors=internal_errors,
         series_overflow=overflow,
+        self_seconds=self_seconds,
+        targets=tuple(
+            TargetState(k[0], k[1], k[2], k[3], k[4], processes=n)
+            for k, n in sorted(targets.items())
+        ),
     )
 
 

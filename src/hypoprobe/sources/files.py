@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,7 +54,54 @@ def load_snapshot_files(paths: Sequence[str | Path]) -> Snapshot:
     """
     if not paths:
         raise SourceError("no snapshot file given: pass one or more FILE.json", EXIT_USAGE)
-    snaps = [load_snapshot_file(p) for p in paths]
+    snaps = _distinct([(str(p), load_snapshot_file(p)) for p in paths])
     if len(snaps) == 1:
         return snaps[0]
     return Snapshot.merge(snaps)
+
+
+def _overlap(a: Snapshot, b: Snapshot) -> bool:
+    """Whether the two snapshots' windows share time (None: since the process started)."""
+    a_start = -math.inf if a.since is None else a.since
+    b_start = -math.inf if b.since is None else b.since
+    return a_start < b.created_at and b_start < a.created_at
+
+
+def _distinct(named: list[tuple[str, Snapshot]]) -> list[Snapshot]:
+    """Drop snapshots whose counters another file holds too: summing them double-counts.
+
+    A snapshot names the processes it holds (``origins``: host, pid and start time) and,
+    for a window (``later.minus(earlier)``), when the window started (``since``). Windows
+    of one process that do not overlap add up. Two snapshots of the same processes since
+    their start are the same counters at two times: the newer holds the older, so the
+    newer is kept, with a warning. Any other overlap cannot be summed: an error.
+    """
+    kept: list[tuple[str, Snapshot]] = []
+    for name, snap in named:
+        mine = set(snap.origins)
+        clash = next(
+            ((n, s) for n, s in kept if mine and mine & set(s.origins) and _overlap(snap, s)),
+            None,
+        )
+        if clash is None:
+            kept.append((name, snap))
+            continue
+        other_name, other = clash
+        if mine != set(other.origins) or snap.since is not None or other.since is not None:
+            raise SourceError(
+                f"{name} and {other_name} hold counters of the same processes "
+                f"({', '.join(sorted(mine & set(other.origins)))}) over overlapping times: "
+                "summing them would count those requests twice; pass files of distinct "
+                "processes or windows that do not overlap",
+                EXIT_USAGE,
+            )
+        newer = (name, snap) if snap.created_at >= other.created_at else clash
+        older_name = other_name if newer[0] == name else name
+        print(
+            f"hypoprobe: warning: {name} and {other_name} are snapshots of the same "
+            f"process ({', '.join(sorted(mine))}); using the newer, {newer[0]}, and "
+            f"ignoring {older_name} (summing both would count its requests twice)",
+            file=sys.stderr,
+        )
+        kept[kept.index(clash)] = newer
+    return [s for _, s in kept]

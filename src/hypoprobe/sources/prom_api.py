@@ -144,11 +144,12 @@ def _queries(rng: str) -> Iterator[tuple[str, str]]:
         m.ENDPOINT_REQUESTS,
         m.INTERNAL_ERRORS,
         m.SERIES_DROPPED,
+        m.SELF_SECONDS,
     )
     for fam in counters:
         by = ", ".join(fam.labels)
         yield f"{fam.name}_total", f"sum by ({by}) (increase({fam.name}_total[{rng}]))"
-    for fam in (m.HYPOTHESIS_INFO, m.HYPOTHESIS_EXPIRED, m.UNKNOWN_HYPOTHESIS):
+    for fam in (m.HYPOTHESIS_INFO, m.HYPOTHESIS_EXPIRED, m.UNKNOWN_HYPOTHESIS, m.PROBE_TARGET):
         by = ", ".join(fam.labels)
         yield fam.name, f"max by ({by}) (last_over_time({fam.name}[{rng}]))"
 
