@@ -60,6 +60,6 @@ def seconds(x: float | None) -> str:
 
 def count(n: float | None) -> str:
     """A request count with thousands separators: ``'12,400'``."""
-    if n is None:
+    if n is None or not math.isfinite(n):
         return MISSING
     return f"{round(n):,}"

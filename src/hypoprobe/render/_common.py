@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 
 from ..analysis import MIN_REQUESTS, UNMEASURED, Comparison, Verdict
 from ..analysis._text import DASH, MISSING, count, pct, pct_claim, pct_range, seconds
@@ -13,7 +14,9 @@ __all__ = [
     "HEADERS",
     "NO_TRACE_HINT",
     "SHOWN_PER_KIND",
+    "UNSAFE_FOR_TERMINALS",
     "compare_rows",
+    "printable",
     "quantile",
     "row",
     "self_cost_lines",
@@ -26,6 +29,28 @@ NO_TRACE_HINT = "(no trace ids: find these in the access log by endpoint, end ti
 
 #: Single requests shown per kind (highest share, slowest) in every format but JSON.
 SHOWN_PER_KIND = 3
+
+#: Characters a terminal acts on or that reorder text: C0 controls but the newline (ESC
+#: starts escape sequences, BEL rings), DEL, C1 controls (0x9b is a one-byte CSI), and the
+#: bidirectional overrides and isolates. Labels, claims and sources come from the monitored
+#: application or a snapshot file, so none of these may reach the reader raw.
+UNSAFE_FOR_TERMINALS = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` with every character of :data:`UNSAFE_FOR_TERMINALS` shown as an escape.
+
+    Example: ``printable("a\x1b[2Jb")`` is ``"a\\x1b[2Jb"``.
+    """
+    return UNSAFE_FOR_TERMINALS.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
 
 HEADERS = (
     "hypothesis",
@@ -137,10 +162,17 @@ def compare_rows(c: Comparison) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _utc(at: float, fmt: str) -> str:
+    try:
+        return _dt.datetime.fromtimestamp(at, _dt.timezone.utc).strftime(fmt)
+    except (OverflowError, OSError, ValueError):
+        # A time no date can show (a hand-built snapshot): the number itself, not a crash.
+        return f"{at!r} (Unix seconds)"
+
+
 def when(created_at: float) -> str:
     """A snapshot time as people read it, in UTC."""
-    stamp = _dt.datetime.fromtimestamp(created_at, _dt.timezone.utc)
-    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return _utc(created_at, "%Y-%m-%d %H:%M:%S UTC")
 
 
 def slowest_lines(v: Verdict, per_kind: int | None = None) -> list[str]:
@@ -165,8 +197,7 @@ def slowest_lines(v: Verdict, per_kind: int | None = None) -> list[str]:
         calls = f"{count(r.calls)} call" + ("" if r.calls == 1 else "s")
         # To the millisecond: without a trace id, the end time and the duration are how
         # the request is found in an access log.
-        stamp = _dt.datetime.fromtimestamp(r.at, _dt.timezone.utc)
-        at = stamp.strftime("%H:%M:%S.") + f"{stamp.microsecond // 1000:03d} UTC"
+        at = re.sub(r"\.(\d{3})\d{3} UTC$", r".\1 UTC", _utc(r.at, "%H:%M:%S.%f UTC"))
         trace = f", trace {r.trace_id}" if r.trace_id else ""
         out.append(f"{what} ({calls}), ended {at}{trace}")
     if out and not any(r.trace_id for r in v.slowest_requests):
