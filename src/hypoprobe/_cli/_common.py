@@ -170,7 +170,7 @@ VALUE_OPTIONS = ("--window", "--at", "--before", "--after")
 
 
 #: The subcommands that have those options (``run`` passes its command line on untouched).
-_WITH_VALUE_OPTIONS = ("report", "compare", "snapshot")
+_WITH_VALUE_OPTIONS = ("report", "compare", "snapshot", "survey")
 
 
 def join_option_values(argv: Sequence[str]) -> list[str]:
