@@ -1,7 +1,8 @@
 """Traced requests: exemplars on histogram buckets, and the slowest requests.
 
 Everything here runs once per request, when its endpoint scope ends (``_scope._finish``
-calls :func:`after_request` when ``ON``), never per probe call. With a sampled OpenTelemetry
+asks :func:`traced` when ``ON`` and writes the exemplars in its one pass), never per probe
+call. With a sampled OpenTelemetry
 span active, the request offers an exemplar (value, trace id, span id, wall time) for each bucket
 it landed in: its endpoint duration, and for each probe it called, its probe time and share.
 Each bucket keeps one exemplar, the newest: requests on any thread replace it with a plain
@@ -17,14 +18,13 @@ from __future__ import annotations
 
 import os
 import time
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as _otel_context
 from opentelemetry import trace as _trace
 
-from . import _buckets, _faults, _slowest
-from ._hypothesis import OTHER_SEGMENT
+from . import _slowest
 from ._plan import CALLS_SHIFT as _CALLS_SHIFT
 from ._plan import TIME_MASK
 from ._storage import STORAGE, Series
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []
 
-#: The one switch ``_scope._finish`` reads: exemplars or slowest requests are wanted.
+#: Exemplars, slowest requests or span annotations are wanted (``_scope._finish`` reads
+#: its own two switches, set by ``configure()`` beside this one).
 ON = True
 #: configure(exemplars=...).
 EXEMPLARS = True
@@ -49,35 +50,28 @@ _KEPT: dict[int, tuple[float, int, int, float]] = {}
 
 _get_current_span = _trace.get_current_span
 _get_current_context = _otel_context.get_current
-_DURATION_BOUNDS = _buckets.DURATION.bounds
-_SHARE_BOUNDS = _buckets.SHARE.bounds
-_PPB = 1_000_000_000
 _SAMPLED = _trace.TraceFlags.SAMPLED
 
 
-def after_request(scope: Scope, elapsed: int) -> None:
-    """Offer one finished request (``elapsed`` ns) as exemplar and as slow request."""
-    try:
-        trace_id = 0
-        # An empty OpenTelemetry context holds no span: one cheap lookup decides most
-        # untraced requests before the (several times dearer) current-span lookup.
-        if (EXEMPLARS or ANNOTATE) and (current := _get_current_context()):
-            span = _get_current_span(current)
-            context = span.get_span_context()
-            trace_id, span_id = context.trace_id, context.span_id
-            # SpanContext.is_valid without the property's cost; and, as OpenTelemetry's
-            # default exemplar filter, only sampled spans: others never reach a trace store.
-            if trace_id and span_id and context.trace_flags & _SAMPLED:
-                if EXEMPLARS:
-                    _offer(scope, elapsed, trace_id, span_id)
-                if ANNOTATE:
-                    annotate(span, scope, elapsed)
-            else:
-                trace_id = 0
-        if _slowest.K:
-            _slowest.offer(scope, elapsed, trace_id)
-    except Exception:  # never let a trace lookup break the request
-        _faults.record("exemplars")
+def traced() -> tuple[_trace.Span, int, int] | None:
+    """The calling context's sampled span, as (span, trace id, span id); None if none.
+
+    ``_scope._finish`` asks once per request when ``EXEMPLARS`` or ``ANNOTATE`` is on, and
+    writes the request's exemplars into :data:`_KEPT` in its one pass over the request.
+    """
+    # An empty OpenTelemetry context holds no span: one cheap lookup decides most untraced
+    # requests before the (several times dearer) current-span lookup.
+    current = _get_current_context()
+    if not current:
+        return None
+    span = _get_current_span(current)
+    context = span.get_span_context()
+    trace_id, span_id = context.trace_id, context.span_id
+    # SpanContext.is_valid without the property's cost; and, as OpenTelemetry's default
+    # exemplar filter, only sampled spans: others never reach a trace store.
+    if trace_id and span_id and context.trace_flags & _SAMPLED:
+        return span, trace_id, span_id
+    return None
 
 
 def annotate(span: _trace.Span, scope: Scope, elapsed: int) -> None:
@@ -103,50 +97,6 @@ def annotate(span: _trace.Span, scope: Scope, elapsed: int) -> None:
     if ids:
         attributes["hypoprobe.hypotheses"] = ids
         span.set_attributes(attributes)
-
-
-def _offer(scope: Scope, elapsed: int, trace_id: int, span_id: int) -> None:
-    """Make this request the exemplar of every bucket it landed in (the rule of ``_finish``)."""
-    now = time.time()
-    kept = _KEPT
-    plan = scope.plan
-    kept[plan.endpoint_offset + bisect_left(_DURATION_BOUNDS, elapsed)] = (
-        elapsed / _PPB,
-        trace_id,
-        span_id,
-        now,
-    )
-    acc = scope.acc
-    segment = scope.segment
-    for hp in plan.hypotheses:
-        if hp.allowed is None:
-            label = ""
-        elif hp.only is not None and segment != hp.only:
-            continue
-        else:
-            label = segment if segment in hp.allowed else OTHER_SEGMENT
-        series = hp.series.get(label)
-        if series is None:
-            continue
-        slow = 1 if elapsed > hp.slow_ns else 0
-        for pos, request_offsets, share_off, _ in series.rows:
-            slot = acc[pos]
-            if not slot:
-                continue
-            p = slot & TIME_MASK
-            kept[request_offsets[slow] + bisect_left(_DURATION_BOUNDS, p)] = (
-                p / _PPB,
-                trace_id,
-                span_id,
-                now,
-            )
-            share = p * _PPB // elapsed if elapsed > 0 else 0
-            kept[share_off + bisect_left(_SHARE_BOUNDS, share)] = (
-                share / _PPB,
-                trace_id,
-                span_id,
-                now,
-            )
 
 
 def _own_series() -> tuple[list[Series], list[int]]:

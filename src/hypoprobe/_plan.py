@@ -15,11 +15,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from . import _faults, _targets
 from . import _metrics as m
-from . import _targets
+from ._buckets import BucketLayout
 from ._hypothesis import REGISTRY, Hypothesis
-from ._storage import STORAGE, TLS
+from ._storage import OVERFLOW, STORAGE, TLS, Series
+
+if TYPE_CHECKING:
+    from ._slowest import _Top
 
 __all__: list[str] = []
 
@@ -39,9 +44,25 @@ NEVER = 1 << 62
 
 #: A request's accumulator slot for one site holds ``calls << CALLS_SHIFT | probe_ns``, so
 #: recording a call into the request is a single addition.
+#:
+#: Invariant (the per-request slot's limit): the probe-time part of a slot stays below
+#: ``ONE_CALL`` (2^48 ns, about 78 hours), else it would carry into the call count. It is
+#: established at both ends: a single call of ``TIME_LIMIT`` ns or more never reaches a slot
+#: (``_probe._bucket`` refuses it, the slow path counts the fault), and a request that lasted
+#: ``TIME_LIMIT`` or more is dropped at its end (``_scope._finish``), so the probe time of
+#: the calls it made in sequence fits. Only concurrent tasks of one request summing more
+#: than 78 hours of probe time could wrap; that is outside what a request does.
 CALLS_SHIFT = 48
 ONE_CALL = 1 << CALLS_SHIFT
 TIME_MASK = ONE_CALL - 1
+TIME_LIMIT = ONE_CALL
+assert TIME_MASK + 1 == TIME_LIMIT
+assert TIME_LIMIT > 78 * 3600 * 10**9
+
+#: Endpoint index of a scope opened before its name is known (``_scope.begin(None, ...)``).
+#: It indexes no list: a probe call in such a scope fails its fast path on
+#: ``site.by_endpoint[PENDING]`` and the slow path keeps it until the name is bound.
+PENDING = 1 << 40
 
 
 class Site:
@@ -87,6 +108,16 @@ class SegmentSeries:
     moments: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
 
 
+#: What a scope's end reads for one hypothesis and segment label, as one plain tuple
+#: (unpacking beats attribute lookups): slow threshold (ns); int and float moments offsets
+#: for requests not slow, then slow; per site (accumulator position, request offsets (not
+#: slow, slow), share offset, calls offset); the slowest-requests lists; hypothesis id;
+#: endpoint name.
+Row = tuple[
+    int, int, int, int, int, tuple[tuple[int, tuple[int, int], int, int], ...], "_Top", str, str
+]
+
+
 @dataclass(frozen=True)
 class HypothesisPlan:
     hypothesis: Hypothesis
@@ -100,6 +131,10 @@ class HypothesisPlan:
     only: str | None
     #: Series by segment label ("" when segments are not kept apart), made on first use.
     series: dict[str, SegmentSeries]
+    #: The slowest-requests lists of (hypothesis, endpoint).
+    top: _Top
+    #: The scope end's row by segment label, made with the label's series.
+    rows: dict[str, Row]
 
 
 @dataclass(frozen=True)
@@ -112,22 +147,16 @@ class Plan:
     sites: dict[Site, tuple[int, int]]
     width: int
     hypotheses: tuple[HypothesisPlan, ...]
-    #: Offset of the request counter by (status class, exception class), made on first use.
-    outcomes: dict[tuple[str, str], int]
-    #: Per hypothesis, as a plain tuple for the scope's end: (plan, allow-list, the one
-    #: segment, series by label, slow threshold in ns, the series when segments are not
-    #: kept apart).
-    rows: tuple[
-        tuple[
-            HypothesisPlan,
-            frozenset[str] | None,
-            str | None,
-            dict[str, SegmentSeries],
-            int,
-            SegmentSeries | None,
-        ],
-        ...,
-    ] = ()
+    #: Offset of the request counter by outcome: the status class ("2xx", "") for requests
+    #: that raised nothing, (status class, exception class) otherwise; made on first use and
+    #: kept per endpoint across plan rebuilds (see :data:`OUTCOMES`).
+    outcomes: dict[object, int]
+    #: The rows of the hypotheses that do not keep segments apart: all a request's end
+    #: reads for them, prepared here.
+    plain_rows: tuple[Row, ...] = ()
+    #: The hypotheses that do: (allow-list, the one segment that counts or None, rows by
+    #: label, plan), the row picked by the request's segment.
+    segment_rows: tuple[tuple[frozenset[str], str | None, dict[str, Row], HypothesisPlan], ...] = ()
     #: False for the plan of requests the survey's sampling left out (see _survey).
     surveyed: bool = True
 
@@ -138,6 +167,8 @@ _exceptions_seen: dict[str, set[str]] = {}
 
 KNOWN_ENDPOINTS: dict[str, int] = {m.NO_ENDPOINT: 0}
 ENDPOINT_NAMES: list[str] = [m.NO_ENDPOINT]
+#: Request counters by outcome, per endpoint index (the dicts plans share; see Plan).
+OUTCOMES: list[dict[object, int]] = [{}]
 #: Every site, by (hypothesis id, probe name).
 SITES: dict[tuple[str, str], Site] = {}
 SITES_BY_HYPOTHESIS: dict[str, list[Site]] = {}
@@ -148,10 +179,11 @@ NEXT_DEADLINE = NEVER
 #: configure(enabled=...); sites created later start from it.
 ENABLED = True
 
+
 # Survey hooks (hypoprobe._survey): the candidates of an endpoint name, as unregistered
-# hypotheses (None: no survey), the fraction of requests surveyed, and the sampler a
-# scope calls at its start when that fraction is below 1. Unsurveyed requests use the
-# plans in UNSURVEYED, which leave the candidates out.
+# hypotheses (None: no survey), the fraction of requests surveyed, and the sampler
+# for_request() calls when that fraction is below 1. Unsurveyed requests use the plans in
+# UNSURVEYED, which leave the candidates out.
 SURVEY_CANDIDATES: Callable[[str], list[Hypothesis]] | None = None
 SURVEY_RATE = 1.0
 
@@ -165,19 +197,76 @@ UNSURVEYED: list[Plan | None] = [None]
 
 
 def endpoint_index(name: str) -> int:
-    """Index of an endpoint name, allocated on first sight."""
+    """Index of an endpoint name, allocated on first sight.
+
+    Past the series cap a new name gets the one ``__overflow__`` endpoint's index: its series
+    would be the overflow series anyway, and the name lists, plans and per-site lists that
+    grow with endpoint indices stay bounded by the cap.
+    """
     found = KNOWN_ENDPOINTS.get(name)
     if found is not None:
         return found
     with _lock:
         found = KNOWN_ENDPOINTS.get(name)
         if found is None:
+            if name != OVERFLOW and STORAGE.is_full():
+                _count_collapsed(m.ENDPOINT_DURATION.name, (name,))
+                return endpoint_index(OVERFLOW)
             found = len(ENDPOINT_NAMES)
             ENDPOINT_NAMES.append(name)
             PLANS.append(None)
             UNSURVEYED.append(None)
+            OUTCOMES.append({})
             KNOWN_ENDPOINTS[name] = found
         return found
+
+
+#: Series keys the storage refused (past the cap), with the overflow series it gave: each is
+#: asked for once, so ``hypoprobe_series_overflow_total`` counts series, not the lookups of
+#: plan rebuilds. Bounded: past the cap, endpoint and probe names collapse to
+#: ``__overflow__`` (see endpoint_index, site), so the keys asked for are those of the
+#: names that exist, which the cap bounds.
+_REFUSED: dict[tuple[str, tuple[str, ...]], Series] = {}
+_MAX_REFUSED = 100_000
+#: The first series of each name collapsed past the cap, counted once as refused. Up to a
+#: bound: past it, further new names are not counted (the counter then says "at least"),
+#: so memory stays bounded whatever a client sends.
+_COLLAPSED: set[tuple[str, tuple[str, ...]]] = set()
+_MAX_COLLAPSED = 10_000
+
+
+_DURATION_LAYOUT = m.ENDPOINT_DURATION.layout
+assert _DURATION_LAYOUT is m.PROBE_DURATION.layout
+
+
+def _count_collapsed(metric: str, labels: tuple[str, ...]) -> None:
+    """Count the first series of a name collapsed past the cap (a duration histogram)."""
+    key = (metric, labels)
+    if key not in _COLLAPSED and len(_COLLAPSED) < _MAX_COLLAPSED:
+        _COLLAPSED.add(key)
+        # Full: counted, and the metric's overflow series given (made if it is the first).
+        STORAGE.series(metric, labels, _DURATION_LAYOUT)
+
+
+def _series(
+    metric: str,
+    labels: tuple[str, ...],
+    layout: BucketLayout | None = None,
+    *,
+    ints: int = 0,
+    floats: int = 0,
+) -> Series:
+    """``STORAGE.series``, asked once per refused key (called with ``_lock`` held)."""
+    key = (metric, labels)
+    found = _REFUSED.get(key)
+    if found is not None:
+        if STORAGE.is_full():
+            return found
+        _REFUSED.clear()  # the cap was raised: ask again
+    made = STORAGE.series(metric, labels, layout, ints=ints, floats=floats)
+    if made.labels != labels and len(_REFUSED) < _MAX_REFUSED:
+        _REFUSED[key] = made
+    return made
 
 
 def _deadline(hyp: Hypothesis | None, clock_now: int) -> int:
@@ -208,11 +297,22 @@ def site(hypothesis_id: str, name: str) -> Site:
     with _lock:
         found = SITES.get(key)
         if found is None:
+            if name != OVERFLOW and STORAGE.is_full():
+                # Past the series cap a new probe name is the hypothesis' one overflow
+                # site: its series would overflow anyway, and sites (each one a slot in
+                # every plan of the hypothesis) stay bounded by the cap.
+                _count_collapsed(m.PROBE_DURATION.name, (hypothesis_id, name, m.NO_ENDPOINT))
+                return site(hypothesis_id, OVERFLOW)
             from ._config import HOLDER
 
             found = Site(hypothesis_id, name)
             call_series(found, 0)
-            _arm(found, REGISTRY.get(hypothesis_id), HOLDER.config.clock())
+            try:
+                now = HOLDER.config.clock()
+            except Exception:  # a probe made at run time: never raise into the app
+                _faults.record("clock")
+                now = NEVER  # no deadline armed; expiry is still checked by date
+            _arm(found, REGISTRY.get(hypothesis_id), now)
             SITES[key] = found
             SITES_BY_HYPOTHESIS.setdefault(hypothesis_id, []).append(found)
             invalidate()
@@ -258,13 +358,14 @@ def expire_due(now: int) -> None:
 
 def call_series(s: Site, eidx: int) -> int:
     """Offset of the site's per-call series for an endpoint index, allocated on first use."""
+    assert eidx < PENDING, "a scope's pending index never reaches a site's list"
     with _lock:
         if len(s.by_endpoint) <= eidx:
             s.by_endpoint.extend([None] * (eidx + 1 - len(s.by_endpoint)))
         offset = s.by_endpoint[eidx]
         if offset is None:
             labels = (s.hypothesis_id, s.name, ENDPOINT_NAMES[eidx])
-            series = STORAGE.series(m.PROBE_DURATION.name, labels, m.PROBE_DURATION.layout)
+            series = _series(m.PROBE_DURATION.name, labels, m.PROBE_DURATION.layout)
             offset = series.int_offset
             s.by_endpoint[eidx] = offset
         return offset
@@ -287,7 +388,7 @@ def count_exception(s: Site, exc_type: type[BaseException], limit: int) -> None:
                 if len(s.exceptions) >= limit:
                     cls = "other"
                 labels = (s.hypothesis_id, s.name, cls)
-                offset = STORAGE.series(m.PROBE_EXCEPTIONS.name, labels, ints=1).int_offset
+                offset = _series(m.PROBE_EXCEPTIONS.name, labels, ints=1).int_offset
                 s.exceptions.setdefault(cls, offset)
     ints = getattr(TLS, "ints", None)
     if ints is None or len(ints) <= offset:
@@ -306,15 +407,15 @@ def segment_series(hp: HypothesisPlan, label: str) -> SegmentSeries:
         for s in SITES_BY_HYPOTHESIS.get(hyp.id, ())[: len(hp.positions)]:
             base = (hyp.id, s.name, endpoint, label)
             req = tuple(
-                STORAGE.series(m.REQUEST_PROBE.name, (*base, slow), m.REQUEST_PROBE.layout)
+                _series(m.REQUEST_PROBE.name, (*base, slow), m.REQUEST_PROBE.layout)
                 for slow in ("false", "true")
             )
-            share = STORAGE.series(m.REQUEST_SHARE.name, base, m.REQUEST_SHARE.layout)
-            calls = STORAGE.series(m.REQUEST_CALLS.name, base, m.REQUEST_CALLS.layout)
+            share = _series(m.REQUEST_SHARE.name, base, m.REQUEST_SHARE.layout)
+            calls = _series(m.REQUEST_CALLS.name, base, m.REQUEST_CALLS.layout)
             offsets = (req[0].int_offset, req[1].int_offset)
             sites.append((offsets, share.int_offset, calls.int_offset))
         moments = [
-            STORAGE.series(
+            _series(
                 m.MOMENTS_SERIES,
                 (hyp.id, endpoint, label, slow),
                 ints=len(m.INT_MOMENTS),
@@ -332,6 +433,17 @@ def segment_series(hp: HypothesisPlan, label: str) -> SegmentSeries:
                 (moments[1].int_offset, moments[1].float_offset),
             ),
         )
+        hp.rows[label] = (
+            hp.slow_ns,
+            moments[0].int_offset,
+            moments[0].float_offset,
+            moments[1].int_offset,
+            moments[1].float_offset,
+            made.rows,
+            hp.top,
+            hyp.id,
+            endpoint,
+        )
         hp.series[label] = made
         return made
 
@@ -339,6 +451,8 @@ def segment_series(hp: HypothesisPlan, label: str) -> SegmentSeries:
 def _hypothesis_plan(
     hyp: Hypothesis, endpoint: str, first_pos: int
 ) -> tuple[HypothesisPlan, dict[Site, int]]:
+    from . import _slowest  # it imports this module's constants
+
     sites = SITES_BY_HYPOTHESIS.get(hyp.id, [])
     positions = {s: first_pos + i for i, s in enumerate(sites)}
     made = HypothesisPlan(
@@ -348,6 +462,8 @@ def _hypothesis_plan(
         tuple(positions.values()),
         None if hyp.segments is None else frozenset(hyp.segments),
         hyp.segment,
+        {},
+        _slowest.top(hyp.id, endpoint),
         {},
     )
     # Series exist (at zero) before the first request, so rate() has a start; segment
@@ -366,9 +482,7 @@ def plan(eidx: int, surveyed: bool = True) -> Plan:
         if found is not None:
             return found
         endpoint = ENDPOINT_NAMES[eidx]
-        endpoint_series = STORAGE.series(
-            m.ENDPOINT_DURATION.name, (endpoint,), m.ENDPOINT_DURATION.layout
-        )
+        endpoint_series = _series(m.ENDPOINT_DURATION.name, (endpoint,), m.ENDPOINT_DURATION.layout)
         hyps: list[HypothesisPlan] = []
         slots: dict[Site, tuple[int, int]] = {}
         width = 0
@@ -383,11 +497,18 @@ def plan(eidx: int, surveyed: bool = True) -> Plan:
                 slots[s] = (call_series(s, eidx), position)
             width += len(hp.positions)
             hyps.append(hp)
-        rows = tuple(
-            (hp, hp.allowed, hp.only, hp.series, hp.slow_ns, hp.series.get("")) for hp in hyps
+        made = Plan(
+            eidx,
+            endpoint_series.int_offset,
+            slots,
+            width,
+            tuple(hyps),
+            OUTCOMES[eidx],
+            tuple(hp.rows[""] for hp in hyps if hp.allowed is None),
+            tuple((hp.allowed, hp.only, hp.rows, hp) for hp in hyps if hp.allowed is not None),
+            surveyed,
         )
-        made = Plan(eidx, endpoint_series.int_offset, slots, width, tuple(hyps), {}, rows, surveyed)
-        outcome_series(made, ("", ""))  # the common case exists (at zero) from the start
+        outcome_series(made, "")  # the common case exists (at zero) from the start
         if surveyed:
             PLANS[eidx] = made
         else:
@@ -395,21 +516,39 @@ def plan(eidx: int, surveyed: bool = True) -> Plan:
         return made
 
 
-def outcome_series(p: Plan, key: tuple[str, str]) -> int:
-    """Offset of an endpoint's request counter for (status, exception), made on first use."""
+def for_request(eidx: int) -> Plan:
+    """The plan a request of the endpoint starts with; the survey's sampling decided here.
+
+    Called once per request, when its endpoint is known (the scope's start, or the bind of
+    a name learnt after routing), so the surveyed requests are a random sample.
+    """
+    found = PLANS[eidx] or plan(eidx)
+    if SURVEY_RATE < 1.0 and not SURVEY_SAMPLER():
+        found = UNSURVEYED[eidx] or plan(eidx, False)
+    return found
+
+
+#: The plan of a scope whose name is not known yet: no site has a slot in it.
+PENDING_PLAN = Plan(PENDING, 0, {}, 0, (), {})
+
+
+def outcome_series(p: Plan, key: object) -> int:
+    """Offset of an endpoint's request counter for an outcome key (see Plan.outcomes)."""
     with _lock:
         found = p.outcomes.get(key)
         if found is not None:
             return found
         endpoint = ENDPOINT_NAMES[p.endpoint_index]
-        status, exception = key
+        status: str
+        exception: str
+        status, exception = (key, "") if isinstance(key, str) else key  # type: ignore[misc]
         if exception:
             seen = _exceptions_seen.setdefault(endpoint, set())
             if exception not in seen and len(seen) >= MAX_ENDPOINT_EXCEPTIONS:
                 exception = "other"
             seen.add(exception)
         labels = (endpoint, status, exception)
-        offset = STORAGE.series(m.ENDPOINT_REQUESTS.name, labels, ints=1).int_offset
+        offset = _series(m.ENDPOINT_REQUESTS.name, labels, ints=1).int_offset
         p.outcomes[key] = offset
         return offset
 

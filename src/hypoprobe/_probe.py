@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 
 from . import _buckets, _faults, _plan
 from ._hypothesis import validate_id
-from ._scope import CURRENT, refresh
+from ._scope import CURRENT, keep_early, refresh
 from ._storage import STORAGE, TLS
 from .errors import ConfigurationError
 
@@ -37,8 +37,10 @@ _SUM = _buckets.DURATION.sum_slot
 #: Bucket of every duration below _FAST_LIMIT ns, by value: one list index instead of a
 #: bisect for the short calls whose overhead matters most (512 KiB, built once).
 _FAST_LIMIT = 1 << 16
+assert _FAST_LIMIT == 1 << 16  # the recording code tests ``dt >> 16``
 _FAST_INDEX = [bisect_left(_BOUNDS, v) for v in range(_FAST_LIMIT)]
 _ONE_CALL = _plan.ONE_CALL
+_TIME_LIMIT = _plan.TIME_LIMIT
 _MAX_NAME = 200
 #: Start-time markers of a context-manager probe: not entered, and entered but not timing.
 _IDLE = -2
@@ -50,25 +52,32 @@ def _record(site: _plan.Site, dt: int) -> None:
     """Record one call of ``dt`` ns. Raises, before changing anything, when a slow path is due.
 
     ``_wrap_function`` carries an inlined copy of this body: a function call costs as much
-    as half of the rest. Keep the two in step.
+    as half of the rest. Keep the two in step (tests/test_probe_forms.py checks that every
+    probe form records the same).
+
+    "Before changing anything" holds because a shard grows by whole series (see
+    ``Storage.shard``): a series' first slot in the shard means its sum slot is too; and an
+    accumulator slot comes from the plan the accumulator was sized for. A scope whose name
+    is not known yet indexes no site list (``_plan.PENDING``): its calls take the slow path.
     """
     scope = CURRENT.get()
     ints = TLS.ints
-    if scope is None:
-        slot = None
-        off = site.by_endpoint[0]
+    slot = None if scope is None else scope.sites.get(site)
+    if slot is not None:  # a probe of the request's plan: its series, and its slot
+        off, pos = slot
+        # ``not dt >> 16``: 0 <= dt < _FAST_LIMIT, in one operation.
+        ints[off + (_FAST_INDEX[dt] if not dt >> 16 else _bucket(dt))] += 1
+        ints[off + _SUM] += dt
+        scope.acc[pos] += dt + _ONE_CALL  # type: ignore[union-attr]
     else:
-        slot = scope.sites.get(site)
-        off = site.by_endpoint[scope.eidx] if slot is None else slot[0]
-    ints[off + (_FAST_INDEX[dt] if 0 <= dt < _FAST_LIMIT else _bucket(dt))] += 1  # type: ignore[operator]
-    ints[off + _SUM] += dt  # type: ignore[operator]
-    if slot is not None:
-        scope.acc[slot[1]] += dt + _ONE_CALL  # type: ignore[union-attr]
+        off = site.by_endpoint[0 if scope is None else scope.eidx]  # type: ignore[assignment]
+        ints[off + (_FAST_INDEX[dt] if not dt >> 16 else _bucket(dt))] += 1
+        ints[off + _SUM] += dt
 
 
 def _bucket(dt: int) -> int:
-    if dt < 0:
-        raise ValueError("clock went backwards")
+    if dt < 0 or dt >= _TIME_LIMIT:  # backwards, or past the accumulator's limit
+        raise ValueError(f"call of {dt} ns")
     return bisect_left(_BOUNDS, dt)
 
 
@@ -78,8 +87,13 @@ def _record_slow(site: _plan.Site, dt: int) -> None:
         if dt < 0:
             _faults.record("clock_backwards")
             return
+        if dt >= _TIME_LIMIT:
+            _faults.record("probe_over_time_limit")
+            return
         scope = CURRENT.get()
         if scope is not None:
+            if scope.pending is not None and keep_early(scope, site, dt):
+                return  # kept until the request's name is known
             refresh(scope)  # the site may be newer than the plan this request started with
         _plan.call_series(site, 0 if scope is None else scope.eidx)
         STORAGE.shard()
@@ -95,10 +109,24 @@ def _record_call(site: _plan.Site, dt: int) -> None:
         _record_slow(site, dt)
 
 
-def _record_exception(site: _plan.Site, exc: BaseException, dt: int) -> None:
-    """Record a call that raised: its duration, and its exception class (bounded)."""
-    _record_call(site, dt)
+def _record_exception(site: _plan.Site, exc: BaseException, t0: int) -> None:
+    """Record a call started at ``t0`` that raised: its duration, and its exception class."""
+    try:
+        dt = CLOCK() - t0
+    except Exception:
+        _faults.record("clock")
+    else:
+        _record_call(site, dt)
     _count_exception(site, exc)
+
+
+def _unrecorded() -> None:
+    """Count a call whose bookkeeping itself failed (near the recursion limit, say).
+
+    Called from an ``except`` around the bookkeeping, inside another ``try``: whatever
+    happens here, the caller's own result or exception is what the application gets.
+    """
+    _faults.record("probe_unrecorded")
 
 
 def _count_exception(site: _plan.Site, exc: BaseException) -> None:
@@ -109,32 +137,62 @@ def _count_exception(site: _plan.Site, exc: BaseException) -> None:
 
 
 def _wrap_function(fn: Callable[..., Any], site: _plan.Site) -> Callable[..., Any]:
+    # Every piece of bookkeeping sits in a ``try`` (free in CPython >= 3.11 until it raises),
+    # and every handler's own call in another: a raising clock, or the recursion limit
+    # reached inside the bookkeeping, never replaces the call's result or exception.
     @functools.wraps(fn)
     def probed(*args: Any, **kwargs: Any) -> Any:
         if site.off:
             return fn(*args, **kwargs)
-        t0 = CLOCK()
+        try:
+            t0 = CLOCK()
+        except Exception:
+            try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+                _faults.record("clock")
+            except Exception:
+                pass
+            return fn(*args, **kwargs)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            _record_exception(site, exc, CLOCK() - t0)
+            try:
+                _record_exception(site, exc, t0)
+            except Exception:
+                try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+                    _unrecorded()
+                except Exception:
+                    pass
             raise
-        dt = CLOCK() - t0
+        try:
+            dt = CLOCK() - t0
+        except Exception:
+            try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+                _faults.record("clock")
+            except Exception:
+                pass
+            return result
         try:  # an inlined copy of _record()
             scope = CURRENT.get()
             ints = TLS.ints
-            if scope is None:
-                slot = None
-                off = site.by_endpoint[0]
+            slot = None if scope is None else scope.sites.get(site)
+            if slot is not None:  # a probe of the request's plan: its series, and its slot
+                off, pos = slot
+                # ``not dt >> 16``: 0 <= dt < _FAST_LIMIT, in one operation.
+                ints[off + (_FAST_INDEX[dt] if not dt >> 16 else _bucket(dt))] += 1
+                ints[off + _SUM] += dt
+                scope.acc[pos] += dt + _ONE_CALL  # type: ignore[union-attr]
             else:
-                slot = scope.sites.get(site)
-                off = site.by_endpoint[scope.eidx] if slot is None else slot[0]
-            ints[off + (_FAST_INDEX[dt] if 0 <= dt < _FAST_LIMIT else _bucket(dt))] += 1  # type: ignore[operator]
-            ints[off + _SUM] += dt  # type: ignore[operator]
-            if slot is not None:
-                scope.acc[slot[1]] += dt + _ONE_CALL  # type: ignore[union-attr]
+                off = site.by_endpoint[0 if scope is None else scope.eidx]  # type: ignore[assignment]
+                ints[off + (_FAST_INDEX[dt] if not dt >> 16 else _bucket(dt))] += 1
+                ints[off + _SUM] += dt
         except Exception:
-            _record_slow(site, dt)
+            try:
+                _record_slow(site, dt)
+            except Exception:
+                try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+                    _unrecorded()
+                except Exception:
+                    pass
         return result
 
     return probed
@@ -145,16 +203,77 @@ def _wrap_coroutine_function(fn: Callable[..., Awaitable[Any]], site: _plan.Site
     async def probed(*args: Any, **kwargs: Any) -> Any:
         if site.off:
             return await fn(*args, **kwargs)
-        t0 = CLOCK()
+        try:
+            t0 = CLOCK()
+        except Exception:
+            try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+                _faults.record("clock")
+            except Exception:
+                pass
+            return await fn(*args, **kwargs)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            _record_exception(site, exc, CLOCK() - t0)
+            try:
+                _record_exception(site, exc, t0)
+            except Exception:
+                try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+                    _unrecorded()
+                except Exception:
+                    pass
             raise
-        _record_call(site, CLOCK() - t0)
+        try:
+            _record_call(site, CLOCK() - t0)
+        except Exception:
+            try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+                _unrecorded()
+            except Exception:
+                pass
         return result
 
     return probed
+
+
+def _now() -> int:
+    """The clock for the generator wrappers: -1 (the fault counted) when it raises."""
+    try:
+        return CLOCK()
+    except Exception:
+        _faults.record("clock")
+        return -1
+
+
+def _lap(spent: int, t0: int) -> int:
+    """``spent`` plus the time since ``t0``; -1 from the first failed or backward reading."""
+    if spent < 0 or t0 < 0:
+        return -1
+    now = _now()
+    if now < t0:
+        if now >= 0:
+            _faults.record("clock_backwards")
+        return -1
+    return spent + (now - t0)
+
+
+def _record_safely(site: _plan.Site, dt: int) -> None:
+    # In a ``finally`` or beside an exception: nothing may escape (see _wrap_function).
+    try:
+        _record_call(site, dt)
+    except Exception:
+        try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+            _unrecorded()
+        except Exception:
+            pass
+
+
+def _count_exception_safely(site: _plan.Site, exc: BaseException) -> None:
+    try:
+        _count_exception(site, exc)
+    except Exception:
+        try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+            _unrecorded()
+        except Exception:
+            pass
 
 
 def _wrap_generator_function(fn: Callable[..., Generator[Any, Any, Any]], site: _plan.Site) -> Any:
@@ -171,7 +290,10 @@ def _wrap_generator_function(fn: Callable[..., Generator[Any, Any, Any]], site: 
         to_throw: BaseException | None = None
         try:
             while True:
-                t0 = CLOCK()
+                try:  # near the recursion limit even this can fail: never into the app
+                    t0 = _now()
+                except Exception:
+                    t0 = -1
                 try:
                     if to_throw is not None:
                         exc, to_throw = to_throw, None
@@ -179,24 +301,40 @@ def _wrap_generator_function(fn: Callable[..., Generator[Any, Any, Any]], site: 
                     else:
                         value = gen.send(to_send)
                 except StopIteration as stop:
-                    spent += CLOCK() - t0
+                    try:  # near the recursion limit even this can fail: never into the app
+                        spent = _lap(spent, t0)
+                    except Exception:
+                        spent = -1
                     return stop.value
                 except BaseException as exc:
-                    spent += CLOCK() - t0
-                    _count_exception(site, exc)  # the call itself is recorded below
+                    try:  # near the recursion limit even this can fail: never into the app
+                        spent = _lap(spent, t0)
+                    except Exception:
+                        spent = -1
+                    _count_exception_safely(site, exc)  # the call is recorded below
                     raise
-                spent += CLOCK() - t0
+                try:  # near the recursion limit even this can fail: never into the app
+                    spent = _lap(spent, t0)
+                except Exception:
+                    spent = -1
                 try:
                     to_send = yield value
                 except GeneratorExit:
-                    t0 = CLOCK()
+                    try:  # near the recursion limit even this can fail: never into the app
+                        t0 = _now()
+                    except Exception:
+                        t0 = -1
                     gen.close()
-                    spent += CLOCK() - t0
+                    try:  # near the recursion limit even this can fail: never into the app
+                        spent = _lap(spent, t0)
+                    except Exception:
+                        spent = -1
                     raise
                 except BaseException as exc:
                     to_throw = exc
         finally:
-            _record_call(site, spent)
+            if spent >= 0:  # else the clock failed: counted, not recorded
+                _record_safely(site, spent)
 
     return probed
 
@@ -214,7 +352,10 @@ def _wrap_async_generator_function(
         to_throw: BaseException | None = None
         try:
             while True:
-                t0 = CLOCK()
+                try:  # near the recursion limit even this can fail: never into the app
+                    t0 = _now()
+                except Exception:
+                    t0 = -1
                 try:
                     if to_throw is not None:
                         exc, to_throw = to_throw, None
@@ -222,14 +363,23 @@ def _wrap_async_generator_function(
                     else:
                         value = await agen.asend(to_send)
                 except StopAsyncIteration:
-                    spent += CLOCK() - t0
+                    try:  # near the recursion limit even this can fail: never into the app
+                        spent = _lap(spent, t0)
+                    except Exception:
+                        spent = -1
                     return
                 except BaseException as exc:
-                    spent += CLOCK() - t0
+                    try:  # near the recursion limit even this can fail: never into the app
+                        spent = _lap(spent, t0)
+                    except Exception:
+                        spent = -1
                     if recording:
-                        _count_exception(site, exc)  # the call itself is recorded below
+                        _count_exception_safely(site, exc)  # the call is recorded below
                     raise
-                spent += CLOCK() - t0
+                try:  # near the recursion limit even this can fail: never into the app
+                    spent = _lap(spent, t0)
+                except Exception:
+                    spent = -1
                 try:
                     to_send = yield value
                 except GeneratorExit:
@@ -238,8 +388,8 @@ def _wrap_async_generator_function(
                 except BaseException as exc:
                     to_throw = exc
         finally:
-            if recording:
-                _record_call(site, spent)
+            if recording and spent >= 0:  # else the clock failed: counted, not recorded
+                _record_safely(site, spent)
 
     return probed
 
@@ -358,11 +508,14 @@ class probe:
             if t0 < 0 or site is None:
                 return
             if exc is not None:
-                _record_exception(site, exc, CLOCK() - t0)
+                _record_exception(site, exc, t0)
             else:
                 _record_call(site, CLOCK() - t0)
         except Exception:
-            _faults.record("probe_exit")
+            try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+                _faults.record("probe_exit")
+            except Exception:  # near the recursion limit: the exception in flight stays
+                pass
 
     async def __aenter__(self) -> probe:
         self._enter()

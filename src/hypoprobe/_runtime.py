@@ -21,6 +21,7 @@ def _apply(old: Config | None, new: Config) -> None:
     _exemplars.configure(
         new.exemplars, new.slowest_requests, new.slowest_window_seconds, new.annotate_spans
     )
+    _scope.configure_request_end(new.exemplars, new.annotate_spans, new.slowest_requests)
     STORAGE.max_series = new.max_series
     if old is None or old.multiproc_dir != new.multiproc_dir:
         STORAGE.use_directory(new.multiproc_dir)

@@ -12,6 +12,7 @@ Nested scopes: only the outermost scope of a context is a request. An inner
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import time
@@ -21,7 +22,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from . import _buckets, _exemplars, _faults, _plan
+from . import _buckets, _exemplars, _faults, _plan, _slowest
 from ._hypothesis import OTHER_SEGMENT, validate_endpoint
 from ._storage import STORAGE, TLS
 from .errors import ConfigurationError
@@ -36,54 +37,84 @@ CLOCK: Callable[[], int] = time.perf_counter_ns
 
 
 class Scope:
-    """One request in flight: which endpoint, when it began, and what probes added."""
+    """One request in flight: which endpoint, when it began, and what probes added.
 
-    __slots__ = (
-        "acc",
-        "eidx",
-        "exception",
-        "opener",
-        "plan",
-        "reentered",
-        "segment",
-        "sites",
-        "start",
-        "status",
-        "token",
-    )
+    What every request sets lives in slots; what few set (segment, exception, a pending
+    name, re-entry) is a class default until set (then in the instance ``__dict__``), so a
+    request pays for what it uses.
+    """
+
+    __slots__ = ("__dict__", "acc", "eidx", "opener", "plan", "sites", "start", "status", "token")
+
+    #: The request's segment (hypoprobe.segment); only allow-listed values become labels.
+    segment: str | None = None
+    #: Class of the exception that ended the request; "" if none.
+    exception: str = ""
+    #: While the endpoint name is not known yet (see begin()): what names it later.
+    pending: _Pending | None = None
+    #: How often the endpoint object that opened this scope was entered again inside it
+    #: (those exits are ignored).
+    reentered: int = 0
 
     def __init__(self, plan: _plan.Plan, start: int) -> None:
         self.plan = plan
         self.eidx = plan.endpoint_index
         self.sites = plan.sites
         self.start = start
-        #: The request's segment (hypoprobe.segment); only allow-listed values become labels.
-        self.segment: str | None = None
         #: Response status class ("2xx"), set by the web integrations; "" if none.
         self.status = ""
-        #: Class of the exception that ended the request; "" if none.
-        self.exception = ""
-        #: The endpoint object that opened this scope, the token that made it current, and
-        #: how often that same object was entered again inside it (those exits are ignored).
+        #: The endpoint object that opened this scope and the token that made it current.
         #: Kept per request, so one endpoint object can serve concurrent requests.
         self.opener: object = None
         self.token: Token[Scope | None] | None = None
-        self.reentered = 0
         #: Per relevant site: ``calls << CALLS_SHIFT | probe_ns`` (see _plan.CALLS_SHIFT).
         self.acc = [0] * plan.width
 
 
+class _Pending:
+    """How a scope opened before routing gets its name, and the probe calls made meanwhile."""
+
+    __slots__ = ("arg", "early", "fallback", "resolve")
+
+    def __init__(self, fallback: str, resolve: Resolver | None, arg: Any) -> None:
+        self.fallback = fallback
+        self.resolve = resolve
+        self.arg = arg
+        #: Probe calls made before the name was known: (site, ns), recorded at bind().
+        self.early: list[tuple[_plan.Site, int]] = []
+
+
+#: A function naming a pending scope from ``arg`` once the framework has routed the
+#: request: the endpoint name, or None while (or because) no route is known.
+Resolver = Callable[[Any], "str | None"]
+
+#: Probe calls kept per request before its name is known; the rest count a fault.
+MAX_EARLY_CALLS = 1000
+
 CURRENT: ContextVar[Scope | None] = ContextVar("hypoprobe_scope", default=None)
+
+#: Status class by the status a framework gave (``200``, ``"404 Not Found"``), bounded.
+_STATUS_CLASS: dict[object, str] = {}
+_MAX_STATUS_CLASSES = 512
 
 
 def set_status(scope: Scope, status: object) -> None:
     """Record a web response's status class on a request (``200``, ``"404 Not Found"``)."""
     try:
-        code = int(str(status)[:3])
-    except ValueError:
-        _faults.record("status_not_a_code")
-        return
-    scope.status = f"{code // 100}xx" if 100 <= code <= 599 else "other"
+        found = _STATUS_CLASS.get(status)
+    except TypeError:  # unhashable
+        found = None
+    if found is None:
+        try:
+            code = int(str(status)[:3])
+        except ValueError:
+            _faults.record("status_not_a_code")
+            return
+        found = f"{code // 100}xx" if 100 <= code <= 599 else "other"
+        if len(_STATUS_CLASS) < _MAX_STATUS_CLASSES:
+            with contextlib.suppress(TypeError):
+                _STATUS_CLASS[status] = found
+    scope.status = found
 
 
 def refresh(scope: Scope) -> None:
@@ -92,6 +123,8 @@ def refresh(scope: Scope) -> None:
     A probe first used, or a hypothesis registered, while the request runs is missing from
     the plan the request started with; what was accumulated so far carries over.
     """
+    if scope.pending is not None:
+        return  # no plan yet: bind() takes the current one
     current = _plan.plan(scope.eidx, scope.plan.surveyed)
     if current is scope.plan:
         return
@@ -103,6 +136,208 @@ def refresh(scope: Scope) -> None:
     scope.plan, scope.sites, scope.acc = current, current.sites, acc
 
 
+# -- the core's request API, for integrations ------------------------------------------------
+#
+# ``endpoint`` is a context manager; a middleware needs the three steps apart: begin() when
+# the request enters (before the framework routes it), bind() when the route is known, and
+# finish() when the response is done (possibly from another task), then detach() in the
+# context that began. None of them raises.
+
+
+def _index(name: object, fallback: str) -> int:
+    """Endpoint index of ``name``; of ``fallback`` (counting a fault) if it is invalid."""
+    eidx = _plan.KNOWN_ENDPOINTS.get(name) if type(name) is str else None
+    if eidx:  # 0 is the reserved "<none>"
+        return eidx
+    try:
+        return _plan.endpoint_index(validate_endpoint(name))
+    except ConfigurationError:
+        _faults.record("integration_name")
+        return _plan.endpoint_index(validate_endpoint(fallback))
+
+
+def begin(
+    name: str | None,
+    fallback: str,
+    resolve: Resolver | None = None,
+    arg: Any = None,
+) -> Scope | None:
+    """Open the current context's request scope now; None when nested, disabled or faulty.
+
+    ``name`` None: the name is bound later, by :func:`bind` or, the first time a probe
+    needs it, by ``resolve(arg)`` (the framework's matched route); a request never named
+    ends as ``fallback`` (``"GET <unmatched>"``). Probe calls made before the name is known
+    are kept and recorded under it. An invalid name counts a fault and uses ``fallback``.
+
+    Example (an integration)::
+
+        scope = _scope.begin(None, "GET <unmatched>", route_of, environ)
+        ...  # the framework routes, then: _scope.bind(scope, "GET /campaigns/{id}")
+        _scope.finish(scope)
+        _scope.detach(scope)
+    """
+    if not ENABLED or CURRENT.get() is not None:
+        return None
+    try:
+        start = CLOCK()
+        if start >= _plan.NEXT_DEADLINE:
+            _plan.expire_due(start)
+        if name is None:
+            scope = Scope(_plan.PENDING_PLAN, start)
+            scope.pending = _Pending(fallback, resolve, arg)
+        else:
+            eidx = _plan.KNOWN_ENDPOINTS.get(name) if type(name) is str else None
+            if not eidx:  # unseen, invalid or the reserved "<none>"
+                eidx = _index(name, fallback)
+            scope = Scope(_plan.for_request(eidx), start)
+        scope.token = CURRENT.set(scope)
+        return scope
+    except Exception:  # never let instrumentation break the request
+        _faults.record("scope_enter")
+        return None
+
+
+def bind(scope: Scope, name: str | None) -> None:
+    """Name a pending scope (None: its fallback); a scope already named is left alone."""
+    pending = scope.pending
+    if pending is None:
+        return
+    try:
+        eidx = _plan.KNOWN_ENDPOINTS.get(name) if type(name) is str else None
+        if not eidx:  # unseen, invalid, None (unmatched) or the reserved "<none>"
+            eidx = _index(name, pending.fallback) if name else _index(pending.fallback, "")
+        plan = _plan.for_request(eidx)
+        scope.plan, scope.eidx, scope.sites = plan, eidx, plan.sites
+        scope.acc = [0] * plan.width
+        scope.pending = None
+        if pending.early:
+            _replay(scope, pending.early)
+    except Exception:
+        scope.pending = None
+        _faults.record("scope_bind")
+
+
+def _replay(scope: Scope, early: list[tuple[_plan.Site, int]]) -> None:
+    """Record the probe calls a scope kept while unnamed, as the probe would have."""
+    ints, _ = STORAGE.shard()
+    acc, sites = scope.acc, scope.sites
+    for site, dt in early:
+        if site.off:
+            continue
+        slot = sites.get(site)
+        if slot is None:
+            off = _plan.call_series(site, scope.eidx)
+            ints, _ = STORAGE.shard()  # a series may have been made: re-read the alias
+        else:
+            off = slot[0]
+        ints[off + bisect_left(_DURATION_BOUNDS, dt)] += 1
+        ints[off + _DURATION_SUM] += dt
+        if slot is not None:
+            acc[slot[1]] += dt + _ONE_CALL
+
+
+def resolve_now(scope: Scope) -> bool:
+    """Name a pending scope if the framework has routed it by now; True once it is named."""
+    pending = scope.pending
+    if pending is None:
+        return True
+    resolve = pending.resolve
+    if resolve is None:
+        return False
+    try:
+        name = resolve(pending.arg)
+    except Exception:
+        _faults.record("integration_name")
+        pending.resolve = name = None
+    if name:
+        bind(scope, name)
+    return scope.pending is None
+
+
+def keep_early(scope: Scope, site: _plan.Site, dt: int) -> bool:
+    """A probe call of ``dt`` ns in a pending scope: name the scope if the route is known
+    now (then the caller records as usual: False), else keep the call for bind() (True).
+    """
+    pending = scope.pending
+    if pending is None:
+        return False
+    if pending.resolve is not None and resolve_now(scope):
+        return False  # bound: record as usual
+    if len(pending.early) < MAX_EARLY_CALLS:
+        pending.early.append((site, dt))
+    else:
+        _faults.record("probe_before_name_dropped")
+    return True
+
+
+def settle(scope: Scope) -> None:
+    """Name a pending scope now, by its resolver, else its fallback (the route is final).
+
+    For integrations whose framework forgets the route before the request ends (Flask
+    clears its request from the environ when its context pops).
+    """
+    pending = scope.pending
+    if pending is None:
+        return
+    name = None
+    if pending.resolve is not None:
+        try:
+            name = pending.resolve(pending.arg)
+        except Exception:
+            _faults.record("integration_name")
+    bind(scope, name)
+
+
+def finish(scope: Scope, exc: BaseException | None = None) -> None:
+    """Record the request as ended now, from any context; call it once per scope.
+
+    ``exc``: the exception that ended the request, counted by class. A scope still unnamed
+    is named by its resolver, else its fallback.
+    """
+    try:
+        end = CLOCK()
+        pending = scope.pending
+        if pending is not None:  # settle(), inlined: most framework requests end here
+            name = None
+            if pending.resolve is not None:
+                try:
+                    name = pending.resolve(pending.arg)
+                except Exception:
+                    _faults.record("integration_name")
+            bind(scope, name)
+        if exc is not None:
+            scope.exception = _plan.exception_name(type(exc))
+        elapsed = end - scope.start
+        if elapsed < 0:
+            _faults.record("clock_backwards")
+            return
+        _finish(scope, elapsed)
+    except Exception:
+        _faults.record("scope_exit")
+
+
+def detach(scope: Scope) -> bool:
+    """Unset the scope in the context :func:`begin` ran in; False from another context.
+
+    From a copy of that context (a child task) the scope is unset there too, and False is
+    returned: the beginning context still holds it.
+    """
+    token = scope.token
+    if token is None:
+        return True
+    try:
+        CURRENT.reset(token)
+    except ValueError:  # not begin()'s context
+        if CURRENT.get() is scope:
+            CURRENT.set(None)
+        return False
+    except Exception:
+        _faults.record("scope_context")
+        return False
+    scope.token = None
+    return True
+
+
 _DURATION_BOUNDS = _buckets.DURATION.bounds
 _DURATION_SUM = _buckets.DURATION.sum_slot
 _SHARE_BOUNDS = _buckets.SHARE.bounds
@@ -111,18 +346,26 @@ _CALLS_BOUNDS = _buckets.CALLS.bounds
 _CALLS_SUM = _buckets.CALLS.sum_slot
 _CALLS_SHIFT = _plan.CALLS_SHIFT
 _TIME_MASK = _plan.TIME_MASK
+_TIME_LIMIT = _plan.TIME_LIMIT
+_ONE_CALL = _plan.ONE_CALL
 _PPB = 1_000_000_000
 _OTHER = OTHER_SEGMENT
 
 
 def _finish(scope: Scope, elapsed: int) -> None:
-    """Record one finished request: endpoint time, then every hypothesis' per-request data.
+    """Record one finished request, in one pass over rows its plan prepared.
 
-    A probe not called in the request is not touched here: its zero observations (probe
-    time 0, share 0, calls 0) are the requests counted in the hypothesis' moments but not
-    in the probe's histograms, and collection adds them to the first bucket. That keeps a
-    request's cost proportional to the probes it called, not to the probes that exist.
+    Endpoint time and outcome, then per hypothesis its moments, its per-request data for
+    each probe called, its slowest-request lists and (on a sampled trace) the exemplars of
+    every bucket the request landed in. A probe not called in the request is not touched
+    here: its zero observations (probe time 0, share 0, calls 0) are the requests counted in
+    the hypothesis' moments but not in the probe's histograms, and collection adds them to
+    the first bucket. That keeps a request's cost proportional to the probes it called, not
+    to the probes that exist.
     """
+    if elapsed >= _TIME_LIMIT:  # the accumulator's limit (see _plan.CALLS_SHIFT)
+        _faults.record("request_over_time_limit")
+        return
     try:
         ints = TLS.ints
         floats = TLS.floats
@@ -133,61 +376,141 @@ def _finish(scope: Scope, elapsed: int) -> None:
         ints, floats = STORAGE.shard()
     plan = scope.plan
     off = plan.endpoint_offset
-    ints[off + bisect_left(_DURATION_BOUNDS, elapsed)] += 1
+    bucket = off + bisect_left(_DURATION_BOUNDS, elapsed)
+    ints[bucket] += 1
     ints[off + _DURATION_SUM] += elapsed
-    outcome = (scope.status, scope.exception)
+    exception = scope.exception
+    outcome: object = (scope.status, exception) if exception else scope.status
     off = plan.outcomes.get(outcome)  # type: ignore[assignment]
     if off is None:
         off = _plan.outcome_series(plan, outcome)
-        ints, floats = STORAGE.shard()
+        ints, floats = STORAGE.shard()  # a series was made: re-read the aliases
     ints[off] += 1
-    acc = scope.acc
-    e_seconds = elapsed / _PPB
-    e_squared = e_seconds * e_seconds
-    segment = scope.segment
-    for hp, allowed, only, by_label, slow_ns, plain in plan.rows:
-        if plain is not None:
-            series = plain
-        else:
+    rows = plan.plain_rows
+    if plan.segment_rows:
+        segment = scope.segment
+        picked = []
+        for allowed, only, by_label, hp in plan.segment_rows:
             if only is not None and segment != only:
                 continue  # the hypothesis is about another segment's requests
-            label = segment if segment is not None and segment in allowed else _OTHER  # type: ignore[operator]
-            found = by_label.get(label)
-            if found is None:  # the first request of this segment label
-                found = _plan.segment_series(hp, label)
-                ints, floats = STORAGE.shard()
-            series = found
-        slow = 1 if elapsed > slow_ns else 0
+            label = segment if segment is not None and segment in allowed else _OTHER
+            row = by_label.get(label)
+            if row is None:  # the first request of this segment label
+                _plan.segment_series(hp, label)
+                ints, floats = STORAGE.shard()  # series were made: re-read the aliases
+                row = by_label[label]
+            picked.append(row)
+        rows = (*rows, *picked)
+    kept: dict[int, tuple[float, int, int, float]] | None = None
+    span: Any = None
+    trace_id = span_id = 0
+    now = 0.0
+    if TRACE and _otel_context():  # an empty OpenTelemetry context: no span, decided
+        try:
+            found = _exemplars.traced()
+        except Exception:  # never let a trace lookup break the request
+            _faults.record("exemplars")
+            found = None
+        if found is not None:
+            span, trace_id, span_id = found
+            if _exemplars.EXEMPLARS:
+                kept = _exemplars._KEPT
+                now = time.time()
+                kept[bucket] = (elapsed / _PPB, trace_id, span_id, now)
+    acc = scope.acc
+    # A request that called no probe (a cache hit, another code path) skips every site.
+    called_any = any(acc)
+    e_seconds = elapsed / _PPB
+    e_squared = e_seconds * e_seconds
+    for slow_ns, m0, f0, m1, f1, sites, top, hid, endpoint_name in rows:
+        if elapsed > slow_ns:
+            off, fo, slow = m1, f1, 1
+        else:
+            off, fo, slow = m0, f0, 0
+        ints[off] += 1
+        ints[off + 3] += elapsed
+        floats[fo + 1] += e_squared
         total = 0
-        called = 0
-        for pos, request_offsets, share_off, calls_off in series.rows:
+        calls = 0
+        for pos, request_offsets, share_off, calls_off in sites if called_any else ():
             slot = acc[pos]
             if not slot:
                 continue
             p = slot & _TIME_MASK
-            calls = slot >> _CALLS_SHIFT
+            n = slot >> _CALLS_SHIFT
             total += p
-            called = 1
-            off = request_offsets[slow]
-            ints[off + bisect_left(_DURATION_BOUNDS, p)] += 1
-            ints[off + _DURATION_SUM] += p
+            calls += n
+            req_off = request_offsets[slow]
+            bucket = req_off + bisect_left(_DURATION_BOUNDS, p)
+            ints[bucket] += 1
+            ints[req_off + _DURATION_SUM] += p
             share = p * _PPB // elapsed if elapsed > 0 else 0
-            ints[share_off + bisect_left(_SHARE_BOUNDS, share)] += 1
+            share_bucket = share_off + bisect_left(_SHARE_BOUNDS, share)
+            ints[share_bucket] += 1
             ints[share_off + _SHARE_SUM] += share
-            ints[calls_off + bisect_left(_CALLS_BOUNDS, calls)] += 1
-            ints[calls_off + _CALLS_SUM] += calls
-        off, fo = series.moments[slow]
-        ints[off] += 1
-        ints[off + 3] += elapsed
-        floats[fo + 1] += e_squared
-        if called:
+            ints[calls_off + bisect_left(_CALLS_BOUNDS, n)] += 1
+            ints[calls_off + _CALLS_SUM] += n
+            if kept is not None:
+                kept[bucket] = (p / _PPB, trace_id, span_id, now)
+                kept[share_bucket] = (share / _PPB, trace_id, span_id, now)
+        if calls:
             ints[off + 1] += 1
             ints[off + 2] += total
             p_seconds = total / _PPB
             floats[fo] += p_seconds * p_seconds
             floats[fo + 2] += p_seconds * e_seconds
-    if _exemplars.ON:  # traces and slowest requests: once per request, never per call
-        _exemplars.after_request(scope, elapsed)
+            if SLOWEST:
+                ratio = total / elapsed if elapsed > 0 else 0.0
+                if ratio > top.share_floor or elapsed > top.latency_floor:
+                    _offer_slowest(top, hid, endpoint_name, elapsed, total, calls, trace_id)
+        elif SLOWEST and elapsed > top.latency_floor:  # share 0: only the latency list
+            _offer_slowest(top, hid, endpoint_name, elapsed, 0, 0, trace_id)
+    if span is not None and _exemplars.ANNOTATE:
+        try:
+            _exemplars.annotate(span, scope, elapsed)
+        except Exception:
+            _faults.record("exemplars")
+
+
+def _offer_slowest(top: _slowest._Top, hid: str, endpoint_name: str, *request: int) -> None:
+    elapsed, total, calls, trace_id = request
+    try:
+        ratio = total / elapsed if elapsed > 0 else 0.0
+        _slowest._admit(top, hid, endpoint_name, (elapsed, total, calls, ratio), trace_id)
+    except Exception:
+        _faults.record("slowest")
+
+
+def configure_request_end(exemplars: bool, annotate: bool, slowest: int) -> None:
+    """configure(): what a request's end does besides recording (read as two globals)."""
+    global SLOWEST, TRACE
+    TRACE = exemplars or annotate
+    SLOWEST = slowest > 0
+
+
+#: configure(exemplars= or annotate_spans=): look for a sampled span at a request's end.
+TRACE = True
+#: configure(slowest_requests=) > 0.
+SLOWEST = True
+
+
+def _otel_context_getter() -> Callable[[], object]:
+    """OpenTelemetry's current context, read straight from its ContextVar when it has one.
+
+    ``opentelemetry.context.get_current()`` is two Python calls around that read; at every
+    request's end the read alone says "no span" for an untraced request. Any other runtime
+    context (``OTEL_PYTHON_CONTEXT``) goes through the public function.
+    """
+    from opentelemetry import context as otel_context
+
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if isinstance(var, ContextVar):
+        return var.get
+    return otel_context.get_current
+
+
+_otel_context = _otel_context_getter()
 
 
 class endpoint:
@@ -206,7 +529,7 @@ class endpoint:
         def send_newsletter(batch): ...
     """
 
-    __slots__ = ("_eidx", "_scope", "_token", "name")
+    __slots__ = ("_eidx", "name")
 
     def __init__(self, name: str) -> None:
         # A name seen before was validated then: a request pays one dict lookup.
@@ -215,8 +538,6 @@ class endpoint:
             eidx = _plan.endpoint_index(validate_endpoint(name))
         self.name = name
         self._eidx = eidx
-        self._scope: Scope | None = None
-        self._token: Token[Scope | None] | None = None
 
     @classmethod
     def _fresh(cls, name: str, eidx: int) -> endpoint:
@@ -224,8 +545,6 @@ class endpoint:
         made = cls.__new__(cls)
         made.name = name
         made._eidx = eidx
-        made._scope = None
-        made._token = None
         return made
 
     def __enter__(self) -> endpoint:
@@ -240,16 +559,9 @@ class endpoint:
             start = CLOCK()
             if start >= _plan.NEXT_DEADLINE:
                 _plan.expire_due(start)
-            plan = _plan.PLANS[self._eidx] or _plan.plan(self._eidx)
-            # Survey sampling hook (hypoprobe._survey): surveyed or not, decided here, once.
-            if _plan.SURVEY_RATE < 1.0 and not _plan.SURVEY_SAMPLER():
-                plan = _plan.UNSURVEYED[self._eidx] or _plan.plan(self._eidx, False)
-            scope = Scope(plan, start)
+            scope = Scope(_plan.for_request(self._eidx), start)
             scope.opener = self
-            # _scope/_token: for integrations/_request.py, which takes the scope of a fresh
-            # object over; __exit__ itself reads only the context.
-            scope.token = self._token = CURRENT.set(scope)
-            self._scope = scope
+            scope.token = CURRENT.set(scope)
         except Exception:  # never let instrumentation break the request
             _faults.record("scope_enter")
         return self
@@ -262,18 +574,19 @@ class endpoint:
     ) -> None:
         scope = CURRENT.get()
         if scope is None or scope.opener is not self:
-            return  # an ignored inner scope, or one an integration took over
+            return  # an ignored inner scope
         if scope.reentered:
             scope.reentered -= 1
             return
-        end = CLOCK()
-        self._scope = None
+        # The scope stops being current first, whatever fails after: a scope left current
+        # would make every later request of this context an inner scope recording nothing.
         try:
             CURRENT.reset(scope.token)  # type: ignore[arg-type]
         except Exception:  # exited in another context than entered
             CURRENT.set(None)
             _faults.record("scope_context")
         try:
+            end = CLOCK()
             if exc is not None:
                 scope.exception = _plan.exception_name(type(exc))
             elapsed = end - scope.start

@@ -1,9 +1,10 @@
 """The slowest requests: per hypothesis and endpoint, the top K by probe share and by latency.
 
-Fed once per request from :func:`hypoprobe._exemplars.after_request` (never from a probe
-call). Each (hypothesis, endpoint, kind) keeps a bounded min-heap; a request that does not
-beat the heap's smallest entry is rejected by one float comparison without a lock, so the
-lock is taken only by requests that make the list (rare once the heaps are full).
+Fed once per request from ``_scope._finish`` (never from a probe call), in the same pass
+that records the request. Each (hypothesis, endpoint, kind) keeps a bounded min-heap; a
+request that does not beat the heap's smallest entry is rejected by one float comparison
+without a lock, so the lock is taken only by requests that make the list (rare once the
+heaps are full).
 
 Every reader sees the same lists: nothing is taken away at collection, so a Prometheus
 scrape cannot steal the requests a report wants to show. Entries stay for a rolling window
@@ -26,16 +27,10 @@ import os
 import threading
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from opentelemetry import trace as _trace
 
-from ._plan import CALLS_SHIFT, TIME_MASK
 from .snapshot import SlowRequest
-
-if TYPE_CHECKING:
-    from ._plan import HypothesisPlan, Plan
-    from ._scope import Scope
 
 __all__: list[str] = []
 
@@ -78,11 +73,6 @@ class _Top:
 
 
 _TOPS: dict[tuple[str, str], _Top] = {}
-#: Per plan (by id, the plan kept to check identity): its hypotheses' lists, in plan order,
-#: so a request finds them without building keys. Plans are rebuilt only when hypotheses or
-#: probes appear; the cache is cleared when it grows past a bound.
-_BY_PLAN: dict[int, tuple[Plan, tuple[tuple[HypothesisPlan, _Top], ...]]] = {}
-_BY_PLAN_MAX = 1000
 #: Wall time at which the current half window started.
 _started = time.time()
 
@@ -100,47 +90,28 @@ def _rotate_if_due(now: float) -> None:
     _started = now
 
 
-def _tops_of(plan: Plan) -> tuple[tuple[HypothesisPlan, _Top], ...]:
-    # Pairs made once per plan: zip() per request costs more than the rest of offer().
+def top(hid: str, endpoint: str) -> _Top:
+    """The lists of one hypothesis and endpoint, made on first use.
+
+    Called when a plan is built (``_plan.plan``), which keeps the object in the plan's row:
+    a request reaches its lists without building a key. The objects live as long as the
+    process (a reset empties them in place), so a plan never holds a stale one.
+    """
     global _busy
     with _lock:
+        found = _TOPS.get((hid, endpoint))
+        if found is not None:
+            return found
         if _busy:
-            return ()  # a signal handler interrupted this thread's own update: skip
+            # A signal handler's request built a plan while this thread was changing the
+            # lists: a detached object, so nothing changes under the interrupted update
+            # (that plan's requests are not listed until the plan is rebuilt).
+            return _Top()
         _busy = True
         try:
-            pairs = tuple(
-                (hp, _TOPS.setdefault((hp.hypothesis.id, hp.endpoint), _Top()))
-                for hp in plan.hypotheses
-            )
-            if len(_BY_PLAN) >= _BY_PLAN_MAX:
-                _BY_PLAN.clear()
-            _BY_PLAN[id(plan)] = (plan, pairs)
-            return pairs
+            return _TOPS.setdefault((hid, endpoint), _Top())
         finally:
             _busy = False
-
-
-def offer(scope: Scope, elapsed: int, trace_id: int) -> None:
-    """Consider one finished request for every hypothesis that counted it.
-
-    ``trace_id`` is the active span's trace id, 0 when none.
-    """
-    plan = scope.plan
-    cached = _BY_PLAN.get(id(plan))
-    pairs = cached[1] if cached is not None and cached[0] is plan else _tops_of(plan)
-    acc = scope.acc
-    for hp, top in pairs:
-        if hp.only is not None and hp.allowed is not None and scope.segment != hp.only:
-            continue  # not counted by this hypothesis (the same rule as _scope._finish)
-        total = calls = 0
-        for pos in hp.positions:
-            slot = acc[pos]
-            if slot:
-                total += slot & TIME_MASK
-                calls += slot >> CALLS_SHIFT
-        share = total / elapsed if elapsed > 0 else 0.0
-        if share > top.share_floor or elapsed > top.latency_floor:
-            _admit(top, hp.hypothesis.id, hp.endpoint, (elapsed, total, calls, share), trace_id)
 
 
 def _admit(
@@ -251,8 +222,9 @@ def configure(k: int, window: float) -> None:
 
 def _reset_locked() -> None:
     global _started
-    _TOPS.clear()
-    _BY_PLAN.clear()
+    for kept in _TOPS.values():  # emptied in place: plans hold these objects
+        kept.rotate()
+        kept.previous = []
     _started = time.time()
 
 

@@ -130,6 +130,10 @@ class Storage:
             self._records.append(_multiproc.encode_record(_record_of(made)))
             return made
 
+    def is_full(self) -> bool:
+        """Whether a new series would be refused (the overflow series given instead)."""
+        return len(self._series) >= self.max_series
+
     def own_series(self) -> list[Series]:
         """This process' own series table, whose offsets index its shards (any mode)."""
         with self._lock:
@@ -165,6 +169,13 @@ class Storage:
 
     def shard(self) -> tuple[Any, Any]:
         """The calling thread's shard, created or grown to cover every series so far.
+
+        Invariants the recording path relies on: a shard grows by whole series (it covers
+        all of a series' slots or none, because ``int_slots`` moves by a whole series under
+        the lock), so a write that found its first slot finds the series' sum slot too and
+        a failed fast path has changed nothing; and a caller that may have created a series
+        re-reads its shard aliases from here (in multi-process mode the views can be over a
+        new file).
 
         Two flat mutable sequences (ints, floats): lists, or in multi-process mode int64 and
         float64 memoryviews over the thread's file. Never raises on a full disk or the like:

@@ -18,10 +18,10 @@ starting with ``SURVEY.`` cannot be declared.
 
 Cost bounds:
 
-* sampling: a request is surveyed or not, decided once when its scope opens
-  (``_scope.endpoint.__enter__``, the marked hook), so the requests surveyed are a random
-  sample and shares stay unbiased; an unsurveyed request passes every statement straight
-  through;
+* sampling: a request is surveyed or not, decided once when its endpoint is known
+  (``_plan.for_request``: the scope's start, or the bind of a name learnt after routing),
+  so the requests surveyed are a random sample and shares stay unbiased; an unsurveyed
+  request passes every statement straight through;
 * a cap on candidates per endpoint (``max_candidates``): later statements share the
   endpoint's ``(other statements)`` candidate, later functions ``(other functions)``;
 * at most :data:`SERIES_BUDGET` of ``max_series`` for new candidates.
@@ -58,7 +58,7 @@ else:  # pragma: no cover
 from . import _faults, _plan
 from ._hypothesis import Hypothesis
 from ._probe import probe
-from ._scope import CURRENT
+from ._scope import CURRENT, resolve_now
 from .errors import ConfigurationError
 from .integrations._fingerprint import OVERFLOW, fingerprint, statement_text
 
@@ -294,7 +294,13 @@ def _entry_unlocked(eidx: int, kind: str, name: str, make: Callable[[str, str], 
 def _surveyed_scope() -> Any:
     """The current request if it is surveyed, else None: the one check of unsurveyed ones."""
     scope = CURRENT.get()
-    if scope is None or not scope.plan.surveyed or scope.eidx == 0 or SETTINGS is None:
+    if scope is None or SETTINGS is None:
+        return None
+    # A request not routed yet has no endpoint to survey under: its statements before
+    # routing (before-request hooks) are left out rather than guessed.
+    if scope.pending is not None and not resolve_now(scope):
+        return None
+    if not scope.plan.surveyed or scope.eidx == 0:
         return None
     return scope
 
@@ -315,8 +321,8 @@ def _fingerprint(text: str) -> str:
 def _sql_entry(statement: object, connection: object = None) -> Any:
     """The dbapi entry timing ``statement`` in the current request, or None. Never raises."""
     try:
-        scope = CURRENT.get()
-        if scope is None or not scope.plan.surveyed or scope.eidx == 0 or SETTINGS is None:
+        scope = _surveyed_scope()
+        if scope is None:
             return None
         text = statement if type(statement) is str else statement_text(statement, connection)
         name = _fingerprints.get(text) or _fingerprint(text)

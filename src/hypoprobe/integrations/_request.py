@@ -1,13 +1,14 @@
-"""One request's endpoint scope, as middlewares need it: named per request, ended elsewhere.
+"""One request's endpoint scope, as middlewares need it: named after routing, ended elsewhere.
 
-``hypoprobe.endpoint`` is a context manager, which a middleware cannot always be: a WSGI
-request ends when the *server* closes the body iterable, and an ASGI request ends when the
-last body message is sent, possibly from a child task (Starlette streams from a task
-group), i.e. from a copied context where the ContextVar token cannot be reset. So a
-:class:`Request` splits the scope's end in two: :meth:`Request.finish` records the request
-now, from any context; :meth:`Request.detach` unsets the current scope in the context that
-entered it. This module reaches into ``hypoprobe._scope`` for that split — the one place
-integrations touch the core's internals — until the core offers it.
+``hypoprobe.endpoint`` is a context manager, which a middleware cannot always be: the scope
+starts when the request enters, before the framework has routed it, so its name comes later
+(the core's ``begin`` / ``bind`` / ``finish``: a *resolver* reads the framework's matched
+route the first time a probe needs the name, or at the end); a WSGI request ends when the
+*server* closes the body iterable; and an ASGI request ends when the last body message is
+sent, possibly from a child task (Starlette streams from a task group), i.e. from a copied
+context where the ContextVar token cannot be reset. So a :class:`Request` splits the
+scope's end in two: :meth:`Request.finish` records the request now, from any context;
+:meth:`Request.detach` unsets the current scope in the context that entered it.
 
 Everything here is on the application's path: it never raises; faults are counted.
 """
@@ -15,13 +16,13 @@ Everything here is on the application's path: it never raises; faults are counte
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar, Token
 from typing import Any
 
 import hypoprobe
 
 from .. import _faults, _plan
 from .. import _scope as _core
+from .._scope import Resolver
 
 __all__: list[str] = []
 
@@ -35,8 +36,6 @@ METHODS = frozenset(
 Namer = Callable[[Any], "str | None"]
 #: A segment function: framework request object -> segment value, or None for "none".
 Segmenter = Callable[[Any], "str | None"]
-
-_OPEN: ContextVar[Request | None] = ContextVar("hypoprobe_integration_request", default=None)
 
 
 def method_of(raw: object) -> str:
@@ -82,40 +81,37 @@ class Request:
     request starting then is nested in producing a chunk, not a sign of a leak).
     """
 
-    __slots__ = ("_open_token", "_scope", "_token", "handed_off", "iterating", "scope")
+    __slots__ = ("_scope", "handed_off", "iterating", "scope")
 
     def __init__(self) -> None:
         self.scope: _core.Scope | None = None  # the core's scope, kept for detach()
         self._scope: _core.Scope | None = None  # the same, until finished
-        self._token: Token[_core.Scope | None] | None = None
-        self._open_token: Token[Request | None] | None = None
         self.handed_off = False
         self.iterating = False
 
     @classmethod
     def start(
-        cls, name: str, fallback: str, segment: Segmenter | None = None, arg: Any = None
+        cls,
+        name: str | None,
+        fallback: str,
+        segment: Segmenter | None = None,
+        arg: Any = None,
+        resolve: Resolver | None = None,
     ) -> Request:
-        """Open the scope of one request named ``name`` (``fallback`` if it is invalid)."""
+        """Open the scope of one request now.
+
+        ``name``: the endpoint name (``fallback`` if it is invalid), or None to have it named
+        later by ``resolve(arg)`` from the framework's matched route (``fallback`` if none).
+        """
         req = cls()
         try:
-            prev = _OPEN.get()
-            if prev is not None:
-                prev._clean_up()
-            try:
-                ep = hypoprobe.endpoint(name)
-            except Exception:  # a naming function returned an invalid endpoint name
-                _faults.record("integration_name")
-                ep = hypoprobe.endpoint(fallback)
-            ep.__enter__()
-            # Take the entered scope over from the endpoint object: from here on this
-            # Request ends it (the endpoint object is dropped without __exit__).
-            scope, token = ep._scope, ep._token
-            ep._scope = ep._token = None
+            prev = _core.CURRENT.get()
+            if prev is not None and isinstance(prev.opener, Request):
+                prev.opener._clean_up()  # this context's previous request, never detached
+            scope = _core.begin(name, fallback, resolve, arg)
             if scope is not None:
+                scope.opener = req
                 req.scope = req._scope = scope
-                req._token = token
-                req._open_token = _OPEN.set(req)
         except Exception:
             _faults.record("integration_start")
         if segment is not None and req.scope is not None:
@@ -127,16 +123,8 @@ class Request:
         scope = self._scope
         if scope is None:
             return
-        end = _core.CLOCK()
         self._scope = None
-        try:
-            elapsed = end - scope.start
-            if elapsed < 0:
-                _faults.record("clock_backwards")
-                return
-            _core._finish(scope, elapsed)
-        except Exception:
-            _faults.record("integration_finish")
+        _core.finish(scope)
 
     def detach(self) -> None:
         """Unset the current scope in the context start() ran in. Idempotent.
@@ -144,31 +132,22 @@ class Request:
         Called from another context (a server closing a WSGI body on another thread), it
         cannot: the entering context is then cleaned when its next request starts.
         """
-        token, open_token = self._token, self._open_token
-        if token is None:
-            return
-        try:
-            _core.CURRENT.reset(token)
-        except ValueError:  # not start()'s context
-            if _core.CURRENT.get() is self.scope:  # a copy of it (a child task): unset here
-                _core.CURRENT.set(None)
-            return
-        except Exception:
-            _faults.record("integration_detach")
-            return
-        self._token = self._open_token = None
-        if open_token is not None:
-            _OPEN.reset(open_token)  # set right after CURRENT, in the same context
+        scope = self.scope
+        if scope is not None and scope.token is not None:
+            _core.detach(scope)
 
     def end(self, exc: BaseException | None = None) -> None:
         """:meth:`finish`, then :meth:`detach`: the request ended in the context it began.
 
         ``exc``: the exception that ended the request, counted by class.
         """
-        if exc is not None:
-            self.failed(exc)
-        self.finish()
-        self.detach()
+        scope = self._scope
+        if scope is not None:
+            self._scope = None
+            _core.finish(scope, exc)
+        scope = self.scope
+        if scope is not None and scope.token is not None:
+            _core.detach(scope)
 
     def set_status(self, status: object) -> None:
         """The response's status (``"200 OK"`` or ``200``), counted by class. Never raises."""

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .. import _faults
+from .._scope import _STATUS_CLASS, Resolver
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["ASGIApp", "HypoprobeASGIMiddleware"]
@@ -47,16 +48,23 @@ class HypoprobeASGIMiddleware:
         self.app = app
         self.name = name
         self.segment = segment
+        #: Set by a framework integration instead of ``name``: names the request from the
+        #: route the framework matched, once it has (see ``hypoprobe._scope.begin``).
+        self._resolve: Resolver | None = None
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
         fallback = fallback_for(scope.get("method"))
-        req = Request.start(call_namer(self.name, scope, fallback), fallback, self.segment, scope)
+        resolve = self._resolve
+        name = None if resolve is not None else call_namer(self.name, scope, fallback)
+        req = Request.start(name, fallback, self.segment, scope, resolve)
         if req.scope is None:  # nested in another scope, or disabled
             await self.app(scope, receive, send)
             return
+
+        scope_ = req.scope
 
         async def receive_watching() -> Message:
             message = await receive()
@@ -72,7 +80,11 @@ class HypoprobeASGIMiddleware:
             try:
                 kind = message.get("type")
                 if kind == "http.response.start":
-                    req.set_status(message.get("status"))
+                    status = message.get("status")
+                    try:  # a status seen before: one lookup
+                        scope_.status = _STATUS_CLASS[status]
+                    except Exception:
+                        req.set_status(status)
                 elif kind == "http.response.body" and not message.get("more_body", False):
                     req.finish()
             except Exception:

@@ -4,13 +4,16 @@ Put it first in ``MIDDLEWARE`` so the scope covers the other middlewares too::
 
     MIDDLEWARE = ["hypoprobe.integrations.django.HypoprobeMiddleware", ...]
 
-The request is resolved once before Django does (the scope must start before Django
-routes, and be named already), and named ``"METHOD /route"`` from the resolver's route
-pattern: ``path("campaigns/<int:id>/", ...)`` gives ``"GET /campaigns/{id}/"``; regex
-routes keep their text with named groups as ``{name}``. Streamed responses end their scope
-when the server closes the response. Optional settings, each a callable or its dotted
-import path: ``HYPOPROBE_ENDPOINT_NAME`` (request -> name or None) and
-``HYPOPROBE_SEGMENT`` (request -> segment or None; used when the core has segments).
+The scope starts when the request enters the middleware, unnamed, and is named from the
+route Django itself resolved (``request.resolver_match``) the first time a probe runs
+after routing, or at its end — no second routing pass; probes that ran before (in a later
+middleware's ``process_request``, say) are kept and counted under that name. Requests are
+named ``"METHOD /route"`` from the route pattern: ``path("campaigns/<int:id>/", ...)``
+gives ``"GET /campaigns/{id}/"``; regex routes keep their text with named groups as
+``{name}``. Streamed responses end their scope when the server closes the response.
+Optional settings, each a callable or its dotted import path: ``HYPOPROBE_ENDPOINT_NAME``
+(request -> name or None, called as the request enters) and ``HYPOPROBE_SEGMENT``
+(request -> segment or None; used when the core has segments).
 
 Under Django's ASGI handler this sync middleware still works; an *async* streamed body
 is timed to its end but probes inside it are not attributed to the request.
@@ -22,6 +25,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from .._scope import _STATUS_CLASS
 from ..errors import ConfigurationError
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for, method_of
 from .wsgi import ClosingBody
@@ -88,6 +92,29 @@ def django_route_name(request: Any) -> str | None:
     return f"{method_of(request.method)} {normalise_route(route)}"
 
 
+#: Endpoint names by (route pattern, method): bounded by the URL conf (and a cap).
+_NAMES: dict[tuple[str, object], str] = {}
+_MAX_NAMES = 4096
+
+
+def _resolved_name(request: Any) -> str | None:
+    """``"METHOD /route"`` from the route Django resolved; None before routing or unmatched."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return None
+    route = match.route
+    if not route:
+        return None
+    method = request.method
+    key = (route, method)
+    found = _NAMES.get(key)
+    if found is None:
+        found = f"{method_of(method)} {normalise_route(route)}"
+        if len(_NAMES) < _MAX_NAMES:
+            _NAMES[key] = found
+    return found
+
+
 def _setting(name: str) -> Callable[[Any], str | None] | None:
     from django.conf import settings  # type: ignore[import-untyped]
     from django.utils.module_loading import import_string  # type: ignore[import-untyped]
@@ -122,14 +149,19 @@ class HypoprobeMiddleware:
 
     def __init__(self, get_response: Callable[[Any], Any]) -> None:
         self.get_response = get_response
-        self.name: Namer = _setting("HYPOPROBE_ENDPOINT_NAME") or django_route_name
+        #: A naming function from settings, called as the request enters; without one the
+        #: request is named from Django's own resolution (see the module docstring).
+        self.name: Namer | None = _setting("HYPOPROBE_ENDPOINT_NAME")
         self.segment: Segmenter | None = _setting("HYPOPROBE_SEGMENT")
 
     def __call__(self, request: Any) -> Any:
         fallback = fallback_for(getattr(request, "method", None))
-        req = Request.start(
-            call_namer(self.name, request, fallback), fallback, self.segment, request
-        )
+        if self.name is None:
+            req = Request.start(None, fallback, self.segment, request, _resolved_name)
+        else:
+            req = Request.start(
+                call_namer(self.name, request, fallback), fallback, self.segment, request
+            )
         try:
             response = self.get_response(request)
         except BaseException as exc:
@@ -137,7 +169,11 @@ class HypoprobeMiddleware:
             raise
         if req.scope is None:
             return response
-        req.set_status(getattr(response, "status_code", ""))
+        status = getattr(response, "status_code", "")
+        try:  # a status seen before: one lookup
+            req.scope.status = _STATUS_CLASS[status]
+        except Exception:
+            req.set_status(status)
         if not getattr(response, "streaming", False):
             req.end()
             return response

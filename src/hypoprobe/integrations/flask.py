@@ -3,9 +3,11 @@
 ``instrument_app(app)`` wraps ``app.wsgi_app`` in the WSGI middleware, so the scope covers
 everything Flask does for the request — request context, session loading, before/after
 request hooks, the view and a streamed body — and names it by the URL rule the request
-matches: ``GET /campaigns/<int:id>`` becomes ``"GET /campaigns/{id}"``. The rule is found
-with the app's own URL map before Flask dispatches (Flask routes the request once more
-itself: the price of naming a scope that must start before routing).
+matches: ``GET /campaigns/<int:id>`` becomes ``"GET /campaigns/{id}"``. The rule is the one
+Flask matched itself (``request.url_rule``): the scope starts unnamed and is named the first
+time a probe runs after routing, or at the latest in a ``teardown_request`` hook; probes
+that ran before (in a middleware, say) are kept and counted under that name. No second
+routing pass.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .. import _scope as _core
 from ._request import Namer, Segmenter, method_of
 from .wsgi import HypoprobeMiddleware
 
@@ -92,6 +95,31 @@ def flask_namer(app: Any) -> Namer:
     return name
 
 
+#: Bound on cached endpoint names per app (URL rules x methods, which the app bounds).
+_MAX_NAMES = 4096
+
+
+def _matched_rule_namer() -> Namer:
+    """``environ -> "METHOD template"`` from the rule Flask matched, None before or without."""
+    names: dict[tuple[str, object], str] = {}
+
+    def resolve(environ: dict[str, Any]) -> str | None:
+        # Werkzeug keeps the request object in its environ; Flask's has the matched rule.
+        rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
+        if rule is None:
+            return None
+        method = environ.get("REQUEST_METHOD")
+        key = (rule.rule, method)
+        found = names.get(key)
+        if found is None:
+            found = f"{method_of(method)} {normalise_rule(rule.rule)}"
+            if len(names) < _MAX_NAMES:
+                names[key] = found
+        return found
+
+    return resolve
+
+
 def instrument_app(app: Any, *, name: Namer | None = None, segment: Segmenter | None = None) -> Any:
     """Open an endpoint scope for every request of Flask ``app``; returns ``app``.
 
@@ -106,5 +134,17 @@ def instrument_app(app: Any, *, name: Namer | None = None, segment: Segmenter | 
         @app.get("/campaigns/<int:id>")  # requests are "GET /campaigns/{id}"
         def campaign(id): ...
     """
-    app.wsgi_app = HypoprobeMiddleware(app.wsgi_app, name=name or flask_namer(app), segment=segment)
+    middleware = HypoprobeMiddleware(app.wsgi_app, name=name, segment=segment)
+    if name is None:
+        middleware._resolve = _matched_rule_namer()
+        # Flask forgets its request (and rule) when the request context pops, before a
+        # streamed body ends: name the scope by then, if no probe has yet.
+        app.teardown_request(_settle_current)
+    app.wsgi_app = middleware
     return app
+
+
+def _settle_current(exc: BaseException | None) -> None:
+    scope = _core.CURRENT.get()
+    if scope is not None and scope.pending is not None:
+        _core.settle(scope)

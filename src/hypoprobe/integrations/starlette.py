@@ -82,6 +82,108 @@ def starlette_namer(app: Any = None) -> Namer:
     return name
 
 
+class _RouteTable:
+    """Each route of one router's tree (mounts walked) with its full template, by identity."""
+
+    __slots__ = ("by_endpoint", "by_route", "router")
+
+    def __init__(self, router: Any) -> None:
+        from starlette.routing import Host, Mount
+
+        self.router = router
+        self.by_route: dict[int, tuple[Any, str | None]] = {}
+        self.by_endpoint: dict[int, list[tuple[Any, str | None]]] = {}
+
+        def walk(routes: Iterable[Any], prefix: str) -> None:
+            for route in routes:
+                inner = getattr(route, "routes", None) if isinstance(route, Mount | Host) else None
+                if inner:  # the route itself only stays matched when nothing inside did
+                    self.by_route[id(route)] = (route, None)
+                    walk(inner, prefix + route.path if isinstance(route, Mount) else prefix)
+                    continue
+                path_format = getattr(route, "path_format", None)
+                entry = (route, prefix + str(path_format) if path_format else None)
+                self.by_route[id(route)] = entry
+                target = getattr(route, "endpoint", None) or getattr(route, "app", None)
+                if target is not None:
+                    self.by_endpoint.setdefault(id(target), []).append(entry)
+
+        walk(getattr(router, "routes", ()), "")
+
+    def template(self, scope: MutableMapping[str, Any]) -> tuple[bool, str | None]:
+        """(known, template) of the route the router matched; known False: not in the table."""
+        route = scope.get("route")
+        if route is not None:
+            found = self.by_route.get(id(route))
+            if found is None or found[0] is not route:
+                return False, None
+            return True, _full_match(found, scope)
+        candidates = self.by_endpoint.get(id(scope.get("endpoint")), ())
+        if len(candidates) == 1:  # else ambiguous: unmatched rather than a guess
+            return True, _full_match(candidates[0], scope)
+        return True, None
+
+
+def _full_match(entry: tuple[Any, str | None], scope: MutableMapping[str, Any]) -> str | None:
+    route, template = entry
+    methods = getattr(route, "methods", None)
+    if methods and scope.get("method") not in methods:
+        return None  # a PARTIAL match: Starlette's 405, unmatched for us
+    return template
+
+
+_MAX_NAMES = 4096
+
+
+def _matched_route_namer() -> Namer:
+    """``scope -> "METHOD template"`` from the route Starlette matched; None before routing."""
+    tables: dict[int, _RouteTable] = {}
+    names: dict[tuple[str, object], str] = {}
+    #: (id of the matched route, method) -> (the route, its endpoint name or None): a
+    #: request of a route seen before is named with one lookup. Bounded like ``names``.
+    by_route: dict[tuple[int, object], tuple[Any, str | None]] = {}
+
+    def resolve(scope: MutableMapping[str, Any]) -> str | None:
+        route = scope.get("route")
+        if route is not None:
+            key = (id(route), scope.get("method"))
+            hit = by_route.get(key)
+            if hit is not None and hit[0] is route:
+                return hit[1]
+            found = named(scope)
+            if len(by_route) < _MAX_NAMES:
+                by_route[key] = (route, found)
+            return found
+        return named(scope)
+
+    def named(scope: MutableMapping[str, Any]) -> str | None:
+        router = scope.get("router")  # set by the outermost router when it starts routing
+        if router is None or ("route" not in scope and "endpoint" not in scope):
+            return None
+        table = tables.get(id(router))
+        if table is None or table.router is not router:
+            table = tables[id(router)] = _RouteTable(router)
+            if len(tables) > 64:  # routers are few; stay bounded anyway
+                tables.clear()
+                tables[id(router)] = table
+        known, template = table.template(scope)
+        if not known:  # a route added since the table was built
+            table = tables[id(router)] = _RouteTable(router)
+            template = table.template(scope)[1]
+        if template is None:
+            return None
+        method = scope.get("method")
+        key = (template, method)
+        found = names.get(key)
+        if found is None:
+            found = f"{method_of(method)} {template}"
+            if len(names) < _MAX_NAMES:
+                names[key] = found
+        return found
+
+    return resolve
+
+
 class HypoprobeMiddleware(HypoprobeASGIMiddleware):
     """Starlette middleware: every HTTP request is an endpoint scope named by its route.
 
@@ -93,7 +195,9 @@ class HypoprobeMiddleware(HypoprobeASGIMiddleware):
     def __init__(
         self, app: ASGIApp, *, name: Namer | None = None, segment: Segmenter | None = None
     ) -> None:
-        super().__init__(app, name=name or starlette_namer(), segment=segment)
+        super().__init__(app, name=name, segment=segment)
+        if name is None:
+            self._resolve = _matched_route_namer()
 
 
 def instrument_app(app: Any, *, name: Namer | None = None, segment: Segmenter | None = None) -> Any:

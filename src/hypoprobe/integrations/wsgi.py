@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .. import _faults
+from .._scope import _STATUS_CLASS, Resolver
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["HypoprobeMiddleware", "WSGIApp"]
@@ -49,18 +50,29 @@ class HypoprobeMiddleware:
         self.app = app
         self.name = name
         self.segment = segment
+        #: Set by a framework integration instead of ``name``: names the request from the
+        #: route the framework matched, once it has (see ``hypoprobe._scope.begin``).
+        self._resolve: Resolver | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        resolve = self._resolve
+        endpoint_name: str | None = None
         try:
             fallback = fallback_for(environ.get("REQUEST_METHOD"))
-            endpoint_name = call_namer(self.name, environ, fallback)
+            if resolve is None:
+                endpoint_name = call_namer(self.name, environ, fallback)
         except Exception:  # environ is not a dict: the app will say so itself
             _faults.record("wsgi_name")
             endpoint_name = fallback = "OTHER <unmatched>"
-        req = Request.start(endpoint_name, fallback, self.segment, environ)
+        req = Request.start(endpoint_name, fallback, self.segment, environ, resolve)
+
+        scope = req.scope
 
         def start_response_watching(status: str, headers: Any, *exc_info: Any) -> Any:
-            req.set_status(status)
+            try:  # a status seen before: one lookup
+                scope.status = _STATUS_CLASS[status]  # type: ignore[union-attr]
+            except Exception:
+                req.set_status(status)
             return start_response(status, headers, *exc_info)
 
         try:

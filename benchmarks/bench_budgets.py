@@ -1,0 +1,261 @@
+"""The per-request and per-call budgets, judged on interleaved rounds (see interleave.py).
+
+Each budget of ``budgets.INTERLEAVED`` times three cases in turn, round after round: the
+bare workload, hypoprobe's case and its reference (prometheus_client, or single-process
+mode), and judges the median over rounds of ``(case - bare) / (reference - bare)``.
+
+* Middlewares (same apps and drivers as bench_middleware.py): hypoprobe's integration, its
+  endpoint with one hypothesis, vs the histogram middleware a team already runs
+  (``Histogram.labels(method, route).observe`` per request, route from the framework).
+* ``scope_3_hypotheses``: ``with hypoprobe.endpoint(...)`` whose endpoint has three
+  hypotheses (each with a probe, not called) vs one ``Histogram.time()``-decorated call.
+* ``probe_in_scope``: a probed no-op call inside a scope vs a ``Histogram.time()`` one.
+* ``multiproc_*``: the same probe and scope with the thread's shard in a memory-mapped file
+  vs in memory; the two shards are swapped between rounds (the only thing multi-process
+  mode changes on the recording path), so the modes interleave too.
+
+Run: ``make bench`` or ``pytest benchmarks/bench_budgets.py --benchmark-only``; a table is
+printed at the end; a budget whose median ratio exceeds its limit fails its test. Under
+``--benchmark-disable`` each comparison runs a few rounds, unjudged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import bench_middleware as mw
+import prometheus_client
+import pytest
+from budgets import INTERLEAVED, LOOP
+from interleave import Ratio, ratio, run
+
+import hypoprobe
+from hypoprobe._storage import STORAGE, TLS
+from hypoprobe.integrations.asgi import HypoprobeASGIMiddleware
+from hypoprobe.integrations.wsgi import HypoprobeMiddleware
+
+pytestmark = pytest.mark.benchmark(group="budgets")
+
+#: Interleaved rounds per budget (timed runs), and requests per round: rounds of a few
+#: milliseconds, long enough for the CPU-time clock, short enough for many of them.
+ROUNDS = {"middleware": 200, "call": 400}
+REQUESTS = {"raw": 200, "framework": 40}
+_RESULTS: dict[str, Ratio] = {}
+_UNITS = {"middleware": "request", "call": "call"}
+
+for _i in range(3):
+    hypoprobe.hypothesis(f"BUDGET-{_i}", claim="benchmark", endpoint="GET /budget", min_share=0.5)
+hypoprobe.hypothesis("BUDGET-MP", claim="benchmark", endpoint="GET /budget-mp", min_share=0.5)
+_REGISTRY = prometheus_client.CollectorRegistry()
+_HIST = prometheus_client.Histogram("budget_noop_seconds", "budget", registry=_REGISTRY)
+
+
+def noop() -> None:
+    return None
+
+
+def _loop(fn: Callable[[], Any]) -> Callable[[], None]:
+    def run_loop() -> None:
+        for _ in range(LOOP):
+            fn()
+
+    return run_loop
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if not _RESULTS:
+        return
+    lines = [
+        "",
+        "Budgets on interleaved rounds: median (q1-q3) of (case-bare)/(reference-bare);",
+        "added cost per unit in us (medians), case / reference:",
+    ]
+    for name, r in _RESULTS.items():
+        _, _, limit, what = INTERLEAVED[name]
+        ok = "ok    " if r.median <= limit else "BROKEN"
+        lines.append(
+            f"  {ok} {name:19s} {r.median:6.3f} ({r.low:.3f}-{r.high:.3f}, {r.rounds} rounds)"
+            f"  budget <= {limit:<5.3g} {1e6 * r.case_added:8.3f} / {1e6 * r.reference_added:8.3f}"
+            f"  {what}"
+        )
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin("terminalreporter")
+    capture = plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("\n".join(lines))
+
+
+def _judge(
+    benchmark: Any, name: str, cases: dict[str, Callable[[], None]], kind: str, per: int
+) -> None:
+    case, ref, limit, _ = INTERLEAVED[name]
+    rounds = 3 if benchmark.disabled else ROUNDS[kind]
+    times: dict[str, list[float]] = {}
+
+    def measure() -> None:
+        times.update(run(cases, rounds))
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    if benchmark.disabled:
+        return
+    result = ratio(times, case, ref, "bare", per)
+    _RESULTS[name] = result
+    assert result.median <= limit, (
+        f"{name}: median ratio {result.median:.3f} (q1 {result.low:.3f}, q3 {result.high:.3f})"
+        f" over budget {limit}"
+    )
+
+
+# -- middlewares ---------------------------------------------------------------------------
+
+
+def test_wsgi(benchmark: Any) -> None:
+    n = REQUESTS["raw"]
+    apps = {
+        "bare": mw._wsgi_app,
+        "hypoprobe": HypoprobeMiddleware(mw._wsgi_app, name=lambda e: "GET /bench/{id}"),
+        "prometheus": mw._prometheus_wsgi(mw._wsgi_app, mw._bench_route),
+    }
+    cases = {k: mw._serve_wsgi(app, "/bench/7", n) for k, app in apps.items()}
+    _judge(benchmark, "wsgi", cases, "middleware", n)
+
+
+def test_asgi(benchmark: Any) -> None:
+    n = REQUESTS["raw"]
+    apps = {
+        "bare": mw._asgi_app,
+        "hypoprobe": HypoprobeASGIMiddleware(mw._asgi_app, name=lambda s: "GET /bench/{id}"),
+        "prometheus": mw._prometheus_asgi(mw._asgi_app, mw._bench_route),
+    }
+    cases = {k: mw._serve_asgi(app, "/bench/7", n) for k, app in apps.items()}
+    _judge(benchmark, "asgi", cases, "middleware", n)
+
+
+def test_flask(benchmark: Any) -> None:
+    n = REQUESTS["framework"]
+    cases = {
+        k: mw._serve_wsgi(mw._flask_app(k), "/flask/7", n)
+        for k in ("bare", "hypoprobe", "prometheus")
+    }
+    _judge(benchmark, "flask", cases, "middleware", n)
+
+
+def test_django(benchmark: Any) -> None:
+    from django.test import override_settings
+
+    n = REQUESTS["framework"]
+    handlers = {k: mw._django_handler(k) for k in ("bare", "hypoprobe", "prometheus")}
+    urls = handlers["bare"][1]
+    cases = {k: mw._serve_wsgi(h, "/django/7/", n) for k, (h, _) in handlers.items()}
+    with override_settings(ROOT_URLCONF=urls):
+        _judge(benchmark, "django", cases, "middleware", n)
+
+
+def test_starlette(benchmark: Any) -> None:
+    n = REQUESTS["framework"]
+    cases = {
+        k: mw._serve_asgi(mw._starlette_app(k), "/starlette/7", n)
+        for k in ("bare", "hypoprobe", "prometheus")
+    }
+    _judge(benchmark, "starlette", cases, "middleware", n)
+
+
+# -- per call ------------------------------------------------------------------------------
+
+
+def _scoped() -> Callable[[], None]:
+    for i in range(3):
+        hypoprobe.probe(f"BUDGET-{i}", name="budget.scoped")(noop)()
+
+    def one_request() -> None:
+        with hypoprobe.endpoint("GET /budget"):
+            pass
+
+    return one_request
+
+
+def test_scope_3_hypotheses(benchmark: Any) -> None:
+    cases = {
+        "bare": _loop(noop),
+        "hypoprobe": _loop(_scoped()),
+        "prometheus": _loop(_HIST.time()(noop)),
+    }
+    _judge(benchmark, "scope_3_hypotheses", cases, "call", LOOP)
+
+
+def test_probe_in_scope(benchmark: Any) -> None:
+    probed = hypoprobe.probe("BUDGET-0", name="budget.noop")(noop)
+    cases = {
+        "bare": _loop(noop),
+        "hypoprobe": _loop(probed),
+        "prometheus": _loop(_HIST.time()(noop)),
+    }
+    with hypoprobe.endpoint("GET /budget"):  # every round runs inside the one scope
+        probed()
+        _judge(benchmark, "probe_in_scope", cases, "call", LOOP)
+
+
+# -- multi-process mode --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _two_shards(directory: Path) -> Iterator[Callable[[str], None]]:
+    """This thread's in-memory shard and its memory-mapped one, and a switch between them."""
+    hypoprobe.configure(multiproc_dir=str(directory))
+    try:
+        mapped = STORAGE.shard()
+        hypoprobe.configure(multiproc_dir=None)
+        memory = STORAGE.shard()
+        shards = {"single": memory, "multi": mapped}
+
+        def use(mode: str) -> None:
+            TLS.ints, TLS.floats = shards[mode]
+
+        yield use
+    finally:
+        hypoprobe.configure(multiproc_dir=None)
+        STORAGE.shard()
+
+
+def _in_mode(use: Callable[[str], None], mode: str, fn: Callable[[], None]) -> Callable[[], None]:
+    def timed() -> None:
+        use(mode)
+        fn()
+
+    return timed
+
+
+def test_multiproc_probe(benchmark: Any, tmp_path: Path) -> None:
+    probed = hypoprobe.probe("BUDGET-MP", name="budget.mp")(noop)
+    with hypoprobe.endpoint("GET /budget-mp"):
+        probed()  # every series exists before the two shards are sized
+    with _two_shards(tmp_path) as use, hypoprobe.endpoint("GET /budget-mp"):
+        cases = {
+            "bare": _in_mode(use, "single", _loop(noop)),
+            "single": _in_mode(use, "single", _loop(probed)),
+            "multi": _in_mode(use, "multi", _loop(probed)),
+        }
+        _judge(benchmark, "multiproc_probe", cases, "call", LOOP)
+
+
+def test_multiproc_scope(benchmark: Any, tmp_path: Path) -> None:
+    hypoprobe.probe("BUDGET-MP", name="budget.mp")(noop)()
+
+    def one_request() -> None:
+        with hypoprobe.endpoint("GET /budget-mp"):
+            pass
+
+    one_request()
+    with _two_shards(tmp_path) as use:
+        cases = {
+            "bare": _in_mode(use, "single", _loop(noop)),
+            "single": _in_mode(use, "single", _loop(one_request)),
+            "multi": _in_mode(use, "multi", _loop(one_request)),
+        }
+        _judge(benchmark, "multiproc_scope", cases, "call", LOOP)
