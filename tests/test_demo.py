@@ -70,6 +70,8 @@ def _check_reports(out: Path) -> None:
     assert n_plus_one["verdict_after"] != "CONFIRMED"
     for name in ("before.json", "after.json", "report.md", "report.html", "compare.html"):
         assert (out / name).stat().st_size > 0
+    # The load phase was snapshotted along the way: the page shows the share over time.
+    assert 'class="plot timeline"' in (out / "report.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

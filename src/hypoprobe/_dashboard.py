@@ -33,6 +33,11 @@ __all__: list[str] = []
 
 HELP = "print a Grafana dashboard (JSON) with a row per hypothesis"
 
+EXAMPLES = """examples:
+  hypoprobe dashboard -o hypoprobe-dashboard.json
+  hypoprobe dashboard --import myapp.hypotheses --title "checkout hypotheses" -o dash.json
+"""
+
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 _RE_SPECIAL = set("\\.+*?()|[]{}^$")
 _WIDTH = 24

@@ -57,6 +57,12 @@ __all__: list[str] = []
 
 HELP = "print Prometheus recording (and alerting) rules for hypoprobe's metrics"
 
+EXAMPLES = """examples:
+  hypoprobe rules -o hypoprobe.rules.yml
+  hypoprobe rules --import myapp.hypotheses --alerts -o hypoprobe.rules.yml
+  hypoprobe rules --alerts --min-share PERF-123=0.5 --hypothesis PERF-123
+"""
+
 SHARE = "hypothesis_endpoint:hypoprobe_share:ratio_rate{window}"
 SLOW_SHARE = "hypothesis_endpoint:hypoprobe_slow_share:ratio_rate{window}"
 REQUESTS = "hypothesis_endpoint:hypoprobe_requests:rate{window}"

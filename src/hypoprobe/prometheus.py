@@ -174,7 +174,9 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
                     endpoint,
                     h.claim,
                     _fmt(h.min_share),
-                    _fmt(h.observed_share),
+                    # A label, read by people: 0.8056, not 0.8055555555555557 (the exact
+                    # seconds it comes from are the next two labels).
+                    "" if h.observed_share is None else f"{h.observed_share:.4f}",
                     _fmt(h.observed_probe_seconds),
                     _fmt(h.observed_endpoint_seconds),
                     _fmt(h.slow_threshold),
@@ -227,7 +229,8 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
         m.ENDPOINT_REQUESTS.name, m.ENDPOINT_REQUESTS.help, labels=m.ENDPOINT_REQUESTS.labels
     )
     for o in snap.outcomes:
-        outcomes.add_metric([o.endpoint, o.status, o.exception], float(o.count))
+        if o.count:  # a slot no request has reached yet is not a series worth exporting
+            outcomes.add_metric([o.endpoint, o.status, o.exception], float(o.count))
     yield outcomes
     exc = CounterMetricFamily(
         m.PROBE_EXCEPTIONS.name, m.PROBE_EXCEPTIONS.help, labels=m.PROBE_EXCEPTIONS.labels

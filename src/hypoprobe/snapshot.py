@@ -14,6 +14,7 @@ without interpolation.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
 from bisect import bisect_left
@@ -656,7 +657,7 @@ class Snapshot:
 
         return replace(
             self,
-            source=f"{self.source} (window since {earlier.created_at:.0f})",
+            source=f"{self.source} (window since {_utc(earlier.created_at)})",
             endpoints=tuple(
                 replace(e, duration=e.duration.minus(before_e[e.endpoint].duration))
                 if e.endpoint in before_e
@@ -1038,6 +1039,14 @@ def _merge_requests(a: RequestData, b: RequestData) -> RequestData:
         share=a.share.merge(b.share),
         calls=a.calls.merge(b.calls),
     )
+
+
+def _utc(t: float) -> str:
+    """A time as people read it in a source's name: ``2026-12-01 22:43:02 UTC``."""
+    try:
+        return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):  # a time no date can show: the number
+        return f"{t!r} (Unix seconds)"
 
 
 def _minus_map(later: Mapping[str, N], earlier: Mapping[str, N]) -> dict[str, N]:

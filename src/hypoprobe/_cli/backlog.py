@@ -16,6 +16,11 @@ from ._common import add_source_arguments, load_source, write_output
 
 HELP = "rank every hypothesis by impact: value-weighted seconds saved per day, customers affected"
 
+EXAMPLES = """examples:
+  hypoprobe backlog --snapshot web-1.json web-2.json
+  hypoprobe backlog --prometheus http://127.0.0.1:9090 --window 7d --format markdown -o backlog.md
+"""
+
 HEADERS = (
     "#",
     "hypothesis",

@@ -23,6 +23,11 @@ from ._common import write_output
 
 HELP = "preflight a TOML file: import the app, resolve every probe target, print its state"
 
+EXAMPLES = """examples:
+  hypoprobe check --config perf.toml
+  hypoprobe check --config perf.toml --import myapp.wsgi -o check.txt
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -20,6 +20,12 @@ from ._common import add_source_arguments, load_source, write_output
 
 HELP = "the ticket's story in Markdown: how slow, for how many customers, worth how much"
 
+EXAMPLES = """examples:
+  hypoprobe story PERF-412 --snapshot before.json
+  hypoprobe story PERF-412 --snapshot before.json --after after.json -o PERF-412.md
+  hypoprobe story PERF-412 --snapshot t2.json --over-time t0.json t1.json t2.json
+"""
+
 
 def _num(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"

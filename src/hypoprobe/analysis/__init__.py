@@ -23,6 +23,7 @@ from __future__ import annotations
 from ._compare import ALPHA, Comparison, ComparisonReport, Sample, Welch, compare, welch
 from ._impact import CustomerImpact, customer_impact
 from ._ratio import MIN_REQUESTS, Z95, RatioEstimate, estimate, requests_needed
+from ._timeline import SharePoint, is_series, timeline, window_timeline
 from ._verdict import (
     CONFIRMED,
     DISPROVED,
@@ -49,6 +50,7 @@ __all__ = [
     "Report",
     "Sample",
     "SegmentShare",
+    "SharePoint",
     "UNMEASURED",
     "Verdict",
     "Welch",
@@ -56,7 +58,10 @@ __all__ = [
     "compare",
     "customer_impact",
     "estimate",
+    "is_series",
     "report",
     "requests_needed",
+    "timeline",
     "welch",
+    "window_timeline",
 ]

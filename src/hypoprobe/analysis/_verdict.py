@@ -21,6 +21,7 @@ from . import _ratio
 from ._impact import CustomerImpact, customer_impact
 from ._meaning import meaning
 from ._selfshare import self_figures
+from ._timeline import SharePoint
 
 __all__ = [
     "CONFIRMED",
@@ -171,6 +172,8 @@ class Report:
     created_at: float
     verdicts: tuple[Verdict, ...]
     notes: tuple[str, ...] = ()
+    #: The share per interval, when the source was one process at several times (for plots).
+    timeline: tuple[SharePoint, ...] = ()
 
 
 def _merged(hists: Iterable[Histogram]) -> Histogram | None:
