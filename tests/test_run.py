@@ -21,11 +21,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from servers import (
+    PrometheusServer,
     free_port,
     need_component,
     pid_running,
@@ -158,24 +160,63 @@ def _value(
     return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
 
 
-def _verdicts(url: str, *source: str) -> dict[tuple[str, str], str]:
+def _settled(
+    url: str,
+    expected: int,
+    name: str = "hypoprobe_endpoint_duration_seconds_count",
+    timeout: float = 30,
+    **labels: str,
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The launcher's samples once ``name`` counts ``expected`` (never more).
+
+    A request's scope ends as its worker finishes the response, a moment after the client
+    has read it: waiting for the count, not for a fixed time, keeps the exact comparisons
+    exact on a busy machine.
+    """
+    end = time.monotonic() + timeout
+    while True:
+        samples = _samples(url)
+        got = _value(samples, name, **labels)
+        assert got <= expected, f"{name}{labels}: {got} counted for {expected} sent"
+        if got == expected:
+            return samples
+        if time.monotonic() > end:
+            pytest.fail(f"{name}{labels}: {got} counted for {expected} after {timeout}s")
+        time.sleep(0.05)
+
+
+def _report(*source: str) -> dict[str, Any]:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hypoprobe",
-            "report",
-            *(source or ("--metrics-url", url)),
-            "--format",
-            "json",
-        ],
+        [sys.executable, "-m", "hypoprobe", "report", *source, "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    data = json.loads(done.stdout)
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+def _verdicts(url: str, *source: str) -> dict[tuple[str, str], str]:
+    data = _report(*(source or ("--metrics-url", url)))
     return {(v["hypothesis"], v["endpoint"]): v["verdict"] for v in data["verdicts"]}
+
+
+def _scrape_with(prom: PrometheusServer, endpoint: str, requests: int) -> float:
+    """The timestamp of the newest committed scrape once it counts ``requests``."""
+    expr = f'sum(hypoprobe_endpoint_duration_seconds_count{{endpoint="{endpoint}"}})'
+    after = time.time()
+    end = time.monotonic() + 30
+    while True:
+        prom.wait_for_scrape_after(after, "app")
+        (series,) = prom.query('timestamp(up{job="app"})')
+        at = float(series["value"][1])
+        got = prom.query_value(expr, at)
+        if got == requests:
+            return at
+        assert got is None or got < requests, f"Prometheus counts {got} of {requests}"
+        assert time.monotonic() < end, f"no scrape with {requests} requests (last {got})"
+        after = at + 0.001
 
 
 def _left_behind(tmp_path: Path) -> list[str]:
@@ -213,7 +254,9 @@ def test_flask_sqlalchemy_under_gunicorn_two_workers_one_killed(tmp_path: Path) 
             ok += 1
         for _ in range(10):
             pids.add(int(_get(f"{base}/pid")))
-        time.sleep(0.2)  # the last response's scope ends as the worker closes the body
+        # Every request recorded before the kill: its recorded requests must survive it.
+        _settled(run.url, 40, endpoint="GET /feed/{account}")
+        _settled(run.url, 11, endpoint="GET /pid")  # the wait_http request too
         victim = min(pids)
         os.kill(victim, signal.SIGKILL)  # its recorded requests must survive it
         end = time.monotonic() + 20
@@ -224,10 +267,9 @@ def test_flask_sqlalchemy_under_gunicorn_two_workers_one_killed(tmp_path: Path) 
             except (OSError, urllib.error.URLError):
                 time.sleep(0.05)  # the master is replacing the worker
         assert ok == 80
-        time.sleep(0.2)
 
-        samples = _samples(run.url)
         feed = "GET /feed/{account}"
+        samples = _settled(run.url, ok, endpoint=feed)
         assert _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=feed) == ok
         # `from queries import load_followers` in app.py bound the probed function.
         assert (
@@ -296,9 +338,8 @@ def test_fastapi_under_uvicorn_sigint_passes_through(tmp_path: Path, workers: in
         assert found.groups()[:4] == ("2", "2", "0", "0"), run.err()
         for i in range(39):
             assert json.loads(_get(f"{base}/plans/{i}"))["score"] == i * 2
-        time.sleep(0.2)
-        samples = _samples(run.url)
         route = "GET /plans/{plan}"
+        samples = _settled(run.url, 40, endpoint=route)
         assert _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=route) == 40
         assert (
             _value(
@@ -514,9 +555,8 @@ def test_django_project_under_gunicorn(tmp_path: Path) -> None:
         assert found.groups()[:4] == ("2", "2", "0", "0"), run.err()
         for i in range(1, 40):
             assert _get(f"{base}/items/{i}/") == "90"
-        time.sleep(0.2)
-        samples = _samples(run.url)
         route = "GET /items/{item_id}/"
+        samples = _settled(run.url, 40, endpoint=route)
         assert _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=route) == 40
         assert (
             _value(
@@ -586,19 +626,19 @@ def test_a_real_prometheus_scrapes_the_launcher(tmp_path: Path) -> None:
         for i in range(5):  # every series exists before the window opens
             _get(f"{base}/feed/{i}")
         target = run.url.removeprefix("http://").removesuffix("/metrics")
+        _settled(run.url, 5, endpoint=feed)
         with start_prometheus(tmp_path / "prom", {"app": [target]}) as prom:
             prom.wait_for_up("app")
-            prom.wait_for_scrape_after(time.time(), "app")
-            start = time.time()
+            start = _scrape_with(prom, feed, 5)
             for i in range(60):
                 _get(f"{base}/feed/{i % 5}")
-            prom.wait_for_scrape_after(time.time() + 0.5, "app")
-            count = prom.query_value(
-                f'sum(hypoprobe_endpoint_duration_seconds_count{{endpoint="{feed}"}})'
-            )
-            assert count == 65
-            window = f"{time.time() - start + 1:.0f}s"
-            assert _verdicts("", "--prometheus", prom.url, "--window", window) == {
+            _settled(run.url, 65, endpoint=feed)
+            end = _scrape_with(prom, feed, 65)
+            # From one scrape to another: exactly the 60 requests, nothing extrapolated.
+            window = ["--window", f"{end - start:.3f}", "--at", f"{end:.3f}"]
+            data = _report("--prometheus", prom.url, *window)
+            assert {v["requests"] for v in data["verdicts"]} == {60}
+            assert _verdicts("", "--prometheus", prom.url, *window) == {
                 ("PERF-1", feed): "CONFIRMED",
                 ("PERF-2", feed): "DISPROVED",
                 ("PERF-3", feed): "DISPROVED",
@@ -666,8 +706,8 @@ def test_celery_tasks_are_job_scopes(tmp_path: Path) -> None:
     command = [sys.executable, "tasks.py", "40"]
     with Launched(tmp_path, APPS / "celeryapp", ["--config", "perf.toml"], command) as run:
         _wait_for(lambda: "done" in run.out(), run, timeout=60)
-        samples = _samples(run.url)
         job = "job tasks.send_digest"
+        samples = _settled(run.url, 40, endpoint=job)
         assert _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=job) == 40
         assert _verdicts(run.url) == {("PERF-40", job): "CONFIRMED", ("PERF-41", job): "DISPROVED"}
         assert run.stop() == 128 + signal.SIGTERM
@@ -709,12 +749,10 @@ def test_the_demo_app_under_gunicorn_gives_the_tutorials_verdicts(tmp_path: Path
         )
         sent = re.search(r"campaigns (\d+)", load.stdout + load.stderr)
         assert sent, load.stdout + load.stderr
-        time.sleep(0.2)
-        samples = _samples(run.url)
         campaigns = "GET /accounts/{account_id}/campaigns"
-        # Every request once: the hand-made instrumentation was not doubled.
-        count = _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=campaigns)
-        assert count == int(sent.group(1))
+        # Every request once: the hand-made instrumentation was not doubled (more than
+        # were sent fails at once).
+        _settled(run.url, int(sent.group(1)), endpoint=campaigns)
         verdicts = _verdicts(run.url)
         assert verdicts[("PERF-412", campaigns)] == "DISPROVED"
         assert verdicts[("PERF-415", campaigns)] == "CONFIRMED"
