@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,6 +70,8 @@ class Launched:
         args: Sequence[str],
         command: Sequence[str],
         env: dict[str, str] | None = None,
+        *,
+        launcher: Sequence[str] = (sys.executable, "-m", "hypoprobe"),
     ) -> None:
         self.tmp_path = tmp_path
         self.metrics_port = free_port()
@@ -76,9 +79,7 @@ class Launched:
         self.stdout = tmp_path / "stdout.txt"
         self.stderr = tmp_path / "stderr.txt"
         argv = [
-            sys.executable,
-            "-m",
-            "hypoprobe",
+            *launcher,
             "run",
             "--metrics-port",
             str(self.metrics_port),
@@ -309,6 +310,76 @@ def test_flask_sqlalchemy_under_gunicorn_two_workers_one_killed(tmp_path: Path) 
     assert not any(pid_running(p) for p in pids)
     assert _left_behind(tmp_path) == []
     assert sorted(p.name for p in cwd.iterdir() if p.name.startswith("hypoprobe")) == []
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+
+
+@pytest.mark.parametrize("console", [False, True], ids=["python-m", "console-script"])
+def test_gunicorn_chdir_from_elsewhere_targets_attach_when_the_app_loads(
+    tmp_path: Path, console: bool
+) -> None:
+    # The one command, from another working directory: the app's directory is on
+    # sys.path only once gunicorn loads the app (--chdir), so at bootstrap every target's
+    # module is unknown: pending, then attached in each worker when the app is imported.
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "flaskapp", app, ignore=shutil.ignore_patterns("__pycache__"))
+    config = tmp_path / "conf" / "perf.toml"
+    config.parent.mkdir()
+    shutil.move(app / "perf.toml", config)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    before = _files(app)
+    env = _env(tmp_path)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # so that "nothing beside the app" is checkable
+    args: list[str] = []
+    launcher: tuple[str, ...] = (sys.executable, "-m", "hypoprobe")
+    if console:  # the installed script: sys.path[0] is its bin directory, not the cwd
+        launcher = (str(Path(sys.executable).with_name("hypoprobe")),)
+        env["HYPOPROBE_CONFIG"] = str(config)
+    else:
+        args = ["--config", str(config)]
+    app_port = free_port()
+    base = f"http://127.0.0.1:{app_port}"
+    command = [sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", "2"]
+    command += ["-b", f"127.0.0.1:{app_port}", "--chdir", str(app), "app:app"]
+    feed = "GET /feed/{account}"
+    with Launched(tmp_path, elsewhere, args, command, env=env, launcher=launcher) as run:
+        run.wait_http(f"{base}/pid", timeout=60)
+        found = run.wait_summary(timeout=60)
+        assert found.groups()[:4] == ("3", "3", "0", "0"), run.err()
+        for i in range(30):
+            _get(f"{base}/feed/{i % 5}")
+        samples = _settled(run.url, 30, endpoint=feed)
+        states = {
+            (dict(labels)["target"], dict(labels)["state"]): v
+            for (name, labels), v in samples.items()
+            if name == "hypoprobe_probe_target_state" and v > 0
+        }
+        for target in ("queries:load_followers", "queries:format_names"):
+            # Attached in both workers; pending only where the app is never imported (the
+            # launcher, gunicorn's master), failed nowhere.
+            assert states.get((target, "attached")) == 2, states
+            assert (target, "failed") not in states, states
+        report = _report("--metrics-url", run.url)
+        got = {(v["hypothesis"], v["endpoint"]): v["verdict"] for v in report["verdicts"]}
+        assert got == {
+            ("PERF-1", feed): "CONFIRMED",
+            ("PERF-2", feed): "DISPROVED",
+            ("PERF-3", feed): "DISPROVED",
+        }
+        # ... and the report does not warn of targets "pending" that every worker attached.
+        warnings = [w for v in report["verdicts"] for w in v.get("warnings", [])]
+        assert not [w for w in warnings if "pending" in w], warnings
+        assert run.stop() == 0, run.err()
+    err = run.err()
+    # No misleading line from an import-time load that could not see the app yet.
+    assert "not loaded" not in err, err
+    assert "no module named" not in err, err
+    assert _files(app) == before  # nothing written beside the application
+    assert _files(elsewhere) == []
+    assert _left_behind(tmp_path) == []
 
 
 # ------------------------------------------------------------------ FastAPI + uvicorn
