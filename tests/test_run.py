@@ -98,7 +98,7 @@ class Launched:
     def out(self) -> str:
         return self.stdout.read_text(errors="replace")
 
-    def wait_http(self, url: str, timeout: float = 30) -> None:
+    def wait_http(self, url: str, timeout: float = 60) -> None:
         end = time.monotonic() + timeout
         last: object = None
         while time.monotonic() < end:
@@ -113,7 +113,7 @@ class Launched:
             time.sleep(0.1)
         pytest.fail(f"{url} not up after {timeout}s ({last}):\n{self.err()}")
 
-    def wait_summary(self, timeout: float = 30) -> re.Match[str]:
+    def wait_summary(self, timeout: float = 60) -> re.Match[str]:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             found = SUMMARY.search(self.err())
