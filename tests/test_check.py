@@ -192,3 +192,15 @@ def test_check_without_the_app_s_directory_says_what_to_pass(tmp_path: Path) -> 
     missing = _check_process(tmp_path, {**env, "HYPOPROBE_CONFIG": ""})
     assert missing.returncode == EXIT_USAGE
     assert "check needs --config FILE (or HYPOPROBE_CONFIG)" in missing.stderr
+
+
+def test_check_of_a_config_given_beside_another_hypoprobe_config(tmp_path: Path) -> None:
+    # HYPOPROBE_CONFIG names another file probing the same function: only --config counts.
+    app, config, env = _app_outside(tmp_path)
+    other = tmp_path / "other.toml"
+    other.write_text(CHECKED.replace("CHK-1", "CHK-2"))
+    env["HYPOPROBE_CONFIG"] = str(other)
+    done = _check_process(tmp_path, env, "--config", str(config), "--chdir", str(app))
+    assert done.returncode == EXIT_UNMEASURED, done.stderr
+    rows = _rows(done.stdout)
+    assert {r[0] for r in rows.values()} == {"CHK-1"}

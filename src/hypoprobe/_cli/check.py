@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
     output = None if args.output in (None, "-") else os.path.abspath(args.output)
     server = _server(args.command or ())
     pythonpath = [p for entry in args.pythonpath for p in entry.split(",") if p]
+    # Only this file: hypoprobe's import loaded $HYPOPROBE_CONFIG, which may name another.
+    _load.unload()
     try:
         # First, as the bootstrap does: the application's directory is not on the path yet.
         hyps = _load.load(config)
