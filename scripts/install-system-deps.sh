@@ -8,9 +8,10 @@ set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)  # a certificate for the HTTPS source test
 
 if [ ${#need[@]} -eq 0 ]; then
-    echo "system deps: prometheus and postgresql present"
+    echo "system deps: prometheus, postgresql and openssl present"
     exit 0
 fi
 

@@ -329,9 +329,11 @@ def checked_hypotheses(
             f"{listed}; check the id given to --hypothesis"
         )
     if unknown:
+        from .render._common import printable  # ids are quoted as typed: show, not obey
+
         print(
-            f"hypoprobe: warning: --hypothesis {' '.join(unknown)} not checked: no --import "
-            "or --config declares any hypothesis",
+            f"hypoprobe: warning: --hypothesis {printable(' '.join(unknown))} not checked: "
+            "no --import or --config declares any hypothesis",
             file=sys.stderr,
         )
     return known

@@ -14,6 +14,8 @@ Exit codes (documented in ``docs/cli.md``):
 * 5 — unmeasured: ``hypoprobe check`` found a probe target that failed, or
   ``report --fail-on-unmeasured`` printed an UNMEASURED verdict (without the flag an
   UNMEASURED verdict still exits 0: the report was written).
+* 1 — a bug in hypoprobe (an unexpected exception), reported in one line too; set
+  ``HYPOPROBE_DEBUG=1`` to see its traceback.
 
 User errors print one line on stderr, ``hypoprobe: <problem>; <what to do>``, never a
 traceback.
@@ -28,14 +30,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import NoReturn, Protocol, cast
 
 from .errors import HypoprobeError
 
 __all__ = [
     "COMMANDS",
+    "EXIT_INTERNAL",
     "EXIT_NO_DATA",
     "EXIT_OK",
     "EXIT_SOURCE",
@@ -46,6 +50,7 @@ __all__ = [
 ]
 
 EXIT_OK = 0
+EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_SOURCE = 3
 EXIT_NO_DATA = 4
@@ -78,6 +83,18 @@ class UsageError(HypoprobeError):
     """A subcommand found its arguments unusable after parsing (exit code 2)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the arguments it quotes in errors shown as text: a control character
+    in an argument (``$'\\r'``, ESC) would otherwise reach the terminal raw."""
+
+    def error(self, message: str) -> NoReturn:
+        from .render._common import printable
+
+        self.print_usage(sys.stderr)
+        shown = printable(message).replace("\n", "\\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {shown}\n")
+
+
 def _load(path: str) -> Command:
     return cast(Command, importlib.import_module(path))
 
@@ -86,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, every subcommand included."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hypoprobe",
         description="Judge performance hypotheses from hypoprobe's metrics.",
         epilog="exit codes: 0 ok, 2 usage, 3 source unreachable or failed, 4 no data, "
@@ -103,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"hypoprobe: {message}", file=sys.stderr)
+    from .render._common import printable
+
+    # One line, and nothing a terminal would act on: messages quote URLs, paths and labels.
+    print(f"hypoprobe: {printable(' '.join(message.split()))}", file=sys.stderr)
     return code
 
 
@@ -144,6 +164,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``| head``): not an error of ours.
         sys.stderr.close()
         return EXIT_OK
+    except Exception as exc:  # a bug: still one line, not a traceback, unless asked for
+        if os.environ.get("HYPOPROBE_DEBUG"):
+            raise
+        try:
+            what = f"{type(exc).__name__}: {str(exc)[:200]}"
+        except Exception:  # an exception whose message itself fails
+            what = type(exc).__name__
+        return _fail(
+            f"internal error ({what}); please report it with the command that caused it "
+            "(HYPOPROBE_DEBUG=1 shows the traceback)",
+            EXIT_INTERNAL,
+        )
     return code
 
 

@@ -43,6 +43,10 @@ __all__ = [
 
 #: The ``schema`` value of JSON documents this version writes and reads.
 SCHEMA = "hypoprobe.snapshot/1"
+#: The largest count a document may hold: the recorders' counters are 64-bit.
+MAX_COUNT = 2**63 - 1
+#: Instants are Unix seconds before the year 10000, the last a date can show.
+MAX_INSTANT = 253_402_300_800.0
 
 T = TypeVar("T")
 #: A counter's value: an exact count, or seconds.
@@ -253,21 +257,31 @@ class Histogram:
                 raise SnapshotError(f"unknown histogram layout {data['layout']!r}")
             bounds: tuple[float, ...] = layout.natural_bounds
         else:
-            bounds = tuple(float(b) for b in data["bounds"])
+            bounds = tuple(_finite(b, "a histogram bound") for b in _items(data["bounds"]))
+            if bounds and bounds[0] < 0:
+                raise SnapshotError(f"histogram bounds must not be negative: {bounds[0]!r}")
             if any(lo >= hi for lo, hi in pairwise(bounds)):
                 raise SnapshotError(f"histogram bounds are not increasing: {list(bounds)}")
         counts = [0] * (len(bounds) + 1)
-        for i, c in data["counts"]:
+        for i, c in _items(data["counts"]):
             # A negative index or count would silently land somewhere plausible: reject it.
-            index, count = int(i), int(c)
-            if not 0 <= index < len(counts) or count < 0:
+            index, count = _count(i, "a bucket index"), _count(c, "a bucket count")
+            if not index < len(counts):
                 raise SnapshotError(f"histogram count [{i}, {c}] is out of range")
             counts[index] = count
+        if sum(counts) > MAX_COUNT:
+            raise SnapshotError(f"a histogram counts more than {MAX_COUNT} values")
         exemplars = tuple(
-            Exemplar(int(b), float(v), str(t), str(sp), float(ts))
-            for b, v, t, sp, ts in data.get("exemplars", ())
+            Exemplar(
+                _count(b, "an exemplar's bucket"),
+                _finite(v, "an exemplar's value"),
+                _str(t, "a trace id"),
+                _str(sp, "a span id"),
+                _instant(ts, "an exemplar's timestamp"),
+            )
+            for b, v, t, sp, ts in _items(data.get("exemplars", ()))
         )
-        return cls(bounds, tuple(counts), float(data["sum"]), exemplars)
+        return cls(bounds, tuple(counts), _finite(data["sum"], "a histogram sum"), exemplars)
 
 
 def _layout_of(bounds: tuple[float, ...]) -> str | None:
@@ -727,53 +741,71 @@ class Snapshot:
             )
         try:
             return cls(
-                created_at=float(data["created_at"]),
-                source=str(data.get("source", "")),
-                hypotheses=tuple(_hypothesis_info(h) for h in data.get("hypotheses", ())),
+                created_at=_instant(data["created_at"], "created_at"),
+                source=_str(data.get("source", ""), "source"),
+                hypotheses=tuple(_hypothesis_info(h) for h in _items(data.get("hypotheses", ()))),
                 endpoints=tuple(
-                    EndpointData(e["endpoint"], Histogram.from_dict(e["duration"]))
-                    for e in data.get("endpoints", ())
+                    EndpointData(_str(e["endpoint"], "an endpoint"), _durations(e["duration"]))
+                    for e in _items(data.get("endpoints", ()))
                 ),
                 probes=tuple(
                     ProbeData(
-                        p["hypothesis"],
-                        p["probe"],
-                        p["endpoint"],
-                        Histogram.from_dict(p["duration"]),
+                        _str(p["hypothesis"], "a hypothesis id"),
+                        _str(p["probe"], "a probe"),
+                        _str(p["endpoint"], "an endpoint"),
+                        _durations(p["duration"]),
                     )
-                    for p in data.get("probes", ())
+                    for p in _items(data.get("probes", ()))
                 ),
                 requests=tuple(
                     RequestData(
-                        r["hypothesis"],
-                        r["probe"],
-                        r["endpoint"],
+                        _str(r["hypothesis"], "a hypothesis id"),
+                        _str(r["probe"], "a probe"),
+                        _str(r["endpoint"], "an endpoint"),
                         Histogram.from_dict(r["probe_seconds_fast"]),
                         Histogram.from_dict(r["probe_seconds_slow"]),
                         Histogram.from_dict(r["share"]),
                         Histogram.from_dict(r["calls"]),
-                        segment=str(r.get("segment", "")),
+                        segment=_str(r.get("segment", ""), "a segment"),
                     )
-                    for r in data.get("requests", ())
+                    for r in _items(data.get("requests", ()))
                 ),
-                moments=tuple(_moments(mo) for mo in data.get("moments", ())),
-                exceptions=tuple(ExceptionCount(**x) for x in data.get("exceptions", ())),
-                outcomes=tuple(EndpointOutcome(**o) for o in data.get("outcomes", ())),
-                unregistered=tuple(data.get("unregistered", ())),
-                internal_errors=dict(data.get("internal_errors", {})),
-                series_overflow=dict(data.get("series_overflow", {})),
-                slowest=tuple(_slow_request(r) for r in data.get("slowest", ())),
-                self_seconds={
-                    str(k): float(v) for k, v in dict(data.get("self_seconds", {})).items()
-                },
-                targets=tuple(_target_state(t) for t in data.get("targets", ())),
-                origins=tuple(str(o) for o in data.get("origins", ())),
-                since=_optional(float, data.get("since")),
+                moments=tuple(_moments(mo) for mo in _items(data.get("moments", ()))),
+                exceptions=tuple(
+                    ExceptionCount(
+                        _str(x["hypothesis"], "a hypothesis id"),
+                        _str(x["probe"], "a probe"),
+                        _str(x["exception"], "an exception"),
+                        _count(x["count"], "an exception count"),
+                    )
+                    for x in _items(data.get("exceptions", ()))
+                ),
+                outcomes=tuple(
+                    EndpointOutcome(
+                        _str(o["endpoint"], "an endpoint"),
+                        _str(o["status"], "a status"),
+                        _str(o["exception"], "an exception"),
+                        _count(o["count"], "an outcome count"),
+                    )
+                    for o in _items(data.get("outcomes", ()))
+                ),
+                unregistered=tuple(
+                    _str(u, "a hypothesis id") for u in _items(data.get("unregistered", ()))
+                ),
+                internal_errors=_counters(data.get("internal_errors", {}), "internal_errors"),
+                series_overflow=_counters(data.get("series_overflow", {}), "series_overflow"),
+                slowest=tuple(_slow_request(r) for r in _items(data.get("slowest", ()))),
+                self_seconds=_seconds_by_name(data.get("self_seconds", {}), "self_seconds"),
+                targets=tuple(_target_state(t) for t in _items(data.get("targets", ()))),
+                origins=tuple(_str(o, "an origin") for o in _items(data.get("origins", ()))),
+                since=_optional(_since, data.get("since")),
             )
         except SnapshotError:
             raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
             raise SnapshotError(f"corrupt snapshot: {type(exc).__name__}: {exc}") from None
+        except RecursionError:
+            raise SnapshotError("corrupt snapshot: a value is nested too deeply") from None
 
     @classmethod
     def from_json(cls, text: str) -> Snapshot:
@@ -782,7 +814,9 @@ class Snapshot:
             raise SnapshotError("the snapshot document is empty")
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except RecursionError:
+            raise SnapshotError("the snapshot is nested too deeply to be one") from None
+        except ValueError as exc:  # JSONDecodeError, and integers of more than 4,300 digits
             raise SnapshotError(f"the snapshot is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
@@ -791,45 +825,126 @@ def _optional(convert: Any, value: Any) -> Any:
     return None if value is None else convert(value)
 
 
+def _durations(data: Any) -> Histogram:
+    """A latency histogram: its bounds are durations, so above zero (plots use their log)."""
+    h = Histogram.from_dict(data)
+    if h.bounds and h.bounds[0] <= 0:
+        raise SnapshotError(f"a duration histogram's bounds must be above zero: {h.bounds[0]!r}")
+    return h
+
+
+def _items(value: Any) -> list[Any]:
+    """A JSON array (a string or an object where a list belongs is corrupt, not iterable)."""
+    if not isinstance(value, list | tuple):
+        raise SnapshotError(f"corrupt snapshot: expected a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise SnapshotError(f"corrupt snapshot: {what} must be text, got {type(value).__name__}")
+    return value
+
+
+def _finite(value: Any, what: str) -> float:
+    """A finite number; infinities and NaN would make every sum and ratio built on it NaN."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SnapshotError(f"corrupt snapshot: {what} must be a number, got {value!r:.40}")
+    number = float(value)  # OverflowError for an integer beyond any float: caught as corrupt
+    if not math.isfinite(number):
+        raise SnapshotError(f"corrupt snapshot: {what} must be finite, got {value!r}")
+    return number
+
+
+def _count(value: Any, what: str) -> int:
+    """A count: a whole number from 0 to MAX_COUNT (a float such as 3.0 is accepted)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value  # exact: 2**63 - 1 as a float would round above the limit
+    else:
+        number = _finite(value, what)
+        count = int(number) if number.is_integer() else -1
+    if not 0 <= count <= MAX_COUNT:
+        raise SnapshotError(
+            f"corrupt snapshot: {what} must be a whole number from 0 to {MAX_COUNT}, "
+            f"got {value!r:.40}"
+        )
+    return count
+
+
+def _instant(value: Any, what: str) -> float:
+    """Unix seconds a date can show: from 1970 up to the year 9999."""
+    stamp = _finite(value, what)
+    if not 0 <= stamp < MAX_INSTANT:
+        raise SnapshotError(
+            f"corrupt snapshot: {what} must be Unix seconds between 1970 and 9999, got {value!r}"
+        )
+    return stamp
+
+
+def _seconds_by_name(value: Any, what: str) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise SnapshotError(f"corrupt snapshot: {what} must be an object")
+    return {_str(k, f"a key of {what}"): _finite(v, f"a value in {what}") for k, v in value.items()}
+
+
+def _counters(value: Any, what: str) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        raise SnapshotError(f"corrupt snapshot: {what} must be an object")
+    return {_str(k, f"a key of {what}"): _count(v, f"a count in {what}") for k, v in value.items()}
+
+
 def _hypothesis_info(data: Mapping[str, Any]) -> HypothesisInfo:
     """A hypothesis from a document, every field converted (a bad type fails here)."""
     h = HypothesisInfo(
         **{
             **data,
-            "endpoints": tuple(data["endpoints"]),
-            "segments": tuple(data["segments"]) if data.get("segments") else None,
+            "endpoints": tuple(_items(data["endpoints"])),
+            "segments": tuple(_items(data["segments"])) if data.get("segments") else None,
         }
     )
     if not all(isinstance(x, str) for x in (h.id, h.claim, *h.endpoints, *(h.segments or ()))):
         raise ValueError(f"hypothesis {h.id!r}: id, claim, endpoints and segments must be text")
+    min_share = _finite(h.min_share, "min_share")
+    if not 0 <= min_share <= 1:
+        raise SnapshotError(f"corrupt snapshot: min_share must be from 0 to 1, got {min_share!r}")
     return replace(
         h,
-        min_share=float(h.min_share),
-        observed_probe_seconds=_optional(float, h.observed_probe_seconds),
-        observed_endpoint_seconds=_optional(float, h.observed_endpoint_seconds),
-        slow_threshold=_optional(float, h.slow_threshold),
-        owner=_optional(str, h.owner),
-        ticket=_optional(str, h.ticket),
-        expires=_optional(str, h.expires),
+        min_share=min_share,
+        observed_probe_seconds=_optional(_seconds, h.observed_probe_seconds),
+        observed_endpoint_seconds=_optional(_seconds, h.observed_endpoint_seconds),
+        slow_threshold=_optional(_seconds, h.slow_threshold),
+        owner=_optional(_text_field, h.owner),
+        ticket=_optional(_text_field, h.ticket),
+        expires=_optional(_text_field, h.expires),
         expired=bool(h.expired),
     )
+
+
+def _seconds(value: Any) -> float:
+    return _finite(value, "a duration")
+
+
+def _text_field(value: Any) -> str:
+    return _str(value, "owner, ticket and expires")
 
 
 def _moments(data: Mapping[str, Any]) -> Moments:
     """Moments from a document, with every sum converted (so a string fails here, not later)."""
     mo = Moments(**data)
     return Moments(
-        str(mo.hypothesis),
-        str(mo.endpoint),
+        _str(mo.hypothesis, "a hypothesis id"),
+        _str(mo.endpoint, "an endpoint"),
         bool(mo.slow),
-        requests=int(mo.requests),
-        requests_with_probe=int(mo.requests_with_probe),
-        probe_seconds=float(mo.probe_seconds),
-        endpoint_seconds=float(mo.endpoint_seconds),
-        probe_seconds_squared=float(mo.probe_seconds_squared),
-        endpoint_seconds_squared=float(mo.endpoint_seconds_squared),
-        probe_endpoint_seconds_squared=float(mo.probe_endpoint_seconds_squared),
-        segment=str(mo.segment),
+        requests=_count(mo.requests, "requests"),
+        requests_with_probe=_count(mo.requests_with_probe, "requests_with_probe"),
+        probe_seconds=_finite(mo.probe_seconds, "probe_seconds"),
+        endpoint_seconds=_finite(mo.endpoint_seconds, "endpoint_seconds"),
+        probe_seconds_squared=_finite(mo.probe_seconds_squared, "probe_seconds_squared"),
+        endpoint_seconds_squared=_finite(mo.endpoint_seconds_squared, "endpoint_seconds_squared"),
+        probe_endpoint_seconds_squared=_finite(
+            mo.probe_endpoint_seconds_squared, "probe_endpoint_seconds_squared"
+        ),
+        segment=_str(mo.segment, "a segment"),
     )
 
 
@@ -838,28 +953,32 @@ def _slow_request(data: Mapping[str, Any]) -> SlowRequest:
     if r.kind not in ("share", "latency"):
         raise SnapshotError(f"a slow request's kind must be 'share' or 'latency', not {r.kind!r}")
     return SlowRequest(
-        str(r.hypothesis),
-        str(r.endpoint),
+        _str(r.hypothesis, "a hypothesis id"),
+        _str(r.endpoint, "an endpoint"),
         r.kind,
-        endpoint_seconds=float(r.endpoint_seconds),
-        probe_seconds=float(r.probe_seconds),
-        calls=int(r.calls),
-        share=float(r.share),
-        at=float(r.at),
-        trace_id=None if r.trace_id is None else str(r.trace_id),
+        endpoint_seconds=_finite(r.endpoint_seconds, "a slow request's endpoint_seconds"),
+        probe_seconds=_finite(r.probe_seconds, "a slow request's probe_seconds"),
+        calls=_count(r.calls, "a slow request's calls"),
+        share=_finite(r.share, "a slow request's share"),
+        at=_instant(r.at, "a slow request's time"),
+        trace_id=None if r.trace_id is None else _str(r.trace_id, "a trace id"),
     )
 
 
 def _target_state(data: Mapping[str, Any]) -> TargetState:
     t = TargetState(**data)
     return TargetState(
-        str(t.hypothesis),
-        str(t.target),
-        str(t.kind),
-        str(t.state),
-        str(t.reason),
-        int(t.processes),
+        _str(t.hypothesis, "a target's hypothesis"),
+        _str(t.target, "a target"),
+        _str(t.kind, "a target's kind"),
+        _str(t.state, "a target's state"),
+        _str(t.reason, "a target's reason"),
+        _count(t.processes, "a target's processes"),
     )
+
+
+def _since(value: Any) -> float:
+    return _instant(value, "since")
 
 
 def _slowest_keep(snaps: Iterable[Snapshot]) -> dict[tuple[str, str, str], int]:

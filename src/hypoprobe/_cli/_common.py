@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
 import re
 import sys
 import threading
@@ -15,7 +16,9 @@ from typing import TextIO
 from .. import sources
 from ..cli import UsageError
 from ..render import FORMATS
-from ..snapshot import Snapshot
+from ..render._common import printable
+from ..snapshot import MAX_INSTANT, Snapshot
+from ..sources.scrape import MAX_WINDOW_SECONDS
 
 __all__ = [
     "Progress",
@@ -50,6 +53,8 @@ def parse_window(text: str) -> float:
             ) from None
     if not seconds > 0:
         raise argparse.ArgumentTypeError(f"the window must be positive, got {text!r}")
+    if not seconds <= MAX_WINDOW_SECONDS:  # also inf (and NaN, which failed above)
+        raise argparse.ArgumentTypeError(f"the window must be at most 10 years, got {text!r}")
     return seconds
 
 
@@ -59,18 +64,21 @@ def parse_time(text: str) -> float:
     if raw == "now":
         return time.time()
     try:
-        return float(raw)
+        when = float(raw)
     except ValueError:
-        pass
-    try:
-        stamp = _dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time; use Unix seconds or ISO 8601 such as 2026-11-23T14:00:00Z"
-        ) from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=_dt.timezone.utc)
-    return stamp.timestamp()
+        try:
+            stamp = _dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a time; use Unix seconds or ISO 8601 such as 2026-11-23T14:00:00Z"
+            ) from None
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=_dt.timezone.utc)
+        when = stamp.timestamp()
+    # Also refuses inf and NaN: a time must be one a date (and Prometheus) can show.
+    if not 0 <= when < MAX_INSTANT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time between 1970 and 9999")
+    return when
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -158,7 +166,9 @@ class Progress:
             return
         while True:
             elapsed = time.monotonic() - self._start
-            self.stream.write(f"\r\x1b[Khypoprobe: {self._message} ({elapsed:.0f} s)")
+            # The status quotes URLs as given: their control characters are shown, not obeyed.
+            status = printable(" ".join(self._message.split()))
+            self.stream.write(f"\r\x1b[Khypoprobe: {status} ({elapsed:.0f} s)")
             self.stream.flush()
             self._shown = True
             if self._stop.wait(0.25):
@@ -207,15 +217,40 @@ def load_source(args: argparse.Namespace) -> Snapshot:
         return sources.query_prometheus(args.prometheus, args.window, at=args.at, progress=progress)
 
 
+def _discard_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so the interpreter's last flush of what could
+    not be written fails silently instead of printing a second error after ours."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # not a real file (tests capture it)
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
 def write_output(text: str, path: str | None) -> None:
     """Write to ``path`` (``-`` or None: standard output)."""
     if path is None or path == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise  # the reader went away (``| head``): the command line handles it
+        except OSError as exc:  # ``> /dev/full``, a full or vanished volume
+            _discard_stdout()
+            raise UsageError(
+                f"cannot write the output: {exc.strerror or exc}; free some space or "
+                "write elsewhere with -o FILE"
+            ) from None
         return
     try:
         Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise UsageError(
-            f"cannot write {path}: {exc.strerror or exc}; choose a writable path for -o"
+            f"cannot write {path!r}: {reason}; choose a writable path for -o"
         ) from None

@@ -52,11 +52,18 @@ def _files_after_hypotheses(args: argparse.Namespace) -> None:
     """
     if len(args.files) >= 2 or not args.hypothesis:
         return
-    ids = [h for h in args.hypothesis if not Path(h).is_file()]
-    moved = [h for h in args.hypothesis if Path(h).is_file()]
+    ids = [h for h in args.hypothesis if not _is_file(h)]
+    moved = [h for h in args.hypothesis if _is_file(h)]
     if moved:
         args.files = [*args.files, *moved]
         args.hypothesis = ids or None
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long for a path, a NUL: an id, not a file
+        return False
 
 
 def _load(args: argparse.Namespace) -> tuple[Snapshot, Snapshot]:

@@ -69,13 +69,13 @@ def welch(before: Sample, after: Sample) -> Welch | None:
         return Welch(0.0 if same else math.inf, math.inf, 1.0 if same else 0.0)
     t = (mean2 - mean1) / se
     denom = (a * a / (n1 - 1) if a else 0.0) + (b * b / (n2 - 1) if b else 0.0)
-    df = (a + b) ** 2 / denom if denom else math.inf
+    df = (a + b) * (a + b) / denom if denom else math.inf
     return Welch(t, df, _two_sided_p(t))
 
 
 def _histogram_variance(h: Histogram) -> float:
     n = h.count
-    if n < 2:
+    if n < 2 or not h.bounds:
         return 0.0
     mean = h.sum / n
     acc = 0.0
@@ -85,7 +85,7 @@ def _histogram_variance(h: Histogram) -> float:
         hi = h.bounds[i] if i < len(h.bounds) else h.bounds[-1]
         lo = h.bounds[i - 1] if i > 0 else 0.0
         mid = (lo + hi) / 2
-        acc += c * (mid - mean) ** 2
+        acc += c * (mid - mean) * (mid - mean)  # inf, not OverflowError, if out of range
     return acc / (n - 1)
 
 
@@ -102,7 +102,7 @@ class Stats:
 def _stats(snap: Snapshot, hid: str, endpoint: str) -> Stats:
     mo = snap.moments_for(hid, endpoint)
     ep = snap.endpoint(endpoint)
-    h = ep.duration if ep is not None else None
+    h = ep.duration if ep is not None and ep.duration.bounds else None
 
     def q(x: float) -> float | None:
         return h.quantile(x) if h is not None and h.count else None

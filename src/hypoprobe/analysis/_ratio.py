@@ -51,6 +51,9 @@ def estimate(mo: Moments) -> RatioEstimate:
     if n <= 0 or mo.endpoint_seconds <= 0:
         return RatioEstimate(max(n, 0.0), None, None, None, None)
     r = mo.probe_seconds / mo.endpoint_seconds
+    if not math.isfinite(r):
+        # Sums beyond float range (a corrupt or hostile source): no share can be stated.
+        return RatioEstimate(n, None, None, None, None)
     if n < 2:
         return RatioEstimate(n, r, None, None, None)
     ss = (
@@ -62,6 +65,8 @@ def estimate(mo: Moments) -> RatioEstimate:
     ss = max(0.0, ss)
     mean_e = mo.endpoint_seconds / n
     se = math.sqrt(ss / (n * (n - 1))) / mean_e
+    if not math.isfinite(se):
+        return RatioEstimate(n, r, None, None, None)
     return RatioEstimate(n, r, se, max(0.0, r - Z95 * se), min(1.0, r + Z95 * se))
 
 
@@ -80,5 +85,8 @@ def requests_needed(est: RatioEstimate, min_share: float) -> int | None:
     if gap == 0:
         return None
     half_width = Z95 * est.se
-    total = n * (half_width / gap) ** 2
+    ratio = half_width / gap
+    total = n * ratio * ratio  # not ``** 2``, which raises OverflowError where this is inf
+    if not math.isfinite(total):
+        return None
     return max(missing, math.ceil(total - n), 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 __all__ = ["DASH", "MISSING", "count", "pct", "pct_claim", "pct_range", "seconds"]
 
 #: Between the ends of a range, as in 6.5\u20137.8% (an en dash).
@@ -48,6 +50,6 @@ def seconds(x: float | None) -> str:
 
 def count(n: float | None) -> str:
     """A request count with thousands separators: ``'12,400'``."""
-    if n is None:
+    if n is None or not math.isfinite(n):
         return MISSING
     return f"{round(n):,}"

@@ -189,7 +189,7 @@ def quantile_bucket(h: Histogram | None, q: float) -> tuple[float, float] | None
         h = Histogram((0.1, 0.2), (0, 4, 0), 0.6)
         assert quantile_bucket(h, 0.5) == (0.1, 0.2)
     """
-    if h is None or h.count == 0:
+    if h is None or h.count == 0 or not h.bounds:  # only +Inf: no bucket to name
         return None
     rank = q * h.count
     running = 0
@@ -216,7 +216,7 @@ def _wide(bucket: tuple[float, float] | None, integer: bool = False) -> bool:
 def integer_quantile(h: Histogram, q: float) -> float | None:
     """The q-quantile of integer-valued data: the bound of the bucket where the rank falls."""
     n = h.count
-    if n == 0:
+    if n == 0 or not h.bounds:  # only a +Inf bucket: nothing says where the values lie
         return None
     running = 0
     for i, c in enumerate(h.counts):
@@ -278,7 +278,8 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
             slow_share = slow.probe_seconds / slow.endpoint_seconds
 
     ep = snap.endpoint(endpoint)
-    ep_hist = ep.duration if ep is not None and ep.duration.count else None
+    # Without a bound (only a +Inf bucket) a histogram says nothing of where values lie.
+    ep_hist = ep.duration if ep is not None and ep.duration.count and ep.duration.bounds else None
     share_hist = _dominant(reqs, lambda r: r.share)
     calls_hist = _dominant(reqs, lambda r: r.calls)
     calls_mean = sum(r.calls.sum for r in reqs) / n if reqs and n > 0 else None
@@ -498,7 +499,7 @@ def _dominant(reqs: Sequence[RequestData], pick: Any) -> Histogram | None:
         return None
     best = max(reqs, key=lambda r: (r.probe_seconds.sum, r.probe))
     hist: Histogram = pick(best)
-    return hist
+    return hist if hist.bounds else None
 
 
 def report(

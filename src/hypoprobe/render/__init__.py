@@ -18,6 +18,7 @@ from types import ModuleType
 
 from ..analysis import ComparisonReport, Report
 from . import _html, _json, _markdown, _table
+from ._common import printable
 from ._json import COMPARISON_SCHEMA, REPORT_SCHEMA
 
 __all__ = [
@@ -44,6 +45,12 @@ def _module(fmt: str) -> ModuleType:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
 
 
+def _safe(text: str, fmt: str) -> str:
+    # HTML escaping leaves terminal controls (ESC, BEL, C1) in place, and the page is often
+    # written to a terminal first; the other formats escape them themselves.
+    return printable(text) if fmt == "html" else text
+
+
 def render_report(rep: Report, fmt: str = "table") -> str:
     """Render verdicts in ``fmt`` (``table``, ``markdown``, ``json`` or ``html``).
 
@@ -52,7 +59,7 @@ def render_report(rep: Report, fmt: str = "table") -> str:
         text = render_report(analysis.report(snapshot), "json")
     """
     text: str = _module(fmt).report(rep)
-    return text
+    return _safe(text, fmt)
 
 
 def render_comparison(rep: ComparisonReport, fmt: str = "table") -> str:
@@ -63,4 +70,4 @@ def render_comparison(rep: ComparisonReport, fmt: str = "table") -> str:
         text = render_comparison(analysis.compare(before, after), "markdown")
     """
     text: str = _module(fmt).comparison(rep)
-    return text
+    return _safe(text, fmt)

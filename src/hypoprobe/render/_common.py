@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 
 from ..analysis import MIN_REQUESTS, UNMEASURED, Comparison, Verdict
 from ..analysis._text import DASH, MISSING, count, pct, pct_claim, pct_range, seconds
@@ -11,13 +12,37 @@ from ..analysis._text import DASH, MISSING, count, pct, pct_claim, pct_range, se
 __all__ = [
     "COMPARE_HEADERS",
     "HEADERS",
+    "UNSAFE_FOR_TERMINALS",
     "compare_rows",
+    "printable",
     "quantile",
     "row",
     "self_cost_lines",
     "slowest_lines",
     "when",
 ]
+
+#: Characters a terminal acts on or that reorder text: C0 controls but the newline (ESC
+#: starts escape sequences, BEL rings), DEL, C1 controls (0x9b is a one-byte CSI), and the
+#: bidirectional overrides and isolates. Labels, claims and sources come from the monitored
+#: application or a snapshot file, so none of these may reach the reader raw.
+UNSAFE_FOR_TERMINALS = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` with every character of :data:`UNSAFE_FOR_TERMINALS` shown as an escape.
+
+    Example: ``printable("a\x1b[2Jb")`` is ``"a\\x1b[2Jb"``.
+    """
+    return UNSAFE_FOR_TERMINALS.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
 
 HEADERS = (
     "hypothesis",
@@ -129,10 +154,17 @@ def compare_rows(c: Comparison) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _utc(at: float, fmt: str) -> str:
+    try:
+        return _dt.datetime.fromtimestamp(at, _dt.timezone.utc).strftime(fmt)
+    except (OverflowError, OSError, ValueError):
+        # A time no date can show (a hand-built snapshot): the number itself, not a crash.
+        return f"{at!r} (Unix seconds)"
+
+
 def when(created_at: float) -> str:
     """A snapshot time as people read it, in UTC."""
-    stamp = _dt.datetime.fromtimestamp(created_at, _dt.timezone.utc)
-    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return _utc(created_at, "%Y-%m-%d %H:%M:%S UTC")
 
 
 def slowest_lines(v: Verdict, per_kind: int | None = None) -> list[str]:
@@ -154,7 +186,7 @@ def slowest_lines(v: Verdict, per_kind: int | None = None) -> list[str]:
         else:
             what = f"slowest: {seconds(r.endpoint_seconds)}, {pct(r.share)} in the probes"
         calls = f"{count(r.calls)} call" + ("" if r.calls == 1 else "s")
-        at = _dt.datetime.fromtimestamp(r.at, _dt.timezone.utc).strftime("%H:%M:%S UTC")
+        at = _utc(r.at, "%H:%M:%S UTC")
         trace = f", trace {r.trace_id}" if r.trace_id else ""
         out.append(f"{what} ({calls}), {at}{trace}")
     return out

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import analysis
 from ..analysis import ComparisonReport, Report
+from ._common import UNSAFE_FOR_TERMINALS
 
 __all__ = ["COMPARISON_SCHEMA", "REPORT_SCHEMA", "comparison", "report"]
 
@@ -32,7 +33,10 @@ def _finite(value: Any) -> Any:
 
 
 def _dump(doc: dict[str, Any]) -> str:
-    return json.dumps(_finite(doc), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    text = json.dumps(_finite(doc), indent=2, ensure_ascii=False, allow_nan=False)
+    # json escapes C0 controls, not DEL, C1 or bidi overrides: escape those too (inside
+    # strings, the only place they can be), so the document is safe to print on a terminal.
+    return UNSAFE_FOR_TERMINALS.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 
 
 def report(rep: Report) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ..analysis import ComparisonReport, Report
@@ -10,6 +11,7 @@ from ._common import (
     COMPARE_HEADERS,
     HEADERS,
     compare_rows,
+    printable,
     row,
     self_cost_lines,
     slowest_lines,
@@ -18,9 +20,25 @@ from ._common import (
 
 __all__ = ["comparison", "report"]
 
+#: Markdown's inline punctuation (emphasis, code, links, tables, strikethrough), escaped
+#: with a backslash, as CommonMark allows for any ASCII punctuation. Not ``_``: probe and
+#: function names are full of it, and inside a word it never starts emphasis.
+_MARKUP = re.compile(r"([\\`*\[\]|~])")
+#: Where raw HTML can begin (a tag, a closing tag, a comment, a processing instruction);
+#: a ``<`` elsewhere, as in "p < 0.001", is plain text to every Markdown renderer.
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def _text(text: str) -> str:
+    """Text from the application or a snapshot, shown as itself: no markup, no raw HTML
+    (``<script>``, ``<img onerror>``: many Markdown renderers pass HTML through) and no
+    terminal control characters (the ticket text is often read in a terminal first)."""
+    escaped = _MARKUP.sub(r"\\\1", printable(text))
+    return _HTML_START.sub("&lt;", escaped)
+
 
 def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return _text(text).replace("\n", " ")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -33,13 +51,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def report(rep: Report) -> str:
     """The verdicts as Markdown: heading, claim and sentence per verdict, then a table."""
-    lines = ["## hypoprobe report", "", f"Source: {rep.source}, {when(rep.created_at)}.", ""]
+    lines = ["## hypoprobe report", "", f"Source: {_cell(rep.source)}, {when(rep.created_at)}.", ""]
     for v in rep.verdicts:
-        lines.append(f"### {v.hypothesis} · {_cell(v.endpoint)}: **{v.verdict}**")
+        lines.append(f"### {_cell(v.hypothesis)} · {_cell(v.endpoint)}: **{v.verdict}**")
         lines.append("")
         lines.append(f"> {_cell(v.claim)} (needs {pct_claim(v.min_share)} of the latency)")
         lines.append("")
-        lines.append(v.meaning)
+        lines.append(_cell(v.meaning))
         lines.append("")
         if v.warnings:
             lines += [f"- **Warning:** {_cell(w)}" for w in v.warnings] + [""]
@@ -54,7 +72,7 @@ def report(rep: Report) -> str:
         "estimator; top: the fraction of requests whose share was at least the anecdote's."
     )
     for note in rep.notes:
-        lines += ["", f"Note: {note}"]
+        lines += ["", f"Note: {_cell(note)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -63,12 +81,12 @@ def comparison(rep: ComparisonReport) -> str:
     lines = [
         "## hypoprobe compare",
         "",
-        f"Before: {rep.before_source}.  ",
-        f"After: {rep.after_source}.",
+        f"Before: {_cell(rep.before_source)}.  ",
+        f"After: {_cell(rep.after_source)}.",
         "",
     ]
     for c in rep.comparisons:
-        lines += [f"### {c.hypothesis} · {_cell(c.endpoint)}", "", c.meaning, ""]
+        lines += [f"### {_cell(c.hypothesis)} · {_cell(c.endpoint)}", "", _cell(c.meaning), ""]
         lines += table(COMPARE_HEADERS, compare_rows(c))
         lines.append("")
     lines.append(

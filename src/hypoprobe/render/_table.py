@@ -7,7 +7,15 @@ from collections.abc import Sequence
 
 from ..analysis import UNMEASURED, ComparisonReport, Report, Verdict
 from ..analysis._text import MISSING, pct, pct_claim, pct_range, seconds
-from ._common import COMPARE_HEADERS, compare_rows, quantile, self_cost_lines, slowest_lines, when
+from ._common import (
+    COMPARE_HEADERS,
+    compare_rows,
+    printable,
+    quantile,
+    self_cost_lines,
+    slowest_lines,
+    when,
+)
 
 __all__ = ["comparison", "report"]
 
@@ -54,7 +62,8 @@ def row(v: Verdict) -> tuple[str, ...]:
 
 def grid(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """Columns padded to their widest cell, two spaces apart, a rule under the headers."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    # A list, not max(len(h), *cells): with no rows that would be max() of one int.
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
@@ -80,7 +89,7 @@ def report(rep: Report) -> str:
         lines += [f"    {line}" for line in self_cost_lines(v)]
     for note in rep.notes:
         lines += _wrapped("note", note)
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines)) + "\n"
 
 
 def comparison(rep: ComparisonReport) -> str:
@@ -95,4 +104,4 @@ def comparison(rep: ComparisonReport) -> str:
         lines += grid(COMPARE_HEADERS, compare_rows(c))
         lines.append("")
         lines += textwrap.wrap(c.meaning, width=WIDTH, break_on_hyphens=False)
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines)) + "\n"

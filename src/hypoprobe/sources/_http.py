@@ -1,12 +1,25 @@
-"""One HTTP GET with the stdlib, turning every way of not getting an answer into SourceError."""
+"""One HTTP GET with the stdlib, turning every way of not getting an answer into SourceError.
+
+A socket timeout bounds each read, not the request: a server that trickles a byte every few
+seconds would hold a read forever. Every request therefore runs under a :class:`Deadline`,
+an overall limit that, when it passes (or when the user presses Ctrl-C), shuts down every
+socket still open for it, whatever phase the request is in (connecting, headers, body).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
+import ssl
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
 
 from ._errors import EXIT_UNREACHABLE, EXIT_USAGE, SourceError
 
@@ -40,8 +53,14 @@ def normalise_url(url: str, default_path: str = "") -> str:
         raise SourceError("an empty URL was given: pass http://HOST:PORT[/path]", EXIT_USAGE)
     if "://" not in text:
         text = f"http://{text}"
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535"...
+        raise SourceError(
+            f"{url!r} is not a usable URL ({exc}): pass http://HOST:PORT[/path]", EXIT_USAGE
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceError(
             f"{url!r} is not an http(s) URL: pass http://HOST:PORT[/path]", EXIT_USAGE
         )
@@ -50,36 +69,181 @@ def normalise_url(url: str, default_path: str = "") -> str:
     return urllib.parse.urlunsplit(parts)
 
 
-def get(url: str, *, timeout: float, accept: str) -> Response:
-    """GET ``url``; raise SourceError (exit 3) when no HTTP answer arrives in ``timeout`` s."""
+class Deadline:
+    """An overall time limit shared by requests; at its end, or on :meth:`abort`, their
+    sockets are shut down, so a blocked connect or read returns at once.
+
+    Example::
+
+        with Deadline(10.0) as deadline:
+            resp = get("http://127.0.0.1:9100/metrics", timeout=10.0, accept="text/plain",
+                       deadline=deadline)
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._aborted = False
+        self._timer = threading.Timer(max(0.0, seconds), self.abort)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self.abort()  # KeyboardInterrupt: requests in other threads stop now, not later
+        self._timer.cancel()
+
+    @property
+    def expired(self) -> bool:
+        """True once the limit passed or the requests were aborted."""
+        return self._aborted or time.monotonic() >= self._end
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down when the deadline ends (at once if it already has)."""
+        with self._lock:
+            self._sockets.append(sock)
+            aborted = self._aborted
+        if aborted:
+            _shutdown(sock)
+
+    def abort(self) -> None:
+        """End the deadline now: every watched socket is shut down."""
+        with self._lock:
+            self._aborted = True
+            watched, self._sockets = self._sockets, []
+        for sock in watched:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed, or never connected
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched_connection(deadline: Deadline, base: type[http.client.HTTPConnection]) -> Any:
+    """An HTTP(S) connection class whose sockets ``deadline`` can shut down at any phase."""
+
+    class Connection(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = self._open_socket
+            context = getattr(self, "_context", None)
+            if isinstance(context, ssl.SSLContext):
+                setattr(self, "_context", _WatchedTLS(context, deadline))  # noqa: B010
+
+        def _open_socket(
+            self, address: tuple[str, int], timeout: Any = None, source: Any = None
+        ) -> socket.socket:
+            # socket.create_connection, with the socket watched *before* connect() blocks.
+            host, port = address
+            error: OSError | None = None
+            found = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+            for family, kind, proto, _, addr in found:
+                sock = socket.socket(family, kind, proto)
+                deadline.watch(sock)
+                try:
+                    sock.settimeout(min(deadline.remaining(), timeout or deadline.seconds))
+                    if source:
+                        sock.bind(source)
+                    sock.connect(addr)
+                    return sock
+                except OSError as exc:
+                    error = exc
+                    sock.close()
+            raise error or OSError(f"cannot resolve {host}")
+
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)  # the TLS socket, once HTTPS has wrapped the plain one
+
+    return Connection
+
+
+class _WatchedTLS:
+    """An SSL context whose sockets the deadline watches during the TLS handshake too:
+    wrapping detaches the plain socket, and a server could trickle the handshake."""
+
+    def __init__(self, context: ssl.SSLContext, deadline: Deadline) -> None:
+        self._context = context
+        self._deadline = deadline
+
+    def wrap_socket(self, sock: socket.socket, server_hostname: str | None = None) -> Any:
+        tls = self._context.wrap_socket(
+            sock, server_hostname=server_hostname, do_handshake_on_connect=False
+        )
+        self._deadline.watch(tls)
+        tls.do_handshake()
+        return tls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+class _Handler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self._connection = _watched_connection(deadline, http.client.HTTPConnection)
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req)
+
+
+class _TLSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self._connection = _watched_connection(deadline, http.client.HTTPSConnection)
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req, context=getattr(self, "_context", None))
+
+
+def get(url: str, *, timeout: float, accept: str, deadline: Deadline | None = None) -> Response:
+    """GET ``url``; raise SourceError (exit 3) unless the whole answer arrives within
+    ``timeout`` s, or by ``deadline`` when one is given (shared by several requests)."""
+    if deadline is None:
+        with Deadline(timeout) as own:
+            return get(url, timeout=timeout, accept=accept, deadline=own)
     request = urllib.request.Request(
         url, headers={"Accept": accept, "User-Agent": "hypoprobe-report"}
     )
+    opener = urllib.request.build_opener(_Handler(deadline), _TLSHandler(deadline))
+    late = SourceError(
+        f"{url} did not answer within {deadline.seconds:g} s; check the address or raise "
+        "the timeout",
+        EXIT_UNREACHABLE,
+    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
+        if deadline.expired:
+            raise late
+        with opener.open(request, timeout=max(0.001, deadline.remaining())) as resp:
             body = resp.read(MAX_BODY_BYTES + 1)
             status, ctype = resp.status, resp.headers.get("Content-Type", "")
+        if deadline.expired:  # the socket was shut down mid-answer: what came is partial
+            raise late
     except urllib.error.HTTPError as exc:
         try:
             body = exc.read(64 * 1024)
         except (OSError, http.client.HTTPException):
             body = b""
+        if deadline.expired:
+            raise late from None
         return Response(url, exc.code, exc.headers.get("Content-Type", "") or "", body)
-    except urllib.error.URLError as exc:
-        raise SourceError(
-            f"cannot reach {url}: {_reason(exc.reason)}; check the address and that the "
-            "server is running",
-            EXIT_UNREACHABLE,
-        ) from None
-    except TimeoutError:
-        raise SourceError(
-            f"{url} did not answer within {timeout:g} s; check the address or raise the timeout",
-            EXIT_UNREACHABLE,
-        ) from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise SourceError(
-            f"cannot read {url}: {_reason(exc)}; check the address and that the server is running",
-            EXIT_UNREACHABLE,
+        raise (
+            late if deadline.expired or isinstance(exc, TimeoutError) else _unreachable(url, exc)
         ) from None
     if len(body) > MAX_BODY_BYTES:
         raise SourceError(
@@ -87,6 +251,19 @@ def get(url: str, *, timeout: float, accept: str) -> Response:
             EXIT_UNREACHABLE,
         )
     return Response(url, status, ctype, body)
+
+
+def _unreachable(url: str, exc: BaseException) -> SourceError:
+    if isinstance(exc, urllib.error.URLError):
+        return SourceError(
+            f"cannot reach {url}: {_reason(exc.reason)}; check the address and that the "
+            "server is running",
+            EXIT_UNREACHABLE,
+        )
+    return SourceError(
+        f"cannot read {url}: {_reason(exc)}; check the address and that the server is running",
+        EXIT_UNREACHABLE,
+    )
 
 
 def _reason(reason: object) -> str:

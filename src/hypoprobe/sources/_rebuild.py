@@ -37,6 +37,7 @@ __all__: list[str] = []
 PREFIX = "hypoprobe_"
 
 _HISTOGRAMS = {f.name: f for f in m.HISTOGRAMS}
+_DURATIONS = m.ENDPOINT_DURATION.layout
 #: Counter sample name (``*_total``) -> the Moments field it fills.
 _MOMENT_FIELDS = {
     f"{m.MOMENT_REQUESTS.name}_total": "requests",
@@ -191,7 +192,9 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
                 parts.inf = (parts.inf or 0.0) + s.value
             else:
                 le = _optional_float(s.labels.get("le"))
-                if le is not None:
+                # Dropping a bound merges its bucket into the next (the counts are
+                # cumulative): exact, and a duration bound at or below zero means nothing.
+                if le is not None and (le > 0 or (le == 0 and family.layout is not _DURATIONS)):
                     parts.cumulative[le] = parts.cumulative.get(le, 0.0) + s.value
         elif s.name in _MOMENT_FIELDS:
             hid, endpoint, segment = _key(s.labels, ("hypothesis", "endpoint", "segment"))

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import _metrics as m
-from ..snapshot import Snapshot
+from ..snapshot import MAX_INSTANT, Snapshot
 from . import _http
 from ._errors import EXIT_NO_DATA, EXIT_UNREACHABLE, EXIT_USAGE, SourceError
 from ._rebuild import Sample, has_data, rebuild
@@ -69,16 +69,22 @@ def query_prometheus(
         )
     if window_seconds < 0.001:
         raise SourceError(f"the window must be at least 1 ms, got {window_seconds!r} s", EXIT_USAGE)
+    when = time.time() if at is None else at
+    if not (isinstance(when, int | float) and 0 <= when < MAX_INSTANT):
+        raise SourceError(
+            f"the time must be Unix seconds from 1970 to 9999, got {at!r}", EXIT_USAGE
+        )
     base = _base_url(url)
-    when = time.time() if at is None else float(at)
     rng = f"{round(window_seconds * 1000)}ms"
     queries = list(_queries(rng)) + list(_native_queries(rng))
 
     samples: list[Sample] = []
     native: dict[str, list[Sample]] = {}
-    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+    # One deadline for every query: ``timeout`` bounds the whole read, however the server
+    # answers (or trickles), and Ctrl-C aborts the queries in flight instead of awaiting them.
+    with _http.Deadline(timeout) as deadline, ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
         futures = {
-            pool.submit(_instant_result, base, expr, when, timeout): name for name, expr in queries
+            pool.submit(_instant_result, base, expr, when, deadline): name for name, expr in queries
         }
         try:
             for done, future in enumerate(as_completed(futures), 1):
@@ -94,9 +100,11 @@ def query_prometheus(
                     )
                 if progress is not None:
                     progress(f"queried {done}/{len(queries)}: {name}")
-        except BaseException:
+        except BaseException as exc:
             for future in futures:
                 future.cancel()
+            if not isinstance(exc, Exception):
+                deadline.abort()  # Ctrl-C: stop the requests in flight instead of awaiting them
             raise
 
     if native:
@@ -174,14 +182,14 @@ def _native_samples(family: str, result: list[dict[str, Any]]) -> Iterator[Sampl
     """
     for series in result:
         try:
-            labels = {str(k): str(v) for k, v in series.get("metric", {}).items()}
+            labels = _labels(series)
             hist = series["histogram"][1]
             count, total = float(hist["count"]), float(hist["sum"])
             buckets = sorted(
                 ((float(lo), float(hi), float(n)) for _, lo, hi, n in hist.get("buckets") or ()),
                 key=lambda b: b[1],
             )
-        except (KeyError, IndexError, TypeError, ValueError):
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
             continue
         if not (math.isfinite(count) and math.isfinite(total)):
             continue
@@ -205,18 +213,33 @@ def _floats(result: list[dict[str, Any]]) -> list[tuple[dict[str, str], float]]:
     for series in result:
         try:
             value = float(series["value"][1])
-            labels = {str(k): str(v) for k, v in series.get("metric", {}).items()}
-        except (KeyError, IndexError, TypeError, ValueError):
+            labels = _labels(series)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
             continue
         if math.isfinite(value):
             out.append((labels, value))
     return out
 
 
-def _instant_result(base: str, expr: str, at: float, timeout: float) -> list[dict[str, Any]]:
+def _labels(series: dict[str, Any]) -> dict[str, str]:
+    """A series' labels; a ``metric`` that is not an object of strings is malformed."""
+    metric = series.get("metric", {})
+    if not isinstance(metric, dict) or not all(isinstance(v, str) for v in metric.values()):
+        raise TypeError("malformed labels")
+    return {str(k): v for k, v in metric.items()}
+
+
+def _instant_result(
+    base: str, expr: str, at: float, deadline: _http.Deadline
+) -> list[dict[str, Any]]:
     """Run one instant query; return the series of its vector result, as JSON."""
     query = urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
-    resp = _http.get(f"{base}/api/v1/query?{query}", timeout=timeout, accept="application/json")
+    resp = _http.get(
+        f"{base}/api/v1/query?{query}",
+        timeout=deadline.seconds,
+        accept="application/json",
+        deadline=deadline,
+    )
     doc = _json_or_none(resp.body)
     if doc is None or "status" not in doc:
         hint = (
@@ -236,20 +259,25 @@ def _instant_result(base: str, expr: str, at: float, timeout: float) -> list[dic
             "window and that the server is healthy",
             EXIT_UNREACHABLE,
         )
-    data = doc.get("data") or {}
-    if data.get("resultType") != "vector":
+    data = doc.get("data")
+    result = (data.get("result") or []) if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or data.get("resultType") != "vector"
+        or not isinstance(result, list)
+    ):
+        kind = data.get("resultType") if isinstance(data, dict) else type(data).__name__
         raise SourceError(
-            f"Prometheus at {base} answered an instant query with "
-            f"{data.get('resultType')!r} instead of a vector; is it a Prometheus-compatible API?",
+            f"Prometheus at {base} answered an instant query with {str(kind)[:40]!r} instead "
+            "of a vector; is it a Prometheus-compatible API?",
             EXIT_UNREACHABLE,
         )
-    result = data.get("result") or []
     return [series for series in result if isinstance(series, dict)]
 
 
 def _json_or_none(body: bytes) -> dict[str, Any] | None:
     try:
         doc = json.loads(body.decode("utf-8", errors="replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, 4,300+ digit numbers, deep nesting
         return None
     return doc if isinstance(doc, dict) else None

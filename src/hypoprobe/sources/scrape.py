@@ -8,7 +8,6 @@ that restarted in the window contributes what it recorded since its restart).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -25,6 +24,8 @@ from ._rebuild import PREFIX, Sample, has_data, rebuild, window
 
 __all__ = ["scrape_metrics"]
 
+#: The longest window waited for; ``time.sleep`` overflows a little beyond 290 years.
+MAX_WINDOW_SECONDS = 10 * 365.25 * 86400.0
 #: Targets scraped at once; enough for a fleet, small enough to be polite.
 MAX_PARALLEL = 8
 #: The classic text format, which every Prometheus client serves. (prometheus_client
@@ -61,9 +62,10 @@ def scrape_metrics(
         raise SourceError(
             "no /metrics URL given: pass one or more http://HOST:PORT/metrics", EXIT_USAGE
         )
-    if window_seconds is not None and not (math.isfinite(window_seconds) and window_seconds > 0):
+    if window_seconds is not None and not 0 < window_seconds <= MAX_WINDOW_SECONDS:
         raise SourceError(
-            f"the window must be a positive number of seconds, got {window_seconds!r}",
+            f"the window must be a positive number of seconds up to {MAX_WINDOW_SECONDS:g} "
+            f"(ten years), got {window_seconds!r}",
             EXIT_USAGE,
         )
     targets = [_http.normalise_url(u, "/metrics") for u in urls]
@@ -100,31 +102,39 @@ def _names(targets: Sequence[str]) -> str:
 def _scrape_all(
     targets: Sequence[str], timeout: float, progress: Progress | None
 ) -> list[Snapshot]:
-    """Scrape every target concurrently; results in the order of ``targets``."""
+    """Scrape every target concurrently, all within ``timeout`` s; results in the order of
+    ``targets``. On Ctrl-C the requests still in flight are aborted, not waited for."""
     if len(targets) == 1:
         snap = scrape_one(targets[0], timeout)
         if progress is not None:
             progress(f"scraped {targets[0]}")
         return [snap]
     results: dict[int, Snapshot] = {}
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(targets))) as pool:
-        futures = {pool.submit(scrape_one, url, timeout): i for i, url in enumerate(targets)}
+    with (
+        _http.Deadline(timeout) as deadline,
+        ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(targets))) as pool,
+    ):
+        futures = {
+            pool.submit(scrape_one, url, timeout, deadline): i for i, url in enumerate(targets)
+        }
         try:
             for future in as_completed(futures):
                 i = futures[future]
                 results[i] = future.result()
                 if progress is not None:
                     progress(f"scraped {len(results)}/{len(targets)}: {targets[i]}")
-        except BaseException:
+        except BaseException as exc:
             for future in futures:
                 future.cancel()
+            if not isinstance(exc, Exception):
+                deadline.abort()  # Ctrl-C: stop the requests in flight instead of awaiting them
             raise
     return [results[i] for i in range(len(targets))]
 
 
-def scrape_one(url: str, timeout: float = 10.0) -> Snapshot:
+def scrape_one(url: str, timeout: float = 10.0, deadline: _http.Deadline | None = None) -> Snapshot:
     """Scrape one ``/metrics`` URL (already normalised) into a snapshot of totals."""
-    resp = _http.get(url, timeout=timeout, accept=ACCEPT)
+    resp = _http.get(url, timeout=timeout, accept=ACCEPT, deadline=deadline)
     if resp.status != 200:
         raise SourceError(
             f"{url} answered HTTP {resp.status}; check that this is the /metrics URL of a "
