@@ -38,6 +38,7 @@ from ._hypothesis import Hypothesis, Observation, hypothesis
 from ._load import load, unload
 from ._probe import probe
 from ._scope import endpoint, segment
+from ._survey import survey
 from .errors import ConfigurationError, HypoprobeError, SnapshotError
 from .snapshot import Snapshot
 
@@ -65,6 +66,7 @@ __all__ = [
     "segment",
     "snapshot",
     "start_metrics_server",
+    "survey",
     "unload",
 ]
 

@@ -12,6 +12,7 @@ from . import _metrics as m
 from ._config import HOLDER
 from ._hypothesis import REGISTRY, Hypothesis
 from ._storage import STORAGE, Series, _own_start_time
+from ._survey import is_survey_id
 from .snapshot import (
     EndpointData,
     EndpointOutcome,
@@ -177,7 +178,11 @@ def snapshot() -> Snapshot:
             exceptions.append(ExceptionCount(hid, name, exc_class, ints[s.int_offset]))
     requests = _with_zero_observations(per_request, moments)
     registered = {h.id for h in REGISTRY.all()}
-    unregistered = sorted({site.hypothesis_id for site in _plan.all_sites()} - registered)
+    # Survey candidates are unregistered by design, never a hypothesis to register.
+    unregistered = sorted(
+        {s.hypothesis_id for s in _plan.all_sites() if not is_survey_id(s.hypothesis_id)}
+        - registered
+    )
     snap = Snapshot(
         created_at=time.time(),
         source=f"process {os.getpid()} on {socket.gethostname()}",

@@ -217,6 +217,11 @@ def build(
 ) -> Hypothesis:
     """Validate every field and return the frozen Hypothesis (not registered)."""
     hid = validate_id(hypothesis_id)
+    if hid.startswith("SURVEY."):  # hypoprobe._survey's candidates: never a declared one
+        raise ConfigurationError(
+            f"hypothesis id {hid!r}: ids starting with 'SURVEY.' are reserved for survey "
+            "candidates; name it after its ticket, such as 'PERF-123'"
+        )
     if isinstance(endpoint, str):
         endpoints: tuple[str, ...] = (validate_endpoint(endpoint),)
     elif isinstance(endpoint, Iterable):

@@ -45,7 +45,7 @@ from typing import Any
 
 import wrapt
 
-from . import _sqlconfig, _targets
+from . import _sqlconfig, _survey, _targets
 from ._hypothesis import REGISTRY, Hypothesis, Observation, build, validate_id
 from ._probe import probe
 from .errors import ConfigurationError
@@ -540,7 +540,7 @@ def _parse(
     path: Path,
 ) -> tuple[tuple[Hypothesis, ...], list[_Patch], list[_sqlconfig.SqlMatcher]]:
     source, data = _read(path)
-    unknown = sorted(set(data) - {"hypothesis"})
+    unknown = sorted(set(data) - {"hypothesis", "survey"})
     if unknown:
         line = next(
             (
@@ -640,6 +640,7 @@ def load(path: str | os.PathLike[str]) -> tuple[Hypothesis, ...]:
 
 def _load(resolved: Path) -> tuple[Hypothesis, ...]:
     hyps, patches, sql = _parse(resolved)
+    survey = _survey.parse_table(resolved)  # the [survey] table, if any
     others = {
         p.target: p.where
         for loaded in _LOADED.values()
@@ -672,6 +673,8 @@ def _load(resolved: Path) -> tuple[Hypothesis, ...]:
         loaded.patches.append(patch)
     _note_early_references([p for p in patches if p.installed is not None])
     _sqlconfig.install(resolved, sql)
+    if survey is not None:
+        _survey.apply(survey)
     return hyps
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _metrics as m
@@ -127,6 +128,8 @@ class Plan:
         ],
         ...,
     ] = ()
+    #: False for the plan of requests the survey's sampling left out (see _survey).
+    surveyed: bool = True
 
 
 #: Distinct exception classes counted per endpoint before the rest count as "other".
@@ -145,6 +148,21 @@ NEXT_DEADLINE = NEVER
 #: configure(enabled=...); sites created later start from it.
 ENABLED = True
 
+# Survey hooks (hypoprobe._survey): the candidates of an endpoint name, as unregistered
+# hypotheses (None: no survey), the fraction of requests surveyed, and the sampler a
+# scope calls at its start when that fraction is below 1. Unsurveyed requests use the
+# plans in UNSURVEYED, which leave the candidates out.
+SURVEY_CANDIDATES: Callable[[str], list[Hypothesis]] | None = None
+SURVEY_RATE = 1.0
+
+
+def _every_request() -> bool:
+    return True
+
+
+SURVEY_SAMPLER: Callable[[], bool] = _every_request
+UNSURVEYED: list[Plan | None] = [None]
+
 
 def endpoint_index(name: str) -> int:
     """Index of an endpoint name, allocated on first sight."""
@@ -157,6 +175,7 @@ def endpoint_index(name: str) -> int:
             found = len(ENDPOINT_NAMES)
             ENDPOINT_NAMES.append(name)
             PLANS.append(None)
+            UNSURVEYED.append(None)
             KNOWN_ENDPOINTS[name] = found
         return found
 
@@ -337,10 +356,13 @@ def _hypothesis_plan(
     return made, positions
 
 
-def plan(eidx: int) -> Plan:
-    """The plan for an endpoint index, built on first use after any change."""
+def plan(eidx: int, surveyed: bool = True) -> Plan:
+    """The plan for an endpoint index, built on first use after any change.
+
+    ``surveyed=False``: the plan of a request the survey's sampling left out.
+    """
     with _lock:
-        found = PLANS[eidx]
+        found = PLANS[eidx] if surveyed else UNSURVEYED[eidx]
         if found is not None:
             return found
         endpoint = ENDPOINT_NAMES[eidx]
@@ -350,7 +372,9 @@ def plan(eidx: int) -> Plan:
         hyps: list[HypothesisPlan] = []
         slots: dict[Site, tuple[int, int]] = {}
         width = 0
-        for hyp in REGISTRY.all():
+        candidates = SURVEY_CANDIDATES
+        survey = candidates(endpoint) if candidates is not None and surveyed else []
+        for hyp in (*REGISTRY.all(), *survey):
             expired = any(s.expired for s in SITES_BY_HYPOTHESIS.get(hyp.id, ()))
             if endpoint not in hyp.endpoints or expired or hyp.is_expired():
                 continue
@@ -362,9 +386,12 @@ def plan(eidx: int) -> Plan:
         rows = tuple(
             (hp, hp.allowed, hp.only, hp.series, hp.slow_ns, hp.series.get("")) for hp in hyps
         )
-        made = Plan(eidx, endpoint_series.int_offset, slots, width, tuple(hyps), {}, rows)
+        made = Plan(eidx, endpoint_series.int_offset, slots, width, tuple(hyps), {}, rows, surveyed)
         outcome_series(made, ("", ""))  # the common case exists (at zero) from the start
-        PLANS[eidx] = made
+        if surveyed:
+            PLANS[eidx] = made
+        else:
+            UNSURVEYED[eidx] = made
         return made
 
 
@@ -392,6 +419,7 @@ def invalidate() -> None:
     with _lock:
         for i in range(len(PLANS)):
             PLANS[i] = None
+            UNSURVEYED[i] = None
 
 
 def on_registered(hyp: Hypothesis) -> None:

@@ -92,7 +92,7 @@ def refresh(scope: Scope) -> None:
     A probe first used, or a hypothesis registered, while the request runs is missing from
     the plan the request started with; what was accumulated so far carries over.
     """
-    current = _plan.plan(scope.eidx)
+    current = _plan.plan(scope.eidx, scope.plan.surveyed)
     if current is scope.plan:
         return
     acc = [0] * current.width
@@ -241,6 +241,9 @@ class endpoint:
             if start >= _plan.NEXT_DEADLINE:
                 _plan.expire_due(start)
             plan = _plan.PLANS[self._eidx] or _plan.plan(self._eidx)
+            # Survey sampling hook (hypoprobe._survey): surveyed or not, decided here, once.
+            if _plan.SURVEY_RATE < 1.0 and not _plan.SURVEY_SAMPLER():
+                plan = _plan.UNSURVEYED[self._eidx] or _plan.plan(self._eidx, False)
             scope = Scope(plan, start)
             scope.opener = self
             # _scope/_token: for integrations/_request.py, which takes the scope of a fresh

@@ -110,7 +110,9 @@ def _instrumented(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         out = conn
         for hid, match in _sqlconfig.by_hypothesis().items():
             out = dbapi.instrument(out, hid, match=match)
-        return out
+        from . import _survey
+
+        return _survey.wrap_connection(out)  # every statement, when a survey runs
     except Exception:
         _faults.record("sql_hook_connect")
         return conn

@@ -66,6 +66,7 @@ COMMANDS: dict[str, str] = {
     "dashboard": "hypoprobe._dashboard",
     "check": "hypoprobe._cli.check",
     "run": "hypoprobe._cli.run",
+    "survey": "hypoprobe._cli.survey",
 }
 
 

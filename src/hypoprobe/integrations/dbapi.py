@@ -224,8 +224,19 @@ class _AsyncCursorProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         return await self.__wrapped__.__aexit__(*exc_info)
 
 
+#: (class, method) -> is it a coroutine function: asked once per cursor class, not per
+#: cursor (a statement's cursor is wrapped on every call).
+_ASYNC: dict[tuple[type, str], bool] = {}
+
+
 def _is_async(obj: Any, method: str) -> bool:
-    return inspect.iscoroutinefunction(getattr(type(obj), method, None))
+    key = (type(obj), method)
+    found = _ASYNC.get(key)
+    if found is None:
+        found = inspect.iscoroutinefunction(getattr(key[0], method, None))
+        if len(_ASYNC) < 256:
+            _ASYNC[key] = found
+    return found
 
 
 def _wrap_cursor(cursor: Any, probes: _Probes, entry: _Entry | None = None) -> Any:

@@ -100,6 +100,14 @@ def bootstrap() -> None:
             if strict:
                 os._exit(2)
             return
+    try:  # hypoprobe run --survey
+        from .. import _survey
+
+        settings = _survey.from_environment()
+        if settings is not None:
+            _survey.apply(settings)
+    except Exception as exc:
+        print(f"hypoprobe run: the survey is not running: {exc}", file=sys.stderr)
     try:
         from . import _frameworks
 

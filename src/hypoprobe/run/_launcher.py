@@ -28,6 +28,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from .._survey import (
+    ENV_MAX_CANDIDATES,
+    ENV_MODULES,
+    ENV_RATE,
+    ENV_SLOW_THRESHOLD,
+    ENV_SURVEY,
+    Settings,
+)
 from ..cli import EXIT_USAGE, UsageError
 from . import _states, _status
 from ._bootstrap import banner
@@ -96,10 +104,21 @@ def _load(config: Path) -> str | None:
     return None
 
 
+def survey_environment(settings: Settings) -> dict[str, str]:
+    """What tells the bootstrap of each of the command's processes to survey."""
+    return {
+        ENV_SURVEY: "1",
+        ENV_RATE: repr(settings.rate),
+        ENV_MODULES: ",".join(settings.modules),
+        ENV_MAX_CANDIDATES: str(settings.max_candidates),
+        ENV_SLOW_THRESHOLD: repr(settings.slow_threshold),
+    }
+
+
 def child_environment(
     environ: Mapping[str, str],
     *,
-    config: Path,
+    config: Path | None,
     run_dir: Path,
     metrics_dir: Path,
     probed: bool,
@@ -111,7 +130,10 @@ def child_environment(
     env["HYPOPROBE_STRICT"] = "1" if strict else "0"
     path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOT_DIR]
     if probed:
-        env["HYPOPROBE_CONFIG"] = str(config)
+        if config is not None:
+            env["HYPOPROBE_CONFIG"] = str(config)
+        else:
+            env.pop("HYPOPROBE_CONFIG", None)
         env[_status.ENV_VAR] = str(run_dir)
         # The working directory too (as opentelemetry-instrument does): gunicorn and
         # manage.py add it only when they load the app, after the bootstrap has run.
@@ -272,9 +294,12 @@ def launch(options: Options) -> int:
         # launcher, not the application.
         registry = CollectorRegistry(auto_describe=True)
         hypoprobe.configure(multiproc_dir=str(metrics_dir), registry=registry)
-        error = (
-            _load(options.config) if options.config.exists() else f"{options.config}: no such file"
-        )
+        if options.config is None:
+            error = None
+        elif options.config.exists():
+            error = _load(options.config)
+        else:
+            error = f"{options.config}: no such file"
         if error is not None:
             print(banner(error, unprobed=not options.strict), file=sys.stderr, flush=True)
             if options.strict:
@@ -294,6 +319,8 @@ def launch(options: Options) -> int:
             probed=error is None,
             strict=options.strict,
         )
+        if options.survey is not None:
+            env.update(survey_environment(options.survey))
         try:
             child = _spawn(options.command, env)
         except FileNotFoundError:

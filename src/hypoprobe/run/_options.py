@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import _survey
 from ..cli import UsageError
+from ..errors import ConfigurationError
 
 __all__ = ["DEFAULT_ADDRESS", "DEFAULT_PORT", "ENVIRONMENT", "Options", "add_arguments", "parse"]
 
@@ -23,6 +25,8 @@ ENVIRONMENT = {
     "metrics_address": "HYPOPROBE_METRICS_ADDRESS",
     "multiproc_dir": "HYPOPROBE_MULTIPROC_DIR",
     "strict": "HYPOPROBE_STRICT",
+    "survey_rate": "HYPOPROBE_SURVEY_RATE",
+    "survey_modules": "HYPOPROBE_SURVEY_MODULES",
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -32,12 +36,14 @@ _FALSE = {"", "0", "false", "no", "off"}
 class Options:
     """What to run and how: every field validated."""
 
-    config: Path
+    config: Path | None
     metrics_port: int
     metrics_address: str
     multiproc_dir: Path | None
     strict: bool
     command: tuple[str, ...]
+    #: ``--survey``: the survey's settings for the command's processes (None: no survey).
+    survey: _survey.Settings | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +78,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(env HYPOPROBE_STRICT=1)",
     )
     parser.add_argument(
+        "--survey",
+        action="store_true",
+        help="survey the command: every SQL statement (and the functions of "
+        "--survey-modules) under every endpoint; read it with `hypoprobe survey`",
+    )
+    parser.add_argument(
+        "--survey-rate",
+        metavar="FRACTION",
+        help="with --survey: the fraction of requests surveyed (default 1; "
+        "env HYPOPROBE_SURVEY_RATE)",
+    )
+    parser.add_argument(
+        "--survey-modules",
+        metavar="MOD[,MOD...]",
+        help="with --survey: also every function of these modules (env HYPOPROBE_SURVEY_MODULES)",
+    )
+    parser.add_argument(
         "command",
         nargs=argparse.REMAINDER,
         metavar="-- COMMAND [ARG ...]",
@@ -96,8 +119,10 @@ def parse(args: argparse.Namespace, environ: Mapping[str, str] | None = None) ->
     if not command:
         raise UsageError("run needs a command: hypoprobe run --config perf.toml -- COMMAND ...")
     config = _value(args, "config", env)
-    if config is None:
-        raise UsageError("run needs --config FILE (or HYPOPROBE_CONFIG)")
+    surveyed = bool(getattr(args, "survey", False))
+    if config is None and not surveyed:
+        raise UsageError("run needs --config FILE (or HYPOPROBE_CONFIG), or --survey")
+    survey = _survey_settings(args, env) if surveyed else None
     port_text = _value(args, "metrics_port", env) or str(DEFAULT_PORT)
     try:
         port = int(port_text)
@@ -128,10 +153,31 @@ def parse(args: argparse.Namespace, environ: Mapping[str, str] | None = None) ->
             raise UsageError(f"HYPOPROBE_STRICT must be 1 or 0, got {raw!r}")
         strict = raw in _TRUE
     return Options(
-        config=Path(config).resolve(),
+        config=None if config is None else Path(config).resolve(),
         metrics_port=port,
         metrics_address=address,
         multiproc_dir=multiproc_dir,
         strict=strict,
         command=tuple(command),
+        survey=survey,
     )
+
+
+def _survey_settings(args: argparse.Namespace, env: Mapping[str, str]) -> _survey.Settings:
+    rate = _value(args, "survey_rate", env)
+    modules = _value(args, "survey_modules", env)
+    try:
+        return (
+            _survey.from_environment(
+                {
+                    _survey.ENV_SURVEY: "1",
+                    _survey.ENV_RATE: rate or "",
+                    _survey.ENV_MODULES: modules or "",
+                    _survey.ENV_MAX_CANDIDATES: env.get(_survey.ENV_MAX_CANDIDATES, ""),
+                    _survey.ENV_SLOW_THRESHOLD: env.get(_survey.ENV_SLOW_THRESHOLD, ""),
+                }
+            )
+            or _survey.Settings()
+        )
+    except ConfigurationError as exc:
+        raise UsageError(f"--survey: {exc}") from None
