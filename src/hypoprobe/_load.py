@@ -157,6 +157,8 @@ class _Patch:
     installed: Any = None
     had_own: bool = False
     state: _targets.Target | None = None
+    #: Failed by ``settle_pending`` (not imported in time): its module may still turn up.
+    settled: bool = False
 
     def resolve(self, module: ModuleType) -> tuple[Any, Any, bool]:
         """(parent object, raw attribute value, defined on the parent itself).
@@ -340,12 +342,16 @@ class _Loaded:
 _LOADED: dict[Path, _Loaded] = {}
 
 
-def _pending(loaded: _Loaded, patch: _Patch) -> bool:
+def _pending(loaded: _Loaded, patch: _Patch, settled_too: bool = False) -> bool:
     state = patch.state
     return (
         loaded.active
         and patch.installed is None
-        and (state is None or state.state == _targets.PENDING)
+        and (
+            state is None
+            or state.state == _targets.PENDING
+            or (settled_too and patch.settled and state.state == _targets.FAILED)
+        )
     )
 
 
@@ -359,7 +365,8 @@ def _hook(loaded: _Loaded, patch: _Patch) -> Any:
         # Runs inside the application's import: it must never raise.
         try:
             with _lock:
-                if not _pending(loaded, patch):
+                # Settled failed but imported after all (lazily, after the start): probe it.
+                if not _pending(loaded, patch, settled_too=True):
                     return
                 patch.apply(module)
         except _TargetError as exc:
@@ -776,6 +783,7 @@ def settle_pending(reason: str = "the application finished starting without it")
                     else:
                         why = f"{patch.module} was never imported: {reason}"
                 _fail_logged(patch, f"probe target {patch.target!r}: {why}")
+                patch.settled = True
                 out.append(f"{patch.where}: {patch.target}")
     return out
 

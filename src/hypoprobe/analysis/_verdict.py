@@ -244,7 +244,7 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
     mo = snap.moments_for(info.id, endpoint)
     est = _ratio.estimate(mo)
     n = est.n
-    targets = [t for t in snap.targets if t.hypothesis == info.id]
+    targets = _serving_states([t for t in snap.targets if t.hypothesis == info.id])
     named = any(p.hypothesis == info.id for p in snap.probes) or bool(targets)
     unmeasured = _unmeasured(
         info, endpoint, targets, round(n), round(mo.requests_with_probe), named=named
@@ -411,6 +411,18 @@ def _unmeasured(
         ran = f"; the probes that did run were called in {with_probe:,} of {requests}" if n else ""
         return f"{failures}, so the share misses the code it names{ran}"
     return None
+
+
+def _serving_states(targets: list[TargetState]) -> list[TargetState]:
+    """The states that speak for the processes serving requests.
+
+    Processes that load the file but never import the application — ``hypoprobe run``'s
+    launcher, a pre-fork server's master without ``--preload`` — keep its targets
+    ``pending`` for good: where the same target is attached in other processes, that is
+    no warning about the measured requests. A ``failed`` state is always kept.
+    """
+    attached = {t.target for t in targets if t.state == "attached"}
+    return [t for t in targets if not (t.state == "pending" and t.target in attached)]
 
 
 def _silence(targets: Sequence[TargetState], n: int) -> str:
