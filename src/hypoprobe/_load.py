@@ -45,7 +45,7 @@ from typing import Any
 
 import wrapt
 
-from . import _sqlconfig, _survey, _targets
+from . import _customerconfig, _sqlconfig, _survey, _targets
 from ._hypothesis import REGISTRY, Hypothesis, Observation, build, validate_id
 from ._probe import probe
 from .errors import ConfigurationError
@@ -538,9 +538,14 @@ def _patches(source: _Source, index: int, hyp: Hypothesis, probes: object) -> li
 
 def _parse(
     path: Path,
-) -> tuple[tuple[Hypothesis, ...], list[_Patch], list[_sqlconfig.SqlMatcher]]:
+) -> tuple[
+    tuple[Hypothesis, ...],
+    list[_Patch],
+    list[_sqlconfig.SqlMatcher],
+    _customerconfig.LazyCustomer | None,
+]:
     source, data = _read(path)
-    unknown = sorted(set(data) - {"hypothesis", "survey"})
+    unknown = sorted(set(data) - {"hypothesis", "survey", _customerconfig.KEY})
     if unknown:
         line = next(
             (
@@ -551,8 +556,20 @@ def _parse(
             None,
         )
         raise source.error(
-            line, f"unknown key {unknown[0]!r}: the file holds [[hypothesis]] tables"
+            line,
+            f"unknown key {unknown[0]!r}: the file holds [[hypothesis]] tables, "
+            "[survey] and customer = 'module:function'",
         )
+    customer_line = next(
+        (i + 1 for i, text in enumerate(source.lines) if re.match(r"^\s*customer\s*=", text)),
+        None,
+    )
+    try:
+        customer = _customerconfig.parse(
+            data.get(_customerconfig.KEY), f"{path}:{customer_line or 1}"
+        )
+    except ValueError as exc:
+        raise source.error(customer_line, str(exc)) from None
     tables = data.get("hypothesis", [])
     if not isinstance(tables, list):
         line = next(
@@ -595,7 +612,7 @@ def _parse(
             patches.append(patch)
         sql += _sqlconfig.parse(source, path, index, hyp.id, table.get(_sqlconfig.KEY))
         hyps.append(hyp)
-    return tuple(hyps), patches, sql
+    return tuple(hyps), patches, sql, customer
 
 
 # ----------------------------------------------------------------------------- public
@@ -639,7 +656,7 @@ def load(path: str | os.PathLike[str]) -> tuple[Hypothesis, ...]:
 
 
 def _load(resolved: Path) -> tuple[Hypothesis, ...]:
-    hyps, patches, sql = _parse(resolved)
+    hyps, patches, sql, customer = _parse(resolved)
     survey = _survey.parse_table(resolved)  # the [survey] table, if any
     others = {
         p.target: p.where
@@ -673,6 +690,7 @@ def _load(resolved: Path) -> tuple[Hypothesis, ...]:
         loaded.patches.append(patch)
     _note_early_references([p for p in patches if p.installed is not None])
     _sqlconfig.install(resolved, sql)
+    _customerconfig.install(str(resolved), customer)
     if survey is not None:
         _survey.apply(survey)
     return hyps
@@ -728,6 +746,7 @@ def _unload_one(path: Path) -> None:
         return
     loaded.active = False
     _sqlconfig.uninstall(path)
+    _customerconfig.uninstall(str(path))
     for patch in reversed(loaded.patches):
         patch.undo()
 

@@ -26,7 +26,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from .. import _customers
+from .. import _customerconfig, _customers
 from .._scope import _STATUS_CLASS
 from ..errors import ConfigurationError
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for, method_of
@@ -157,7 +157,10 @@ class HypoprobeMiddleware:
         self.name: Namer | None = _setting("HYPOPROBE_ENDPOINT_NAME")
         self.segment: Segmenter | None = _setting("HYPOPROBE_SEGMENT")
         #: request -> customer id, (id, value) or None (see hypoprobe.customer).
-        self.customer: Callable[[Any], Any] | None = _setting("HYPOPROBE_CUSTOMER")
+        #: Without the setting: the function a loaded TOML file names (``customer = ...``).
+        self.customer: Callable[[Any], Any] | None = (
+            _setting("HYPOPROBE_CUSTOMER") or _customerconfig.active()
+        )
 
     def __call__(self, request: Any) -> Any:
         fallback = fallback_for(getattr(request, "method", None))
