@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make demo   set up a virtual environment and run the demo on its embedded default
-#   make test   set up everything the tests need (Python packages, Debian's prometheus and
-#               postgresql) and run lint, type checks and the whole test suite
+#   make test   set up everything the tests need (Python packages, Debian's prometheus,
+#               postgresql and chromium) and run lint, type checks and the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -34,11 +34,18 @@ unit: venv
 	# every benchmark once, untimed, so the suite cannot rot (budgets: make bench)
 	bash scripts/run-pytest.sh $(BIN)/python benchmarks --benchmark-disable -q
 
-# The shared acceptance contract, when the checkout sits beside it.
+# The shared acceptance contract: shared/ beside the checkout (a clone: ../shared; a git
+# worktree one level deeper: ../../shared), or CONTRACT=path. Under CI=true it must run.
+CONTRACT ?= $(firstword $(wildcard $(CURDIR)/../shared/acceptance/contract_core.py \
+	$(CURDIR)/../../shared/acceptance/contract_core.py))
+
 contract: venv
-	@if [ -f ../shared/acceptance/contract_core.py ]; then \
-		cd /tmp && $(CURDIR)/$(BIN)/python $(CURDIR)/../shared/acceptance/contract_core.py; \
-	else echo "contract: ../shared/acceptance/contract_core.py not found, skipped"; fi
+	@if [ -n "$(CONTRACT)" ] && [ -f "$(CONTRACT)" ]; then \
+		echo "contract: $(CONTRACT)"; \
+		cd /tmp && $(CURDIR)/$(BIN)/python "$(CONTRACT)"; \
+	elif [ "$${CI:-}" = "true" ]; then \
+		echo "contract: no shared/acceptance/contract_core.py in ../shared or ../../shared (set CONTRACT=path)" >&2; exit 1; \
+	else echo "contract: not run: no shared/acceptance/contract_core.py in ../shared or ../../shared; set CONTRACT=path to run it"; fi
 
 test: system-deps venv lint typecheck unit contract
 

@@ -8,10 +8,18 @@ Run it, then read the verdict:
 from __future__ import annotations
 
 import random
+import shutil
 import sys
 import time
+from pathlib import Path
 
-import hypoprobe
+try:
+    import hypoprobe
+except ModuleNotFoundError:  # the first stumble: a Python without hypoprobe installed
+    sys.exit(
+        "hypoprobe is not installed for this Python. After `make demo`, activate its "
+        "environment (`. .venv/bin/activate`) or run `.venv/bin/python examples/quickstart.py`."
+    )
 
 # 1. State the hypothesis: "the count query makes GET /campaigns slow", from one slow
 #    request in which the query took 1.2 s of 1.5 s.
@@ -47,7 +55,12 @@ def main(path: str) -> None:
     # 4. Freeze what was recorded; `hypoprobe report` judges it.
     with open(path, "w", encoding="utf-8") as f:
         f.write(hypoprobe.snapshot().to_json())
-    print(f"wrote {path}; now run: hypoprobe report --snapshot {path}")
+    # The command next to this Python when `hypoprobe` on PATH is another one (or none):
+    # run as .venv/bin/python without activating, the plain name would not be found.
+    here = Path(sys.executable).parent / "hypoprobe"
+    on_path = shutil.which("hypoprobe")
+    command = "hypoprobe" if on_path and Path(on_path) == here else str(here)
+    print(f"wrote {path}; now run: {command} report --snapshot {path}")
 
 
 if __name__ == "__main__":

@@ -157,7 +157,10 @@ def test_compare_two_snapshot_files(
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["report"], "one of the arguments --snapshot --metrics-url --prometheus is required"),
+        (["report"], "no source given: pass --snapshot FILE..., --metrics-url URL..."),
+        (["report", "a.json"], "try `hypoprobe report --snapshot a.json`"),
+        (["report", "--prometheus", "http://x", "--window", "-5s"], "must be positive"),
+        (["report", "--over-time", "--snapshot", "a.json"], "--over-time needs two or more"),
         (["report", "--prometheus", "http://127.0.0.1:9"], "--prometheus needs --window"),
         (["report", "--prometheus", "http://x", "--window", "soon"], "is not a duration"),
         (["report", "--snapshot", "a.json", "--window", "1h"], "--window does not apply"),

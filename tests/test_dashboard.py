@@ -64,6 +64,8 @@ def test_a_row_per_hypothesis_with_its_panels() -> None:
             "timeseries",
             "timeseries",
             "table",
+            "timeseries",  # customers affected
+            "timeseries",  # saving per day
         ]
     share_panel = got[0][1][0]
     legends = {t["legendFormat"]: t["expr"] for t in share_panel["targets"]}
@@ -130,7 +132,8 @@ def test_every_expression_parses(tmp_path: Path, known: bool) -> None:
         expr.replace("$__rate_interval", "1m").replace("$hypothesis", "PERF-1")
         for _, expr in _dashboard.expressions(doc)
     ]
-    assert len(exprs) == (2 * 12 - 1 if known else 10)
+    # + 5 per row: the customer panels (three counts, two savings per day).
+    assert len(exprs) == (2 * 17 - 1 if known else 15)
     rules = {
         "groups": [
             {

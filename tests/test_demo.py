@@ -45,6 +45,20 @@ def _check_reports(out: Path) -> None:
     assert verdicts["PERF-412"]["anecdote_share"] == pytest.approx(29 / 36)
     assert verdicts["PERF-412"]["aggregate_share"] < 0.5
 
+    # The backlog: the N+1 first. The anecdote's query is worse for the few enterprise
+    # accounts it touches (they pay the most), but the N+1 costs far more customers more time.
+    backlog = json.loads((out / "backlog.json").read_text())
+    rows = {r["hypothesis"]: r for r in backlog["rows"]}
+    assert [r["hypothesis"] for r in backlog["rows"]] == ["PERF-415", "PERF-412", "PERF-419"]
+    # Few against many: about 3 (the enterprise accounts) against about 40. Not "<= 3": on
+    # a loaded machine one pause inside the query can make one more account's request
+    # cross 50%, and "affected" is any one request.
+    assert 3 * rows["PERF-412"]["customers_affected"] < rows["PERF-415"]["customers_affected"]
+    assert all(r["ranked_by"] == "value-weighted seconds per day" for r in backlog["rows"])
+    story = (out / "story-PERF-412.md").read_text()
+    assert "of the value" in story
+    assert "customers" in story
+
     comparison = json.loads((out / "compare.json").read_text())
     by_id = {c["hypothesis"]: c for c in comparison["comparisons"]}
     n_plus_one = by_id["PERF-415"]
@@ -56,6 +70,8 @@ def _check_reports(out: Path) -> None:
     assert n_plus_one["verdict_after"] != "CONFIRMED"
     for name in ("before.json", "after.json", "report.md", "report.html", "compare.html"):
         assert (out / name).stat().st_size > 0
+    # The load phase was snapshotted along the way: the page shows the share over time.
+    assert 'class="plot timeline"' in (out / "report.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -38,8 +38,10 @@ class _Fixed(Collector):
         return families(self.snap)
 
 
-def _text(value: object) -> str:
+def _text(value: object, label: str = "") -> str:
     # OTel attributes are typed; /metrics writes text. Compare in /metrics' form.
+    if label == "observed_share" and isinstance(value, float):
+        return f"{value:.4f}"  # a label read by people on /metrics; OTel keeps the double
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float | int):
@@ -54,6 +56,8 @@ def metrics_series(snap: Snapshot) -> Series:
     registry.register(_Fixed(snap))
     out: Series = set()
     for fam in text_string_to_metric_families(generate_latest(registry).decode()):
+        if fam.name not in FAMILIES:  # the customer figures: their own table
+            continue
         for sample in fam.samples:
             if fam.type == "histogram" and not sample.name.endswith("_count"):
                 continue
@@ -71,11 +75,13 @@ def otel_series(snap: Snapshot) -> Series:
     for rm in data.resource_metrics:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
+                if metric.name not in FAMILIES:  # the customer figures: their own table
+                    continue
                 family = FAMILIES[metric.name]
                 label_of = {otel.attribute_name(label): label for label in family.labels}
                 for point in metric.data.data_points:
                     labels = frozenset(
-                        (label_of[k], _text(v))
+                        (label_of[k], _text(v, label_of[k]))
                         for k, v in (point.attributes or {}).items()
                         if _text(v) != ""
                     )

@@ -334,6 +334,8 @@ def test_fleet_share_and_counts_through_real_prometheus(tmp_path: Path) -> None:
                 doc = json.loads(path.read_text())
                 for panel in doc["panels"]:
                     for target in panel.get("targets", ()):
+                        if "hypoprobe_customer" in target["expr"]:
+                            continue  # this app names no customers: those panels are empty
                         expr = (
                             target["expr"]
                             .replace("$__rate_interval", "1m")

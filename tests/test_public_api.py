@@ -28,6 +28,7 @@ def test_all_is_sorted_and_complete() -> None:
         "Snapshot",
         "SnapshotError",
         "configure",
+        "customer",
         "endpoint",
         "hypothesis",
         "probe",

@@ -68,7 +68,13 @@ def test_rules_without_alerts_have_one_group() -> None:
     assert [g["name"] for g in doc["groups"]] == ["hypoprobe.recording"]
     records = [r["record"] for r in doc["groups"][0]["rules"]]
     assert records.count(_rules.LATENCY) == 3
-    assert len(records) == 10
+    assert len(records) == 14
+    assert records[-4:] == [
+        _rules.CUSTOMER_SAVING,
+        _rules.CUSTOMER_VALUE_SAVING,
+        _rules.CUSTOMERS_AFFECTED_UPPER,
+        _rules.CUSTOMERS_AFFECTED_LOWER,
+    ]
 
 
 def _series(name: str, labels: dict[str, str], per_minute: float) -> dict[str, str]:

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,11 +22,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from servers import (
+    PrometheusServer,
     free_port,
     need_component,
     pid_running,
@@ -67,6 +70,8 @@ class Launched:
         args: Sequence[str],
         command: Sequence[str],
         env: dict[str, str] | None = None,
+        *,
+        launcher: Sequence[str] = (sys.executable, "-m", "hypoprobe"),
     ) -> None:
         self.tmp_path = tmp_path
         self.metrics_port = free_port()
@@ -74,9 +79,7 @@ class Launched:
         self.stdout = tmp_path / "stdout.txt"
         self.stderr = tmp_path / "stderr.txt"
         argv = [
-            sys.executable,
-            "-m",
-            "hypoprobe",
+            *launcher,
             "run",
             "--metrics-port",
             str(self.metrics_port),
@@ -95,7 +98,7 @@ class Launched:
     def out(self) -> str:
         return self.stdout.read_text(errors="replace")
 
-    def wait_http(self, url: str, timeout: float = 30) -> None:
+    def wait_http(self, url: str, timeout: float = 60) -> None:
         end = time.monotonic() + timeout
         last: object = None
         while time.monotonic() < end:
@@ -110,7 +113,7 @@ class Launched:
             time.sleep(0.1)
         pytest.fail(f"{url} not up after {timeout}s ({last}):\n{self.err()}")
 
-    def wait_summary(self, timeout: float = 30) -> re.Match[str]:
+    def wait_summary(self, timeout: float = 60) -> re.Match[str]:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             found = SUMMARY.search(self.err())
@@ -158,24 +161,63 @@ def _value(
     return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
 
 
-def _verdicts(url: str, *source: str) -> dict[tuple[str, str], str]:
+def _settled(
+    url: str,
+    expected: int,
+    name: str = "hypoprobe_endpoint_duration_seconds_count",
+    timeout: float = 30,
+    **labels: str,
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The launcher's samples once ``name`` counts ``expected`` (never more).
+
+    A request's scope ends as its worker finishes the response, a moment after the client
+    has read it: waiting for the count, not for a fixed time, keeps the exact comparisons
+    exact on a busy machine.
+    """
+    end = time.monotonic() + timeout
+    while True:
+        samples = _samples(url)
+        got = _value(samples, name, **labels)
+        assert got <= expected, f"{name}{labels}: {got} counted for {expected} sent"
+        if got == expected:
+            return samples
+        if time.monotonic() > end:
+            pytest.fail(f"{name}{labels}: {got} counted for {expected} after {timeout}s")
+        time.sleep(0.05)
+
+
+def _report(*source: str) -> dict[str, Any]:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hypoprobe",
-            "report",
-            *(source or ("--metrics-url", url)),
-            "--format",
-            "json",
-        ],
+        [sys.executable, "-m", "hypoprobe", "report", *source, "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    data = json.loads(done.stdout)
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+def _verdicts(url: str, *source: str) -> dict[tuple[str, str], str]:
+    data = _report(*(source or ("--metrics-url", url)))
     return {(v["hypothesis"], v["endpoint"]): v["verdict"] for v in data["verdicts"]}
+
+
+def _scrape_with(prom: PrometheusServer, endpoint: str, requests: int) -> float:
+    """The timestamp of the newest committed scrape once it counts ``requests``."""
+    expr = f'sum(hypoprobe_endpoint_duration_seconds_count{{endpoint="{endpoint}"}})'
+    after = time.time()
+    end = time.monotonic() + 30
+    while True:
+        prom.wait_for_scrape_after(after, "app")
+        (series,) = prom.query('timestamp(up{job="app"})')
+        at = float(series["value"][1])
+        got = prom.query_value(expr, at)
+        if got == requests:
+            return at
+        assert got is None or got < requests, f"Prometheus counts {got} of {requests}"
+        assert time.monotonic() < end, f"no scrape with {requests} requests (last {got})"
+        after = at + 0.001
 
 
 def _left_behind(tmp_path: Path) -> list[str]:
@@ -213,7 +255,9 @@ def test_flask_sqlalchemy_under_gunicorn_two_workers_one_killed(tmp_path: Path) 
             ok += 1
         for _ in range(10):
             pids.add(int(_get(f"{base}/pid")))
-        time.sleep(0.2)  # the last response's scope ends as the worker closes the body
+        # Every request recorded before the kill: its recorded requests must survive it.
+        _settled(run.url, 40, endpoint="GET /feed/{account}")
+        _settled(run.url, 11, endpoint="GET /pid")  # the wait_http request too
         victim = min(pids)
         os.kill(victim, signal.SIGKILL)  # its recorded requests must survive it
         end = time.monotonic() + 20
@@ -224,10 +268,9 @@ def test_flask_sqlalchemy_under_gunicorn_two_workers_one_killed(tmp_path: Path) 
             except (OSError, urllib.error.URLError):
                 time.sleep(0.05)  # the master is replacing the worker
         assert ok == 80
-        time.sleep(0.2)
 
-        samples = _samples(run.url)
         feed = "GET /feed/{account}"
+        samples = _settled(run.url, ok, endpoint=feed)
         assert _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=feed) == ok
         # `from queries import load_followers` in app.py bound the probed function.
         assert (
@@ -269,6 +312,76 @@ def test_flask_sqlalchemy_under_gunicorn_two_workers_one_killed(tmp_path: Path) 
     assert sorted(p.name for p in cwd.iterdir() if p.name.startswith("hypoprobe")) == []
 
 
+def _files(directory: Path) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+
+
+@pytest.mark.parametrize("console", [False, True], ids=["python-m", "console-script"])
+def test_gunicorn_chdir_from_elsewhere_targets_attach_when_the_app_loads(
+    tmp_path: Path, console: bool
+) -> None:
+    # The issue's one command, from another working directory: the app's directory is on
+    # sys.path only once gunicorn loads the app (--chdir), so at bootstrap every target's
+    # module is unknown: pending, then attached in each worker when the app is imported.
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "flaskapp", app, ignore=shutil.ignore_patterns("__pycache__"))
+    config = tmp_path / "conf" / "perf.toml"
+    config.parent.mkdir()
+    shutil.move(app / "perf.toml", config)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    before = _files(app)
+    env = _env(tmp_path)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # so that "nothing beside the app" is checkable
+    args: list[str] = []
+    launcher: tuple[str, ...] = (sys.executable, "-m", "hypoprobe")
+    if console:  # the installed script: sys.path[0] is its bin directory, not the cwd
+        launcher = (str(Path(sys.executable).with_name("hypoprobe")),)
+        env["HYPOPROBE_CONFIG"] = str(config)
+    else:
+        args = ["--config", str(config)]
+    app_port = free_port()
+    base = f"http://127.0.0.1:{app_port}"
+    command = [sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", "2"]
+    command += ["-b", f"127.0.0.1:{app_port}", "--chdir", str(app), "app:app"]
+    feed = "GET /feed/{account}"
+    with Launched(tmp_path, elsewhere, args, command, env=env, launcher=launcher) as run:
+        run.wait_http(f"{base}/pid", timeout=60)
+        found = run.wait_summary(timeout=60)
+        assert found.groups()[:4] == ("3", "3", "0", "0"), run.err()
+        for i in range(30):
+            _get(f"{base}/feed/{i % 5}")
+        samples = _settled(run.url, 30, endpoint=feed)
+        states = {
+            (dict(labels)["target"], dict(labels)["state"]): v
+            for (name, labels), v in samples.items()
+            if name == "hypoprobe_probe_target_state" and v > 0
+        }
+        for target in ("queries:load_followers", "queries:format_names"):
+            # Attached in both workers; pending only where the app is never imported (the
+            # launcher, gunicorn's master), failed nowhere.
+            assert states.get((target, "attached")) == 2, states
+            assert (target, "failed") not in states, states
+        report = _report("--metrics-url", run.url)
+        got = {(v["hypothesis"], v["endpoint"]): v["verdict"] for v in report["verdicts"]}
+        assert got == {
+            ("PERF-1", feed): "CONFIRMED",
+            ("PERF-2", feed): "DISPROVED",
+            ("PERF-3", feed): "DISPROVED",
+        }
+        # ... and the report does not warn of targets "pending" that every worker attached.
+        warnings = [w for v in report["verdicts"] for w in v.get("warnings", [])]
+        assert not [w for w in warnings if "pending" in w], warnings
+        assert run.stop() == 0, run.err()
+    err = run.err()
+    # No misleading line from an import-time load that could not see the app yet.
+    assert "not loaded" not in err, err
+    assert "no module named" not in err, err
+    assert _files(app) == before  # nothing written beside the application
+    assert _files(elsewhere) == []
+    assert _left_behind(tmp_path) == []
+
+
 # ------------------------------------------------------------------ FastAPI + uvicorn
 
 
@@ -296,9 +409,8 @@ def test_fastapi_under_uvicorn_sigint_passes_through(tmp_path: Path, workers: in
         assert found.groups()[:4] == ("2", "2", "0", "0"), run.err()
         for i in range(39):
             assert json.loads(_get(f"{base}/plans/{i}"))["score"] == i * 2
-        time.sleep(0.2)
-        samples = _samples(run.url)
         route = "GET /plans/{plan}"
+        samples = _settled(run.url, 40, endpoint=route)
         assert _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=route) == 40
         assert (
             _value(
@@ -514,9 +626,8 @@ def test_django_project_under_gunicorn(tmp_path: Path) -> None:
         assert found.groups()[:4] == ("2", "2", "0", "0"), run.err()
         for i in range(1, 40):
             assert _get(f"{base}/items/{i}/") == "90"
-        time.sleep(0.2)
-        samples = _samples(run.url)
         route = "GET /items/{item_id}/"
+        samples = _settled(run.url, 40, endpoint=route)
         assert _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=route) == 40
         assert (
             _value(
@@ -586,19 +697,19 @@ def test_a_real_prometheus_scrapes_the_launcher(tmp_path: Path) -> None:
         for i in range(5):  # every series exists before the window opens
             _get(f"{base}/feed/{i}")
         target = run.url.removeprefix("http://").removesuffix("/metrics")
+        _settled(run.url, 5, endpoint=feed)
         with start_prometheus(tmp_path / "prom", {"app": [target]}) as prom:
             prom.wait_for_up("app")
-            prom.wait_for_scrape_after(time.time(), "app")
-            start = time.time()
+            start = _scrape_with(prom, feed, 5)
             for i in range(60):
                 _get(f"{base}/feed/{i % 5}")
-            prom.wait_for_scrape_after(time.time() + 0.5, "app")
-            count = prom.query_value(
-                f'sum(hypoprobe_endpoint_duration_seconds_count{{endpoint="{feed}"}})'
-            )
-            assert count == 65
-            window = f"{time.time() - start + 1:.0f}s"
-            assert _verdicts("", "--prometheus", prom.url, "--window", window) == {
+            _settled(run.url, 65, endpoint=feed)
+            end = _scrape_with(prom, feed, 65)
+            # From one scrape to another: exactly the 60 requests, nothing extrapolated.
+            window = ["--window", f"{end - start:.3f}", "--at", f"{end:.3f}"]
+            data = _report("--prometheus", prom.url, *window)
+            assert {v["requests"] for v in data["verdicts"]} == {60}
+            assert _verdicts("", "--prometheus", prom.url, *window) == {
                 ("PERF-1", feed): "CONFIRMED",
                 ("PERF-2", feed): "DISPROVED",
                 ("PERF-3", feed): "DISPROVED",
@@ -666,8 +777,8 @@ def test_celery_tasks_are_job_scopes(tmp_path: Path) -> None:
     command = [sys.executable, "tasks.py", "40"]
     with Launched(tmp_path, APPS / "celeryapp", ["--config", "perf.toml"], command) as run:
         _wait_for(lambda: "done" in run.out(), run, timeout=60)
-        samples = _samples(run.url)
         job = "job tasks.send_digest"
+        samples = _settled(run.url, 40, endpoint=job)
         assert _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=job) == 40
         assert _verdicts(run.url) == {("PERF-40", job): "CONFIRMED", ("PERF-41", job): "DISPROVED"}
         assert run.stop() == 128 + signal.SIGTERM
@@ -709,12 +820,10 @@ def test_the_demo_app_under_gunicorn_gives_the_tutorials_verdicts(tmp_path: Path
         )
         sent = re.search(r"campaigns (\d+)", load.stdout + load.stderr)
         assert sent, load.stdout + load.stderr
-        time.sleep(0.2)
-        samples = _samples(run.url)
         campaigns = "GET /accounts/{account_id}/campaigns"
-        # Every request once: the hand-made instrumentation was not doubled.
-        count = _value(samples, "hypoprobe_endpoint_duration_seconds_count", endpoint=campaigns)
-        assert count == int(sent.group(1))
+        # Every request once: the hand-made instrumentation was not doubled (more than
+        # were sent fails at once).
+        _settled(run.url, int(sent.group(1)), endpoint=campaigns)
         verdicts = _verdicts(run.url)
         assert verdicts[("PERF-412", campaigns)] == "DISPROVED"
         assert verdicts[("PERF-415", campaigns)] == "CONFIRMED"

@@ -11,9 +11,11 @@ of the two in-process snapshots.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Metric, start_http_server
@@ -250,3 +252,40 @@ def test_unreachable_prometheus_is_exit_3() -> None:
 
     assert info.value.exit_code == 3
     assert _one_line(info.value).startswith(f"cannot reach {url}")
+
+
+def test_report_over_time_reads_the_window_interval_by_interval(
+    prometheus: PrometheusServer,
+    fake_clock: FakeClock,
+    unique_id: Callable[[str], str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from hypoprobe.cli import main
+
+    hid, endpoint = unique_id("h"), unique_id("GET /campaigns")
+    request = _traffic(fake_clock, hid, endpoint)
+    request(0.7, 0.2)  # every series exists before the first interval
+    s0 = _scrape_after_now(prometheus)
+    for _ in range(40):
+        request(0.009, 0.001)  # 10% in the probe
+    s1 = _scrape_after_now(prometheus)
+    _scrape_after_now(prometheus)  # a longer second interval, so the first one holds s0
+    for _ in range(40):
+        request(0.004, 0.006)  # 60% in the probe
+    s2 = _scrape_after_now(prometheus)
+    step = s2 - s1
+    assert s1 - s0 < step
+
+    out = tmp_path / "over-time.json"
+    argv = ["report", "--prometheus", prometheus.url, "--window", f"{2 * step:.3f}s"]
+    argv += ["--at", f"{s2:.3f}", "--over-time", "--step", f"{step:.3f}s"]
+    assert main([*argv, "--hypothesis", hid, "-o", str(out)]) == 0, capsys.readouterr().err
+    html = tmp_path / "over-time.html"
+    assert main([*argv, "--hypothesis", hid, "-o", str(html)]) == 0
+    page = html.read_text(encoding="utf-8")
+    assert 'class="plot timeline"' in page
+    assert page.count('class="share-dot"') == 2
+    shares = [float(x) for x in re.findall(r'class="share-dot"[^>]*><title>([\d.]+)%', page)]
+    assert shares[0] == pytest.approx(10, abs=2)
+    assert shares[1] == pytest.approx(60, abs=2)

@@ -409,3 +409,12 @@ def test_unusable_arguments_are_exit_2(urls: list[str], window: float | None) ->
 
     assert info.value.exit_code == 2
     _one_line(info.value)
+
+
+def test_the_same_url_twice_is_refused_not_counted_twice() -> None:
+    # Merging a target with itself doubles every count: a narrower interval from the
+    # same requests, a verdict from evidence that is not there.
+    with pytest.raises(SourceError) as info:
+        scrape_metrics(["http://127.0.0.1:9/metrics", "127.0.0.1:9"])
+    assert info.value.exit_code == 2
+    assert "given more than once: its requests would be counted twice" in str(info.value)

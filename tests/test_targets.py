@@ -129,6 +129,24 @@ def test_settle_pending_fails_what_the_application_never_imported(
     assert _load.settle_pending() == []  # once
 
 
+def test_a_module_imported_after_settling_is_still_probed(
+    config: Callable[[str], Path], make_app: AppFactory, unique_id: Callable[[str], str]
+) -> None:
+    # A lazy import (inside a view, at the first request of its route) comes after the
+    # application "started": the target was settled failed, and must attach now.
+    pkg = make_app()
+    hid = unique_id("PERF")
+    target = f"{pkg}.models:helper"
+    hypoprobe.load(config(toml(hid, "GET /explore", [target])))
+    _load.settle_pending()
+    assert _states(hid)[target][0] == "failed"
+
+    models = importlib.import_module(f"{pkg}.models")
+
+    assert _states(hid) == {target: ("attached", "")}
+    assert hasattr(models.helper, "__wrapped__")
+
+
 def test_a_target_patched_after_a_from_import_says_so(
     config: Callable[[str], Path], make_app: AppFactory, unique_id: Callable[[str], str]
 ) -> None:

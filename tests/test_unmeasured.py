@@ -370,3 +370,34 @@ def test_a_flask_view_named_after_routing_is_unmeasured(
     assert v.verdict == "UNMEASURED"
     assert f"target {name}:explore attached but never called in" in v.meaning
     assert "bound before hypoprobe was loaded?" in v.meaning
+
+
+def test_pending_where_the_app_is_never_imported_is_no_warning_when_workers_attached(
+    fake_clock: FakeClock, unique_id: Callable[[str], str]
+) -> None:
+    # hypoprobe run's launcher and a pre-fork master load the file but never import the
+    # application: their targets stay pending while every worker has them attached.
+    from dataclasses import replace
+
+    from hypoprobe.model import TargetState
+
+    hid, endpoint = unique_id("PERF"), unique_id("GET /w")
+    hypoprobe.hypothesis(hid, claim="c", endpoint=endpoint, min_share=0.5)
+
+    @hypoprobe.probe(hid, name="work")
+    def work() -> None:
+        fake_clock.advance_seconds(0.008)
+
+    for _ in range(40):
+        with hypoprobe.endpoint(endpoint):
+            work()
+            fake_clock.advance_seconds(0.002)
+    snap = hypoprobe.snapshot()
+    pending = TargetState(hid, "app.q:work", "config", "pending", processes=2)
+    attached = TargetState(hid, "app.q:work", "config", "attached", processes=2)
+    (v,) = analysis.report(replace(snap, targets=(pending, attached)), hypotheses=[hid]).verdicts
+    assert v.verdict == "CONFIRMED"
+    assert not [w for w in v.warnings if "pending" in w], v.warnings
+    # Pending and attached nowhere: still said.
+    (v,) = analysis.report(replace(snap, targets=(pending,)), hypotheses=[hid]).verdicts
+    assert "target app.q:work is pending: its module was never imported" in v.warnings

@@ -6,8 +6,8 @@ import os
 import socket
 from dataclasses import replace
 
+from . import _customers, _selfcost
 from . import _metrics as m
-from . import _selfcost
 from ._config import HOLDER
 from ._core import _clock, _faults, _plan
 from ._core._hypothesis import REGISTRY, Hypothesis
@@ -198,6 +198,7 @@ def snapshot() -> Snapshot:
         internal_errors=_faults.snapshot(),
         series_overflow=dict(STORAGE.dropped),
         slowest=_slowest.collect(),
+        customers=_customers.collect(),
         targets=tuple(targets),
         origins=(_origin(),),
     )

@@ -39,6 +39,7 @@ class Config:
     ``slowest_requests``          ``HYPOPROBE_SLOWEST_REQUESTS``  ``5``
     ``slowest_window_seconds``    ``HYPOPROBE_SLOWEST_WINDOW``    ``600.0``
     ``annotate_spans``            ``HYPOPROBE_ANNOTATE_SPANS=0/1`` ``False``
+    ``customer_key``              ``HYPOPROBE_CUSTOMER_KEY``      ``None`` (no customers)
     ============================  ==============================  =========================
 
     Example::
@@ -75,6 +76,10 @@ class Config:
     #: OpenTelemetry span at the end of the request, so a trace view shows them (off by
     #: default: it costs a few microseconds per traced request).
     annotate_spans: bool = False
+    #: The secret customer ids are hashed with (``hypoprobe.customer``); the same on every
+    #: host of a deployment, so one customer is one hash fleet-wide. None: customers are not
+    #: recorded. Never shown in the Config's repr.
+    customer_key: str | None = dataclasses.field(default=None, repr=False)
 
 
 _ENV_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {}
@@ -110,6 +115,7 @@ _ENV_PARSERS = {
     "HYPOPROBE_EXEMPLARS": ("exemplars", _env_bool),
     "HYPOPROBE_ANNOTATE_SPANS": ("annotate_spans", _env_bool),
     "HYPOPROBE_SLOWEST_REQUESTS": ("slowest_requests", _env_int),
+    "HYPOPROBE_CUSTOMER_KEY": ("customer_key", lambda raw: raw or None),
     "HYPOPROBE_SLOWEST_WINDOW": ("slowest_window_seconds", lambda raw: float(raw.strip())),
 }
 
@@ -172,6 +178,11 @@ def validate(fields: Mapping[str, object]) -> dict[str, object]:
             out["multiproc_dir"] = validate_directory(os.fspath(value))
         except ValueError as exc:
             raise ConfigurationError(f"multiproc_dir: {exc}") from None
+    key = out.get("customer_key")
+    if key is not None and (not isinstance(key, str) or len(key) < 16):
+        raise ConfigurationError(
+            "customer_key must be a secret string of at least 16 characters (or None)"
+        )
     if "clock" in out:
         _check_clock(out["clock"])
     return out

@@ -147,7 +147,8 @@ def number_rows(snap: Snapshot) -> Iterator[tuple[m.Family, Iterable[tuple[Label
         yield family, [(labels, values[i]) for labels, values in moments]
     yield (
         m.ENDPOINT_REQUESTS,
-        [((o.endpoint, o.status, o.exception), o.count) for o in snap.outcomes],
+        # A slot no request has reached yet is not a series worth exporting.
+        [((o.endpoint, o.status, o.exception), o.count) for o in snap.outcomes if o.count],
     )
     yield (
         m.PROBE_EXCEPTIONS,

@@ -45,7 +45,7 @@ from typing import Any
 
 import wrapt
 
-from . import _sqlconfig, _survey
+from . import _customerconfig, _sqlconfig, _survey
 from ._core import _targets
 from ._core._hypothesis import REGISTRY, Hypothesis, Observation, build, validate_id
 from ._core._probe import probe
@@ -158,6 +158,8 @@ class _Patch:
     installed: Any = None
     had_own: bool = False
     state: _targets.Target | None = None
+    #: Failed by ``settle_pending`` (not imported in time): its module may still turn up.
+    settled: bool = False
 
     def resolve(self, module: ModuleType) -> tuple[Any, Any, bool]:
         """(parent object, raw attribute value, defined on the parent itself).
@@ -341,12 +343,16 @@ class _Loaded:
 _LOADED: dict[Path, _Loaded] = {}
 
 
-def _pending(loaded: _Loaded, patch: _Patch) -> bool:
+def _pending(loaded: _Loaded, patch: _Patch, settled_too: bool = False) -> bool:
     state = patch.state
     return (
         loaded.active
         and patch.installed is None
-        and (state is None or state.state == _targets.PENDING)
+        and (
+            state is None
+            or state.state == _targets.PENDING
+            or (settled_too and patch.settled and state.state == _targets.FAILED)
+        )
     )
 
 
@@ -360,7 +366,8 @@ def _hook(loaded: _Loaded, patch: _Patch) -> Any:
         # Runs inside the application's import: it must never raise.
         try:
             with _lock:
-                if not _pending(loaded, patch):
+                # Settled failed but imported after all (lazily, after the start): probe it.
+                if not _pending(loaded, patch, settled_too=True):
                     return
                 patch.apply(module)
         except _TargetError as exc:
@@ -532,9 +539,14 @@ def _patches(source: _Source, index: int, hyp: Hypothesis, probes: object) -> li
 
 def _parse(
     path: Path,
-) -> tuple[tuple[Hypothesis, ...], list[_Patch], list[_sqlconfig.SqlMatcher]]:
+) -> tuple[
+    tuple[Hypothesis, ...],
+    list[_Patch],
+    list[_sqlconfig.SqlMatcher],
+    _customerconfig.LazyCustomer | None,
+]:
     source, data = _read(path)
-    unknown = sorted(set(data) - {"hypothesis", "survey"})
+    unknown = sorted(set(data) - {"hypothesis", "survey", _customerconfig.KEY})
     if unknown:
         line = next(
             (
@@ -545,8 +557,20 @@ def _parse(
             None,
         )
         raise source.error(
-            line, f"unknown key {unknown[0]!r}: the file holds [[hypothesis]] tables"
+            line,
+            f"unknown key {unknown[0]!r}: the file holds [[hypothesis]] tables, "
+            "[survey] and customer = 'module:function'",
         )
+    customer_line = next(
+        (i + 1 for i, text in enumerate(source.lines) if re.match(r"^\s*customer\s*=", text)),
+        None,
+    )
+    try:
+        customer = _customerconfig.parse(
+            data.get(_customerconfig.KEY), f"{path}:{customer_line or 1}"
+        )
+    except ValueError as exc:
+        raise source.error(customer_line, str(exc)) from None
     tables = data.get("hypothesis", [])
     if not isinstance(tables, list):
         line = next(
@@ -589,7 +613,7 @@ def _parse(
             patches.append(patch)
         sql += _sqlconfig.parse(source, path, index, hyp.id, table.get(_sqlconfig.KEY))
         hyps.append(hyp)
-    return tuple(hyps), patches, sql
+    return tuple(hyps), patches, sql, customer
 
 
 # ----------------------------------------------------------------------------- public
@@ -633,7 +657,7 @@ def load(path: str | os.PathLike[str]) -> tuple[Hypothesis, ...]:
 
 
 def _load(resolved: Path) -> tuple[Hypothesis, ...]:
-    hyps, patches, sql = _parse(resolved)
+    hyps, patches, sql, customer = _parse(resolved)
     survey = _survey.parse_table(resolved)  # the [survey] table, if any
     others = {
         p.target: p.where
@@ -667,6 +691,7 @@ def _load(resolved: Path) -> tuple[Hypothesis, ...]:
         loaded.patches.append(patch)
     _note_early_references([p for p in patches if p.installed is not None])
     _sqlconfig.install(resolved, sql)
+    _customerconfig.install(str(resolved), customer)
     if survey is not None:
         _survey.apply(survey)
     return hyps
@@ -722,6 +747,7 @@ def _unload_one(path: Path) -> None:
         return
     loaded.active = False
     _sqlconfig.uninstall(path)
+    _customerconfig.uninstall(str(path))
     for patch in reversed(loaded.patches):
         patch.undo()
 
@@ -777,6 +803,7 @@ def settle_pending(reason: str = "the application finished starting without it")
                     else:
                         why = f"{patch.module} was never imported: {reason}"
                 _fail_logged(patch, f"probe target {patch.target!r}: {why}")
+                patch.settled = True
                 out.append(f"{patch.where}: {patch.target}")
     return out
 

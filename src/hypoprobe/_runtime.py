@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+from . import _customers
 from ._config import HOLDER, Config
 from ._core import _plan, _probe, _scope
 from ._core._storage import STORAGE
@@ -23,6 +24,7 @@ def _apply(old: Config | None, new: Config) -> None:
     )
     _scope.configure_request_end(new.exemplars, new.annotate_spans, new.slowest_requests)
     STORAGE.max_series = new.max_series
+    _customers.set_key(new.customer_key)
     if old is None or old.multiproc_dir != new.multiproc_dir:
         STORAGE.use_directory(new.multiproc_dir)
     if old is None or old.registry is not new.registry:

@@ -65,6 +65,8 @@ COMMANDS: dict[str, str] = {
     "report": "hypoprobe._cli.report",
     "compare": "hypoprobe._cli.compare",
     "snapshot": "hypoprobe._cli.snapshot",
+    "backlog": "hypoprobe._cli.backlog",
+    "story": "hypoprobe._cli.story",
     "demo": "hypoprobe.demo",
     "rules": "hypoprobe._cli.rules",
     "dashboard": "hypoprobe._cli.dashboard",
@@ -114,7 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, path in COMMANDS.items():
         module = _load(path)
-        sub = subs.add_parser(name, help=module.HELP, description=module.HELP)
+        sub = subs.add_parser(
+            name,
+            help=module.HELP,
+            description=module.HELP,
+            epilog=getattr(module, "EXAMPLES", None),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
     return parser
@@ -138,7 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        from ._cli._common import join_option_values
+
+        args = parser.parse_args(join_option_values(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:

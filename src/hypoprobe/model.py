@@ -14,6 +14,7 @@ without interpolation.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
 import sys
@@ -24,6 +25,7 @@ from itertools import pairwise
 from typing import Any, TypeVar
 
 from ._core import _buckets
+from ._sketch import CustomerSketch, merge_all
 from .errors import SnapshotError
 
 __all__ = [
@@ -513,6 +515,8 @@ class Snapshot:
     series_overflow: Mapping[str, int] = field(default_factory=dict)
     #: The requests with the highest share and the slowest, per hypothesis and endpoint.
     slowest: tuple[SlowRequest, ...] = ()
+    #: Distinct customers (keyed hashes) per hypothesis, endpoint and segment (_sketch).
+    customers: tuple[CustomerSketch, ...] = ()
     #: hypoprobe's own estimated time per endpoint, in seconds (calibrated costs x counts;
     #: ``<none>``: probe calls outside any scope). Empty when not estimated.
     self_seconds: Mapping[str, float] = field(default_factory=dict)
@@ -606,6 +610,7 @@ class Snapshot:
             internal_errors=_sum_maps(s.internal_errors for s in snaps),
             series_overflow=_sum_maps(s.series_overflow for s in snaps),
             slowest=_top_slowest((r for s in snaps for r in s.slowest), _slowest_keep(snaps)),
+            customers=merge_all(c for s in snaps for c in s.customers),
             self_seconds=_sum_maps(s.self_seconds for s in snaps),
             targets=_merge_keyed(
                 (t for s in snaps for t in s.targets),
@@ -619,7 +624,13 @@ class Snapshot:
         )
 
     def minus(self, earlier: Snapshot) -> Snapshot:
-        """What happened between ``earlier`` and this snapshot (a window)."""
+        """What happened between ``earlier`` and this snapshot (a window).
+
+        Customer sketches cannot be subtracted: the window keeps the later snapshot's
+        customers (distinct since its processes started), with its request and probe-time
+        sums taken over the window.
+        """
+        before_c = {c.key: c for c in earlier.customers}
         before_e = {e.endpoint: e for e in earlier.endpoints}
         before_p = {(p.hypothesis, p.probe, p.endpoint): p for p in earlier.probes}
         before_r = {(r.hypothesis, r.probe, r.endpoint, r.segment): r for r in earlier.requests}
@@ -647,7 +658,7 @@ class Snapshot:
 
         return replace(
             self,
-            source=f"{self.source} (window since {earlier.created_at:.0f})",
+            source=f"{self.source} (window since {_utc(earlier.created_at)})",
             endpoints=tuple(
                 replace(e, duration=e.duration.minus(before_e[e.endpoint].duration))
                 if e.endpoint in before_e
@@ -678,6 +689,10 @@ class Snapshot:
             internal_errors=_minus_map(self.internal_errors, earlier.internal_errors),
             series_overflow=_minus_map(self.series_overflow, earlier.series_overflow),
             slowest=tuple(r for r in self.slowest if r.at > earlier.created_at),
+            customers=tuple(
+                c.since(before_c[c.key], earlier.created_at) if c.key in before_c else c
+                for c in self.customers
+            ),
             self_seconds=_minus_map(self.self_seconds, earlier.self_seconds),
             since=earlier.created_at,
         )
@@ -722,6 +737,7 @@ class Snapshot:
             "internal_errors": dict(self.internal_errors),
             "series_overflow": dict(self.series_overflow),
             "slowest": [_plain(r) for r in self.slowest],
+            "customers": [c.to_dict() for c in self.customers],
             "self_seconds": dict(self.self_seconds),
             "targets": [_plain(t) for t in self.targets],
             "origins": list(self.origins),
@@ -796,6 +812,9 @@ class Snapshot:
                 internal_errors=_counters(data.get("internal_errors", {}), "internal_errors"),
                 series_overflow=_counters(data.get("series_overflow", {}), "series_overflow"),
                 slowest=tuple(_slow_request(r) for r in _items(data.get("slowest", ()))),
+                customers=tuple(
+                    CustomerSketch.from_dict(c) for c in _items(data.get("customers", ()))
+                ),
                 self_seconds=_seconds_by_name(data.get("self_seconds", {}), "self_seconds"),
                 targets=tuple(_target_state(t) for t in _items(data.get("targets", ()))),
                 origins=tuple(_str(o, "an origin") for o in _items(data.get("origins", ()))),
@@ -1021,6 +1040,14 @@ def _merge_requests(a: RequestData, b: RequestData) -> RequestData:
         share=a.share.merge(b.share),
         calls=a.calls.merge(b.calls),
     )
+
+
+def _utc(t: float) -> str:
+    """A time as people read it in a source's name: ``2026-12-01 22:43:02 UTC``."""
+    try:
+        return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):  # a time no date can show: the number
+        return f"{t!r} (Unix seconds)"
 
 
 def _minus_map(later: Mapping[str, N], earlier: Mapping[str, N]) -> dict[str, N]:

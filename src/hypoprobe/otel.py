@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from . import _customers_export as _cx
 from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER, validate
@@ -408,6 +409,21 @@ def _attributes(family: m.Family, labels: Labels) -> Attributes:
     }
 
 
+def _attrs(family: m.Family, row: object = None, **given: AttributeValue | None) -> Attributes:
+    """The attributes of one point: each label's value from ``given``, else ``row``'s field.
+
+    Snapshot rows name their fields after the labels (``hypothesis``, ``endpoint``,
+    ``segment``...), so a label added to a family is exported without a change here.
+    None means "not set" (an optional hypothesis field): the attribute is left out.
+    """
+    out: Attributes = {}
+    for label in family.labels:
+        value = given[label] if label in given else getattr(row, label)
+        if value is not None:
+            out[attribute_name(label)] = value
+    return out
+
+
 def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
     # Which series exist is _families' table, shared with /metrics.
     for family, hist_rows in histogram_rows(snap):
@@ -417,6 +433,12 @@ def _all_metrics(b: _Build, snap: Snapshot) -> Iterator[Metric | None]:
     for family, rows in number_rows(snap):
         yield _number_metric(
             b, family, ((_attributes(family, labels), value) for labels, value in rows)
+        )
+    for family, figure in _cx.OTEL:  # customers: per-host gauges, exact counters
+        yield _number_metric(
+            b,
+            family,
+            ((_attrs(family, c), v) for c in snap.customers if (v := figure(c)) is not None),
         )
 
 

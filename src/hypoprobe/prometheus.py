@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
+from . import _customers_export
 from . import _metrics as m
 from ._collect import snapshot as take_snapshot
 from ._config import HOLDER
@@ -123,8 +124,16 @@ def _text(value: LabelValue) -> str:
     return value
 
 
-def _texts(labels: Labels) -> tuple[str, ...]:
-    return tuple(_text(v) for v in labels)
+def _texts(labels: Labels, family: m.Family | None = None) -> tuple[str, ...]:
+    texts = tuple(_text(v) for v in labels)
+    if family is m.HYPOTHESIS_INFO:
+        # A label, read by people: 0.8056, not 0.8055555555555557 (the exact seconds it
+        # comes from are the next two labels). OpenTelemetry keeps the double.
+        i = family.labels.index("observed_share")
+        share = labels[i]
+        if isinstance(share, float):
+            texts = (*texts[:i], f"{share:.4f}", *texts[i + 1 :])
+    return texts
 
 
 _NUMBER_TYPES: dict[str, type[CounterMetricFamily] | type[GaugeMetricFamily]] = {
@@ -146,8 +155,9 @@ def families(snap: Snapshot, buckets_per_octave: int = 1) -> Iterator[Metric]:
     for family, rows in number_rows(snap):
         metric = _NUMBER_TYPES[family.kind](family.name, family.help, labels=family.labels)
         for labels, value in rows:
-            metric.add_metric(list(_texts(labels)), float(value))
+            metric.add_metric(list(_texts(labels, family)), float(value))
         yield metric
+    yield from _customers_export.families(snap)
 
 
 class HypoprobeCollector(Collector):

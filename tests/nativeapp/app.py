@@ -5,11 +5,15 @@ them inside the probed query, split over ``C`` calls. ``GET /metrics`` is
 :func:`hypoprobe.metrics_wsgi_app` (protobuf with native histograms when the scraper asks);
 ``GET /snapshot`` is the host's snapshot as JSON (multi-process mode: every worker's data).
 Requests run inside an OpenTelemetry span, so histogram buckets carry exemplars.
+
+hypoprobe reads a clock of the app's own that the request advances by exactly the times
+it asks for (gunicorn's sync workers serve one request at a time): the recorded
+durations are those of the request line, whatever the load on the machine, so where they
+fall in the classic and native buckets does not depend on how late a sleep wakes up.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -22,6 +26,18 @@ import hypoprobe
 HYPOTHESIS = "NATIVE-1"
 ENDPOINT = "GET /work"
 
+_NOW = [0]
+
+
+def _clock() -> int:
+    return _NOW[0]
+
+
+def _advance(seconds: float) -> None:
+    _NOW[0] += round(seconds * 1e9)
+
+
+hypoprobe.configure(clock=_clock)
 hypoprobe.hypothesis(
     HYPOTHESIS,
     claim="the work query dominates GET /work",
@@ -40,7 +56,7 @@ TRACER = TracerProvider().get_tracer("nativeapp")
 
 @hypoprobe.probe(HYPOTHESIS, name="work_query")
 def work_query(seconds: float) -> None:
-    time.sleep(seconds)
+    _advance(seconds)
 
 
 metrics = hypoprobe.metrics_wsgi_app()
@@ -58,12 +74,11 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         total = float(query["ms"][0]) / 1000
         probe = float(query["probe_ms"][0]) / 1000
         calls = int(query["calls"][0])
-        start = time.perf_counter()
         with TRACER.start_as_current_span("work"), hypoprobe.endpoint(ENDPOINT):
             for _ in range(calls):
                 work_query(probe / calls)
-            # The rest of the request: whatever makes it last ``total`` overall.
-            time.sleep(max(0.0, total - (time.perf_counter() - start)))
+            # The rest of the request: what makes it last ``total`` overall.
+            _advance(total - probe)
         JOBS.inc()
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok\n"]

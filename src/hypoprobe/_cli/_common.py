@@ -9,6 +9,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
@@ -25,7 +26,9 @@ __all__ = [
     "add_filter_arguments",
     "add_output_arguments",
     "add_source_arguments",
+    "join_option_values",
     "load_source",
+    "output_format",
     "parse_time",
     "parse_window",
     "write_output",
@@ -38,6 +41,10 @@ _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d|w)")
 def parse_window(text: str) -> float:
     """A duration such as ``60s``, ``5m``, ``1h30m``, ``2d`` or plain seconds, in seconds."""
     raw = text.strip()
+    if raw.startswith("-"):
+        raise argparse.ArgumentTypeError(
+            f"the window must be positive, got {text!r}; use e.g. 60s, 5m or 1h"
+        )
     try:
         seconds = float(raw)
     except ValueError:
@@ -84,7 +91,9 @@ def parse_time(text: str) -> float:
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """``--snapshot FILE...`` | ``--metrics-url URL...`` | ``--prometheus URL``, and windows."""
     group = parser.add_argument_group("source (exactly one)")
-    sources = group.add_mutually_exclusive_group(required=True)
+    # Not required= here: a missing source gets a message saying which to give (and a
+    # bare FILE.json is pointed to --snapshot), not argparse's list of options.
+    sources = group.add_mutually_exclusive_group()
     sources.add_argument(
         "--snapshot",
         nargs="+",
@@ -100,6 +109,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     sources.add_argument(
         "--prometheus", metavar="URL", help="a Prometheus server's base URL (needs --window)"
     )
+    parser.add_argument("stray", nargs="*", help=argparse.SUPPRESS)
     group.add_argument(
         "--window",
         type=parse_window,
@@ -130,12 +140,61 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         choices=tuple(FORMATS),
-        default="table",
-        help="table (default), markdown (for the ticket), json or html (one file with plots)",
+        default=None,
+        help="table (default), markdown (for the ticket), json or html (one file with plots); "
+        "default: from the -o file's suffix (.md, .json, .html), else table",
     )
     parser.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
     )
+
+
+#: Output file suffix -> format, when --format is not given.
+_SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".json": "json"}
+_SUFFIX_FORMATS.update({".html": "html", ".htm": "html", ".txt": "table"})
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """``--format``, or the one the ``-o`` file's suffix names (``report.html``), or table."""
+    if args.format:
+        fmt: str = args.format
+        return fmt
+    if args.output and args.output != "-":
+        return _SUFFIX_FORMATS.get(Path(args.output).suffix.lower(), "table")
+    return "table"
+
+
+#: Options whose value may start with "-" (a negative window is refused with a reason,
+#: not argparse's "expected one argument").
+VALUE_OPTIONS = ("--window", "--at", "--before", "--after")
+
+
+#: The subcommands that have those options (``run`` passes its command line on untouched).
+_WITH_VALUE_OPTIONS = ("report", "compare", "snapshot", "survey")
+
+
+def join_option_values(argv: Sequence[str]) -> list[str]:
+    """``--window -5s`` -> ``--window=-5s``, so the value reaches its own check.
+
+    Only for the subcommands that have these options, and never after ``--``.
+    """
+    out: list[str] = []
+    args = list(argv)
+    if not args or args[0] not in _WITH_VALUE_OPTIONS:
+        return args
+    i = 0
+    while i < len(args):
+        if args[i] == "--":
+            return out + args[i:]
+        if args[i] in VALUE_OPTIONS and i + 1 < len(args) and args[i + 1].startswith("-"):
+            value = args[i + 1]
+            if value[1:2].isdigit() or value[1:2] == ".":
+                out.append(f"{args[i]}={value}")
+                i += 2
+                continue
+        out.append(args[i])
+        i += 1
+    return out
 
 
 class Progress:
@@ -196,6 +255,19 @@ class Progress:
 
 
 def _check_source_options(args: argparse.Namespace) -> None:
+    stray = getattr(args, "stray", None) or []
+    if not (args.snapshot or args.metrics_url or args.prometheus):
+        if stray:
+            raise UsageError(
+                f"snapshot files are given with --snapshot: try "
+                f"`hypoprobe {args.command} --snapshot {' '.join(stray)}`"
+            )
+        raise UsageError(
+            "no source given: pass --snapshot FILE..., --metrics-url URL... or "
+            "--prometheus URL --window DURATION"
+        )
+    if stray:
+        raise UsageError(f"unexpected argument {stray[0]!r}; see `hypoprobe {args.command} -h`")
     if args.prometheus and args.window is None:
         raise UsageError("--prometheus needs --window, e.g. --window 1h")
     if args.at is not None and not args.prometheus:

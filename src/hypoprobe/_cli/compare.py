@@ -12,12 +12,20 @@ from ._common import (
     Progress,
     add_filter_arguments,
     add_output_arguments,
+    output_format,
     parse_time,
     parse_window,
     write_output,
 )
 
 HELP = "compare before and after a fix: latency percentiles, mean with significance, share"
+
+EXAMPLES = """examples:
+  hypoprobe compare before.json after.json
+  hypoprobe compare before.json after.json -o compare.html
+  hypoprobe compare --prometheus http://prometheus:9090 --window 1h \\
+      --before 2026-11-20T12:00:00Z --after 2026-11-21T12:00:00Z --format markdown
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,5 +105,5 @@ def _load(args: argparse.Namespace) -> tuple[Snapshot, Snapshot]:
 def run(args: argparse.Namespace) -> int:
     before, after = _load(args)
     rep = analysis.compare(before, after, hypotheses=args.hypothesis, endpoint=args.endpoint)
-    write_output(render.render_comparison(rep, args.format), args.output)
+    write_output(render.render_comparison(rep, output_format(args)), args.output)
     return 0

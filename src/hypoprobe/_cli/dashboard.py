@@ -33,6 +33,11 @@ __all__: list[str] = []
 
 HELP = "print a Grafana dashboard (JSON) with a row per hypothesis"
 
+EXAMPLES = """examples:
+  hypoprobe dashboard -o hypoprobe-dashboard.json
+  hypoprobe dashboard --import myapp.hypotheses --title "checkout hypotheses" -o dash.json
+"""
+
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 _RE_SPECIAL = set("\\.+*?()|[]{}^$")
 _WIDTH = 24
@@ -215,6 +220,30 @@ def _row_panels(
         },
         8,
     )
+    _customer_panels(panels, h)
+
+
+def _customer_panels(panels: _Panels, h: str) -> None:
+    """Customers affected (per-host gauges: sum an upper bound, max a lower) and saving/day."""
+    from .. import _customers_export as cx
+
+    affected = f'{{{h},kind="affected"}}'
+    seen = f'{{{h},kind="seen"}}'
+    counts = [
+        _target(f"sum ({cx.DISTINCT}{affected})", "affected, at most (sum of hosts)", "A"),
+        _target(f"max ({cx.DISTINCT}{affected})", "affected, at least (largest host)", "B"),
+        _target(f"max ({cx.DISTINCT}{seen})", "seen, at least", "C"),
+    ]
+    panels.panel(_timeseries("Customers affected", counts, "short"), 12)
+    saving = [
+        _target(f"sum (rate({cx.PROBE}_total{seen}[1h])) * 86400", "seconds per day", "A"),
+        _target(
+            f"sum (rate({cx.PROBE_VALUE}_total{seen}[1h])) * 86400",
+            "value-weighted seconds per day",
+            "B",
+        ),
+    ]
+    panels.panel(_timeseries("Saving per day if the probed code cost nothing", saving, "short"), 12)
 
 
 def _self_share_expr(h: str, endpoints: Sequence[str] | None) -> str:

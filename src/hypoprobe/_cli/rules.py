@@ -16,6 +16,11 @@ record                                                         what
 ``histogram_quantile_rate5m{quantile="0.5|0.95|0.99"}``
 ``hypothesis_probe_endpoint:hypoprobe_request_calls:``         probe calls per request
 ``mean_rate5m``
+``hypothesis:hypoprobe_customer_saving_seconds:per_day_rate1h`` probe seconds per day in
+/ ``..._customer_value_saving_seconds:...``                    requests naming a customer,
+                                                               plain / times its value
+``hypothesis:hypoprobe_customers_affected:sum_upper_bound`` /  distinct customers affected:
+``max_lower_bound``                                            hosts' gauges, sum / max
 =============================================================  ==============================
 
 The latency and calls rules read the classic ``_bucket``/``_sum``/``_count`` series ``or``,
@@ -52,12 +57,24 @@ __all__: list[str] = []
 
 HELP = "print Prometheus recording (and alerting) rules for hypoprobe's metrics"
 
+EXAMPLES = """examples:
+  hypoprobe rules -o hypoprobe.rules.yml
+  hypoprobe rules --import myapp.hypotheses --alerts -o hypoprobe.rules.yml
+  hypoprobe rules --alerts --min-share PERF-123=0.5 --hypothesis PERF-123
+"""
+
 SHARE = "hypothesis_endpoint:hypoprobe_share:ratio_rate{window}"
 SLOW_SHARE = "hypothesis_endpoint:hypoprobe_slow_share:ratio_rate{window}"
 REQUESTS = "hypothesis_endpoint:hypoprobe_requests:rate{window}"
 LATENCY = "endpoint:hypoprobe_endpoint_duration_seconds:histogram_quantile_rate5m"
 CALLS = "hypothesis_probe_endpoint:hypoprobe_request_calls:mean_rate5m"
 QUANTILES = ("0.5", "0.95", "0.99")
+#: Customers (``hypoprobe.customer``): the fleet's saving per day adds exactly (counters);
+#: distinct customers do not (per-host gauges): sum is an upper bound, max a lower one.
+CUSTOMER_SAVING = "hypothesis:hypoprobe_customer_saving_seconds:per_day_rate1h"
+CUSTOMER_VALUE_SAVING = "hypothesis:hypoprobe_customer_value_saving_seconds:per_day_rate1h"
+CUSTOMERS_AFFECTED_UPPER = "hypothesis:hypoprobe_customers_affected:sum_upper_bound"
+CUSTOMERS_AFFECTED_LOWER = "hypothesis:hypoprobe_customers_affected:max_lower_bound"
 WINDOWS = ("5m", "1h")
 
 _PROBE_SECONDS = m.MOMENT_PROBE.name + "_total"
@@ -148,7 +165,32 @@ def recording_rules(hypotheses: Sequence[str] = ()) -> list[dict[str, Any]]:
     for q in QUANTILES:
         rules.append({"record": LATENCY, "expr": latency_expr(q), "labels": {"quantile": q}})
     rules.append({"record": CALLS, "expr": calls_expr(hypotheses)})
+    rules += customer_rules(hypotheses)
     return rules
+
+
+def customer_rules(hypotheses: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Saving per day over requests that named a customer, and bounds on those affected."""
+    from .. import _customers_export as cx
+
+    seen = selector(hypotheses, 'kind="seen"')
+    affected = selector(hypotheses, 'kind="affected"')
+    by = "sum by (hypothesis)"
+    return [
+        {
+            "record": CUSTOMER_SAVING,
+            "expr": f"{by} (rate({cx.PROBE}_total{seen}[1h])) * 86400",
+        },
+        {
+            "record": CUSTOMER_VALUE_SAVING,
+            "expr": f"{by} (rate({cx.PROBE_VALUE}_total{seen}[1h])) * 86400",
+        },
+        {"record": CUSTOMERS_AFFECTED_UPPER, "expr": f"{by} ({cx.DISTINCT}{affected})"},
+        {
+            "record": CUSTOMERS_AFFECTED_LOWER,
+            "expr": f"max by (hypothesis) ({cx.DISTINCT}{affected})",
+        },
+    ]
 
 
 def alerting_rules(

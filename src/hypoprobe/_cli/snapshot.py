@@ -9,6 +9,11 @@ from ._common import Progress, parse_window, write_output
 
 HELP = "scrape live /metrics endpoints and write a snapshot file for report and compare"
 
+EXAMPLES = """examples:
+  hypoprobe snapshot --metrics-url http://127.0.0.1:8000/metrics -o web-1.json
+  hypoprobe snapshot --metrics-url http://web-1:8000 http://web-2:8000 --window 5m -o fleet.json
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

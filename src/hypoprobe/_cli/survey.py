@@ -12,6 +12,12 @@ from ._common import add_source_arguments, load_source, write_output
 
 HELP = "step zero: rank each endpoint's statements and functions by their measured share"
 
+EXAMPLES = """examples:
+  hypoprobe survey --metrics-url http://127.0.0.1:9464/metrics
+  hypoprobe survey --snapshot survey.json --endpoint "GET /campaigns" --format markdown
+  hypoprobe survey --snapshot survey.json --propose -o perf.toml
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser)

@@ -22,6 +22,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
+from .. import _customers
 from .._observers import _exemplars, _slowest
 from ..errors import ConfigurationError
 from . import _buckets, _clock, _faults, _plan
@@ -49,6 +50,8 @@ class Scope:
 
     #: The request's segment (hypoprobe.segment); only allow-listed values become labels.
     segment: str | None = None
+    #: (account id, value) from hypoprobe.customer(); read once at the end, never kept.
+    customer: tuple[str | int, float | None] | None = None
     #: Class of the exception that ended the request; "" if none.
     exception: str = ""
     #: While the endpoint name is not known yet (see begin()): what names it later.
@@ -471,6 +474,11 @@ def _finish(scope: Scope, elapsed: int) -> None:
             _exemplars.annotate(span, scope, elapsed)
         except Exception:
             _faults.record("exemplars")
+    if scope.customer is not None:  # hypoprobe.customer(): the request's customer sketches
+        try:
+            _customers.after_request(scope, elapsed)
+        except Exception:
+            _faults.record("customers")
 
 
 def _offer_slowest(top: _slowest._Top, hid: str, endpoint_name: str, *request: int) -> None:

@@ -21,7 +21,9 @@ Example::
 from __future__ import annotations
 
 from ._compare import ALPHA, Comparison, ComparisonReport, Sample, Welch, compare, welch
+from ._impact import CustomerImpact, customer_impact
 from ._ratio import MIN_REQUESTS, Z95, RatioEstimate, estimate, requests_needed
+from ._timeline import SharePoint, is_series, timeline, window_timeline
 from ._verdict import (
     CONFIRMED,
     DISPROVED,
@@ -38,6 +40,7 @@ __all__ = [
     "ALPHA",
     "CONFIRMED",
     "Comparison",
+    "CustomerImpact",
     "ComparisonReport",
     "DISPROVED",
     "INCONCLUSIVE",
@@ -47,13 +50,18 @@ __all__ = [
     "Report",
     "Sample",
     "SegmentShare",
+    "SharePoint",
     "UNMEASURED",
     "Verdict",
     "Welch",
     "Z95",
     "compare",
+    "customer_impact",
     "estimate",
+    "is_series",
     "report",
     "requests_needed",
+    "timeline",
     "welch",
+    "window_timeline",
 ]

@@ -216,7 +216,8 @@ def _sentence(c: dict[str, Any], who: str) -> str:
     text = f"{head}: {judged}; p95 {seconds(c['endpoint_p95_before'])} → "
     text += f"{seconds(c['endpoint_p95_after'])}, across {count(n1)} → {count(n2)} requests."
     if c["share_before"] is not None and c["share_after"] is not None:
-        text += f" {who} went from {pct(c['share_before'])} to {pct(c['share_after'])} of it"
+        # "The share of": the sentence starts with a capital, whatever the probe is named.
+        text += f" The share of {who} went from {pct(c['share_before'])} to {pct(c['share_after'])}"
         if c["share_change_significant"] is True:
             text += " (significant)."
         elif c["share_change_significant"] is False:

@@ -25,9 +25,15 @@ def subject(probes: tuple[str, ...] | list[str], hypothesis: str) -> str:
     return f"the code probed for {hypothesis}"
 
 
+def _more(n: int) -> str:
+    return f"{count(n)} more request" + ("" if n == 1 else "s")
+
+
 def meaning(v: Mapping[str, Any]) -> str:
     """Say the verdict in words, e.g. ``DISPROVED: q is 7.1% (...) of GET /x latency...``."""
     who = subject(tuple(v["probes"]), v["hypothesis"])
+    # "the 2 probes of X are", "q is": the verb agrees with the subject.
+    be = "are" if len(v["probes"]) > 1 else "is"
     verdict, endpoint, n = v["verdict"], v["endpoint"], v["requests"]
     claim = pct_claim(v["min_share"])
     if verdict == "UNMEASURED":
@@ -45,25 +51,25 @@ def meaning(v: Mapping[str, Any]) -> str:
     if n < MIN_REQUESTS:
         head = (
             f"{verdict}: only {count(n)} {requests} so far, at least {MIN_REQUESTS} are needed "
-            f"to judge; {who} is {share} of {endpoint} latency and the claim needs {claim}"
+            f"to judge; {who} {be} {share} of {endpoint} latency and the claim needs {claim}"
         )
         if v["requests_needed"]:
-            head += f"; about {count(v['requests_needed'])} more requests would settle it"
+            head += f"; about {_more(v['requests_needed'])} would settle it"
     elif verdict == "INCONCLUSIVE":
         more = v["requests_needed"]
         settle = (
-            f"about {count(more)} more requests would settle it"
+            f"about {_more(more)} would settle it"
             if more and more <= UNREALISTIC * n
             else "the share equals the claim within its interval, and no realistic number "
             "of requests would settle it: the claim's threshold is the share itself"
         )
         head = (
-            f"{verdict}: {who} is {share} ({interval}) of {endpoint} latency across "
+            f"{verdict}: {who} {be} {share} ({interval}) of {endpoint} latency across "
             f"{count(n)} {requests}, too close to the {claim} the claim needs; {settle}"
         )
     else:
         head = (
-            f"{verdict}: {who} is {share} ({interval}) of {endpoint} latency across "
+            f"{verdict}: {who} {be} {share} ({interval}) of {endpoint} latency across "
             f"{count(n)} {requests}; the claim needed {claim}"
         )
     parts = [head + "."]
@@ -78,9 +84,10 @@ def meaning(v: Mapping[str, Any]) -> str:
         else:
             parts.append(f"{story} was in the top {pct(fraction)} of requests.")
     if v["slow_share"] is not None and v["slow_requests"]:
+        slow = v["slow_requests"]
+        among = "In the 1 slow request" if slow == 1 else f"Among the {count(slow)} slow requests"
         parts.append(
-            f"Among the {count(v['slow_requests'])} slow requests "
-            f"(over {seconds(v['slow_threshold'])}) its share is {pct(v['slow_share'])}."
+            f"{among} (over {seconds(v['slow_threshold'])}) its share is {pct(v['slow_share'])}."
         )
     elif v["slow_threshold"] is not None and v["slow_requests"] == 0:
         parts.append(f"No request was slower than {seconds(v['slow_threshold'])}.")

@@ -19,7 +19,7 @@ def pct(x: float | None) -> str:
     v = x * 100
     if v == 0:
         return "0%"
-    if abs(v) >= 1:
+    if abs(float(f"{v:.2g}")) >= 1:  # 0.99999 rounds to 1.0%, not "1%"
         return f"{v:.1f}%"
     return f"{v:.2g}%"
 
@@ -33,7 +33,17 @@ def pct_range(low: float | None, high: float | None) -> str:
     """An interval of shares: ``'6.5%'`` to ``'7.8%'`` joined by an en dash."""
     if low is None or high is None:
         return MISSING
-    return f"{pct(low)[:-1]}{DASH}{pct(high)}"
+    # Both ends with the same decimals: 0.70 to 0.79%, never 0.7 to 0.79%.
+    places = max(_decimals(low), _decimals(high))
+    return f"{low * 100:.{places}f}{DASH}{high * 100:.{places}f}%"
+
+
+def _decimals(x: float) -> int:
+    """The decimals :func:`pct` shows for ``x``: 1 from 1% up, two significant digits below."""
+    v = abs(x * 100)
+    if v >= 1 or v == 0:
+        return 1
+    return max(1, 1 - math.floor(math.log10(v)))
 
 
 def seconds(x: float | None) -> str:

@@ -18,8 +18,10 @@ from ..model import (
     TargetState,
 )
 from . import _ratio
+from ._impact import CustomerImpact, customer_impact
 from ._meaning import meaning
 from ._selfshare import self_figures
+from ._timeline import SharePoint
 
 __all__ = [
     "CONFIRMED",
@@ -114,6 +116,8 @@ class Verdict:
     #: The single requests behind the aggregate: the highest shares and the slowest
     #: (``kind`` "share" / "latency"), highest first, with their trace ids.
     slowest_requests: tuple[SlowRequest, ...] = ()
+    #: Customers seen and affected, and their value (None: no request named a customer).
+    customers: CustomerImpact | None = None
     #: hypoprobe's own estimated time in the endpoint (seconds, all requests) and its share
     #: of the endpoint's time; None without an estimate (docs/guarding-overhead.md).
     self_seconds: float | None = None
@@ -138,6 +142,8 @@ class Verdict:
             value = getattr(self, f.name)
             if f.name == "segments":
                 value = [seg.to_dict() for seg in value]
+            elif f.name == "customers":
+                value = None if value is None else value.to_dict()
             elif f.name == "slowest_requests":
                 value = [{k: getattr(r, k) for k in _SLOW_KEYS} for r in value]
             elif f.name == "quantile_buckets":
@@ -154,6 +160,8 @@ class Report:
     created_at: float
     verdicts: tuple[Verdict, ...]
     notes: tuple[str, ...] = ()
+    #: The share per interval, when the source was one process at several times (for plots).
+    timeline: tuple[SharePoint, ...] = ()
 
 
 def _merged(hists: Iterable[Histogram]) -> Histogram | None:
@@ -224,7 +232,7 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
     mo = snap.moments_for(info.id, endpoint)
     est = _ratio.estimate(mo)
     n = est.n
-    targets = [t for t in snap.targets if t.hypothesis == info.id]
+    targets = _serving_states([t for t in snap.targets if t.hypothesis == info.id])
     named = any(p.hypothesis == info.id for p in snap.probes) or bool(targets)
     unmeasured = _unmeasured(
         info, endpoint, targets, round(n), round(mo.requests_with_probe), named=named
@@ -344,6 +352,7 @@ def verdict_for(snap: Snapshot, info: HypothesisInfo, endpoint: str) -> Verdict:
         ),
         **self_figures(snap, endpoint),
     }
+    values["customers"] = customer_impact(snap, info.id, endpoint)
     values["reason"] = unmeasured
     values["warnings"] = warnings
     values["quantile_buckets"] = buckets
@@ -390,6 +399,18 @@ def _unmeasured(
         ran = f"; the probes that did run were called in {with_probe:,} of {requests}" if n else ""
         return f"{failures}, so the share misses the code it names{ran}"
     return None
+
+
+def _serving_states(targets: list[TargetState]) -> list[TargetState]:
+    """The states that speak for the processes serving requests.
+
+    Processes that load the file but never import the application — ``hypoprobe run``'s
+    launcher, a pre-fork server's master without ``--preload`` — keep its targets
+    ``pending`` for good: where the same target is attached in other processes, that is
+    no warning about the measured requests. A ``failed`` state is always kept.
+    """
+    attached = {t.target for t in targets if t.state == "attached"}
+    return [t for t in targets if not (t.state == "pending" and t.target in attached)]
 
 
 def _silence(targets: Sequence[TargetState], n: int) -> str:

@@ -30,6 +30,12 @@ __all__ = ["HELP", "DemoOptions", "DemoResult", "add_arguments", "main", "run", 
 #: One line for the CLI's list of subcommands.
 HELP = "run the whole story on an example app: anecdote, hypotheses, load, verdicts, fix"
 
+EXAMPLES = """examples:
+  hypoprobe demo
+  hypoprobe demo --requests 500 --seed 7 --out /tmp/demo
+  hypoprobe demo --database-url postgresql://localhost/campaigns --keep-running
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's options, for ``hypoprobe demo`` and ``python -m hypoprobe.demo``.

@@ -6,6 +6,7 @@ The terminal gets the table; Markdown, JSON and HTML go to files in the output f
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -18,10 +19,17 @@ _FILES = (("markdown", "md"), ("json", "json"), ("html", "html"))
 
 
 def report(
-    window: Snapshot, ids: Sequence[str], out_dir: Path, stream: TextIO
+    window: Snapshot,
+    ids: Sequence[str],
+    out_dir: Path,
+    stream: TextIO,
+    timeline: Sequence[analysis.SharePoint] = (),
 ) -> tuple[list[analysis.Verdict], list[Path]]:
-    """Print the verdicts on ``ids`` as a table; write them as Markdown, JSON and HTML."""
-    rep = analysis.report(window, hypotheses=list(ids))
+    """Print the verdicts on ``ids`` as a table; write them as Markdown, JSON and HTML.
+
+    ``timeline``: the share per interval of the load phase, plotted in the HTML page.
+    """
+    rep = replace(analysis.report(window, hypotheses=list(ids)), timeline=tuple(timeline))
     stream.write(render.render_report(rep, "table"))
     written = []
     for fmt, ext in _FILES:

@@ -6,6 +6,7 @@ import contextlib
 import datetime as _dt
 import json
 import re
+import sys
 import textwrap
 import threading
 import time
@@ -68,6 +69,8 @@ class DemoResult:
     requests_before: int = 0
     requests_after: int = 0
     files: list[Path] = field(default_factory=list)
+    #: The hypotheses in backlog order (most value-weighted time saved per day first).
+    backlog: list[str] = field(default_factory=list)
 
     def verdicts(self) -> dict[str, str]:
         """Hypothesis id -> verdict."""
@@ -120,7 +123,79 @@ def _profile_once(url: str) -> Snapshot:
     return _window(before, 1)
 
 
-def _step1_anecdote(base_url: str, stream: TextIO) -> float | None:
+@dataclass(frozen=True)
+class Ticket:
+    """The anecdote a hypothesis was filed with (its ``observed`` in the TOML file)."""
+
+    hypothesis: str
+    probe_seconds: float
+    endpoint_seconds: float
+
+    @property
+    def share(self) -> float:
+        return self.probe_seconds / self.endpoint_seconds
+
+
+def filed_anecdotes(path: Path) -> dict[str, Ticket]:
+    """Hypothesis id -> the observation it was filed with, read from the TOML (not loaded:
+    loading registers the hypotheses, which Step 2 does in the story's order).
+
+    Example::
+
+        filed_anecdotes(HYPOTHESES)["PERF-412"].share  # 0.806 (29 ms of 36 ms)
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10 only
+        import tomli as tomllib
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    out = {}
+    for h in data.get("hypothesis", []):
+        seen = h.get("observed") or {}
+        probe, endpoint = seen.get("probe_seconds"), seen.get("endpoint_seconds")
+        if probe is not None and endpoint:
+            out[h["id"]] = Ticket(h["id"], float(probe), float(endpoint))
+    return out
+
+
+#: How far (in share) this run's profile may be from the ticket's and still "agree".
+AGREES = 0.15
+
+
+def _anecdote_lines(probe: str, share: float, ticket: Ticket | None) -> list[str]:
+    """What Step 1 concludes from one profiled request, beside the ticket's own anecdote.
+
+    The words follow what was measured: one request is a noisy witness, and a run whose
+    profile disagrees with the ticket says so instead of repeating the ticket's story.
+    """
+    said = f'"The {probe} query took {share:.0%} of this request."'
+    if ticket is None:
+        lines = [said]
+    else:
+        filed = (
+            f"{ticket.hypothesis} was filed on {ticket.probe_seconds * 1000:.0f} ms of "
+            f"{ticket.endpoint_seconds * 1000:.0f} ms ({ticket.share:.0%})"
+        )
+        if abs(share - ticket.share) <= AGREES:
+            lines = [said, f"The ticket agrees: {filed}."]
+        else:
+            lines = [
+                said,
+                f"The ticket does not quite: {filed}. One request is a noisy witness; the "
+                "verdicts below use the ticket's figures for the anecdote.",
+            ]
+    if share >= 0.5:
+        lines.append("Tempting: add the index now. Disciplined: state a hypothesis, then measure.")
+    else:
+        lines.append(
+            "Not even the anecdote repeats. Disciplined: state a hypothesis, then measure."
+        )
+    return lines
+
+
+def _step1_anecdote(
+    base_url: str, stream: TextIO, tickets: dict[str, Ticket] | None = None
+) -> float | None:
     _say(stream, "Step 1 - the anecdote: one slow request, profiled once")
     account = _enterprise_account(base_url)
     path = f"/accounts/{account}/campaigns"
@@ -152,25 +227,42 @@ def _step1_anecdote(base_url: str, stream: TextIO) -> float | None:
         return None
     top = probes[0]
     top_share = top.duration.sum / total
-    _say(stream, f'  "The {top.probe} query took {top_share:.0%} of this request."')
-    _say(stream, "  Tempting: add the index now. Disciplined: state a hypothesis, then measure.")
+    for line in _anecdote_lines(top.probe, top_share, (tickets or {}).get(top.hypothesis)):
+        _say_wrapped(stream, line, "  ", "  ")
     _say(stream)
     return top_share
 
 
-def _load(base_url: str, options: DemoOptions, label: str, stream: TextIO) -> tuple[Snapshot, int]:
+#: Snapshots taken during a load phase, for the report's share over time.
+MARKS = 8
+
+
+def _load(
+    base_url: str, options: DemoOptions, label: str, stream: TextIO
+) -> tuple[Snapshot, int, list[Snapshot]]:
+    """The phase's window, its request count, and cumulative snapshots along the way."""
     # Imported here so that `python -m hypoprobe.demo.loadgen` does not find the module
     # already imported by this package (runpy warns about that).
     from . import loadgen
 
     start = hypoprobe.snapshot()
     bar = ProgressBar(label, stream)
+    marks = [start]
+    every = max(1, options.requests // MARKS)
+    due = [every]
+
+    def progress(done: int, total: int) -> None:
+        bar(done, total)
+        if done >= due[0] and done < total:
+            due[0] += every
+            marks.append(hypoprobe.snapshot())
+
     result = loadgen.run(
         base_url,
         requests=options.requests,
         seed=options.seed,
         max_seconds=options.phase_seconds,
-        progress=bar,
+        progress=progress,
     )
     bar.close()
     if result.stopped_by == "time":
@@ -178,7 +270,30 @@ def _load(base_url: str, options: DemoOptions, label: str, stream: TextIO) -> tu
     if result.errors:
         _say(stream, f"  {result.errors} request(s) failed")
     # + 1: the load generator's own look at the accounts.
-    return _window(start, result.requests + 1), result.requests
+    window = _window(start, result.requests + 1)
+    marks.append(hypoprobe.snapshot())
+    return window, result.requests, marks
+
+
+def _backlog_step(before: Snapshot, ids: list[str], out: Path, stream: TextIO) -> list[str]:
+    """Rank the hypotheses by what they cost customers; write the backlog and a story."""
+    from .._cli import backlog as backlog_cli
+    from .._cli import story as story_cli
+    from ..analysis._backlog import backlog
+
+    rows = backlog(before, ids)
+    _say(stream, "Step 3b - the backlog: for whom, how many, how much")
+    for line in backlog_cli.render(rows, "table", before.source).splitlines()[2:]:
+        _say(stream, f"  {line}" if line else "")
+    (out / "backlog.md").write_text(
+        backlog_cli.render(rows, "markdown", before.source), encoding="utf-8"
+    )
+    (out / "backlog.json").write_text(
+        backlog_cli.render(rows, "json", before.source), encoding="utf-8"
+    )
+    (out / "story-PERF-412.md").write_text(story_cli.story(before, "PERF-412"), encoding="utf-8")
+    _say(stream)
+    return [r.hypothesis for r in rows]
 
 
 def _ms(seconds: float | None) -> str:
@@ -283,7 +398,7 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
     try:
         with BackgroundServer(app) as server:
             _say(stream, f"serving {server.url}/  (an in-process WSGI server)\n")
-            result.anecdote_share = _step1_anecdote(server.url, stream)
+            result.anecdote_share = _step1_anecdote(server.url, stream, filed_anecdotes(hypotheses))
 
             _say(stream, f"Step 2 - hypotheses from {hypotheses}")
             hyps = hypoprobe.load(hypotheses)
@@ -293,19 +408,23 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
                 _say_wrapped(stream, h.claim, " " * 12, " " * 12)
             ids = [h.id for h in hyps]
             _say(stream, f"  load: {options.requests} requests, seed {options.seed}, no think time")
-            before, result.requests_before = _load(server.url, options, "before", stream)
+            before, result.requests_before, marks = _load(server.url, options, "before", stream)
             (out / "before.json").write_text(before.to_json(indent=1), encoding="utf-8")
             _say(stream)
 
             _say(stream, "Step 3 - verdicts, in aggregate")
-            verdicts, files = _report.report(before, ids, out, stream)
+            verdicts, files = _report.report(
+                before, ids, out, stream, timeline=analysis.timeline(marks)
+            )
             result.verdicts_before = verdicts
             result.files += [out / "before.json", *files]
             _say(stream)
+            result.backlog = _backlog_step(before, ids, out, stream)
+            result.files += [out / n for n in ("backlog.md", "backlog.json", "story-PERF-412.md")]
 
             _say(stream, "Step 4 - the fix the verdicts point at: batch the N+1, same load again")
             set_fixes(app, {"batch"})
-            after, result.requests_after = _load(server.url, options, "after ", stream)
+            after, result.requests_after, _ = _load(server.url, options, "after ", stream)
             (out / "after.json").write_text(after.to_json(indent=1), encoding="utf-8")
             comparisons, files = _report.compare(before, after, ids, out, stream)
             result.files += [out / "after.json", *files]

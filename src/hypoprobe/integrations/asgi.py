@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .. import _customers
 from .._core import _faults
 from .._core._scope import _STATUS_CLASS, Resolver
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
@@ -43,7 +44,12 @@ class HypoprobeASGIMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, *, name: Namer | None = None, segment: Segmenter | None = None
+        self,
+        app: ASGIApp,
+        *,
+        name: Namer | None = None,
+        segment: Segmenter | None = None,
+        customer: Callable[[Any], Any] | None = None,
     ) -> None:
         self.app = app
         self.name = name
@@ -51,6 +57,8 @@ class HypoprobeASGIMiddleware:
         #: Set by a framework integration instead of ``name``: names the request from the
         #: route the framework matched, once it has (see ``hypoprobe._core._scope.begin``).
         self._resolve: Resolver | None = None
+        #: request -> customer id, (id, value) or None (see hypoprobe.customer).
+        self.customer = customer
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
@@ -60,6 +68,8 @@ class HypoprobeASGIMiddleware:
         resolve = self._resolve
         name = None if resolve is not None else call_namer(self.name, scope, fallback)
         req = Request.start(name, fallback, self.segment, scope, resolve)
+        if self.customer is not None:
+            _customers.from_request(self.customer, scope, req.scope)
         if req.scope is None:  # nested in another scope, or disabled
             await self.app(scope, receive, send)
             return

@@ -12,8 +12,9 @@ named ``"METHOD /route"`` from the route pattern: ``path("campaigns/<int:id>/", 
 gives ``"GET /campaigns/{id}/"``; regex routes keep their text with named groups as
 ``{name}``. Streamed responses end their scope when the server closes the response.
 Optional settings, each a callable or its dotted import path: ``HYPOPROBE_ENDPOINT_NAME``
-(request -> name or None, called as the request enters) and ``HYPOPROBE_SEGMENT``
-(request -> segment or None; used when the core has segments).
+(request -> name or None, called as the request enters), ``HYPOPROBE_SEGMENT``
+(request -> segment or None; used when the core has segments) and ``HYPOPROBE_CUSTOMER``
+(request -> customer id, ``(id, value)`` or None).
 
 Under Django's ASGI handler this sync middleware still works; an *async* streamed body
 is timed to its end but probes inside it are not attributed to the request.
@@ -25,6 +26,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from .. import _customerconfig, _customers
 from .._core._scope import _STATUS_CLASS
 from ..errors import ConfigurationError
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for, method_of
@@ -142,6 +144,7 @@ class HypoprobeMiddleware:
         # settings.py
         MIDDLEWARE = ["hypoprobe.integrations.django.HypoprobeMiddleware", ...]
         HYPOPROBE_SEGMENT = "myapp.segments.of_request"  # optional
+        HYPOPROBE_CUSTOMER = "myapp.customers.of_request"  # optional: id or (id, value)
     """
 
     sync_capable = True
@@ -153,6 +156,11 @@ class HypoprobeMiddleware:
         #: request is named from Django's own resolution (see the module docstring).
         self.name: Namer | None = _setting("HYPOPROBE_ENDPOINT_NAME")
         self.segment: Segmenter | None = _setting("HYPOPROBE_SEGMENT")
+        #: request -> customer id, (id, value) or None (see hypoprobe.customer).
+        #: Without the setting: the function a loaded TOML file names (``customer = ...``).
+        self.customer: Callable[[Any], Any] | None = (
+            _setting("HYPOPROBE_CUSTOMER") or _customerconfig.active()
+        )
 
     def __call__(self, request: Any) -> Any:
         fallback = fallback_for(getattr(request, "method", None))
@@ -162,6 +170,8 @@ class HypoprobeMiddleware:
             req = Request.start(
                 call_namer(self.name, request, fallback), fallback, self.segment, request
             )
+        if self.customer is not None:
+            _customers.from_request(self.customer, request, req.scope)
         try:
             response = self.get_response(request)
         except BaseException as exc:

@@ -13,6 +13,7 @@ routing pass.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .._core import _scope as _core
@@ -120,11 +121,18 @@ def _matched_rule_namer() -> Namer:
     return resolve
 
 
-def instrument_app(app: Any, *, name: Namer | None = None, segment: Segmenter | None = None) -> Any:
+def instrument_app(
+    app: Any,
+    *,
+    name: Namer | None = None,
+    segment: Segmenter | None = None,
+    customer: Callable[[Any], Any] | None = None,
+) -> Any:
     """Open an endpoint scope for every request of Flask ``app``; returns ``app``.
 
     ``name(environ)`` overrides the URL-rule naming; ``segment(environ)``, if given, is
-    passed to ``hypoprobe.segment`` per request when the core has segments.
+    passed to ``hypoprobe.segment`` per request when the core has segments;
+    ``customer(environ)`` (id, ``(id, value)`` or None) to ``hypoprobe.customer``.
 
     Example::
 
@@ -134,7 +142,7 @@ def instrument_app(app: Any, *, name: Namer | None = None, segment: Segmenter | 
         @app.get("/campaigns/<int:id>")  # requests are "GET /campaigns/{id}"
         def campaign(id): ...
     """
-    middleware = HypoprobeMiddleware(app.wsgi_app, name=name, segment=segment)
+    middleware = HypoprobeMiddleware(app.wsgi_app, name=name, segment=segment, customer=customer)
     if name is None:
         middleware._resolve = _matched_rule_namer()
         # Flask forgets its request (and rule) when the request context pops, before a

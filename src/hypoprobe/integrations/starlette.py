@@ -10,7 +10,7 @@ mounts prefix their sub-routes — and ``"GET <unmatched>"`` when none matches f
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from ._request import Namer, Segmenter, method_of
@@ -193,19 +193,31 @@ class HypoprobeMiddleware(HypoprobeASGIMiddleware):
     """
 
     def __init__(
-        self, app: ASGIApp, *, name: Namer | None = None, segment: Segmenter | None = None
+        self,
+        app: ASGIApp,
+        *,
+        name: Namer | None = None,
+        segment: Segmenter | None = None,
+        customer: Callable[[Any], Any] | None = None,
     ) -> None:
-        super().__init__(app, name=name, segment=segment)
+        super().__init__(app, name=name, segment=segment, customer=customer)
         if name is None:
             self._resolve = _matched_route_namer()
 
 
-def instrument_app(app: Any, *, name: Namer | None = None, segment: Segmenter | None = None) -> Any:
+def instrument_app(
+    app: Any,
+    *,
+    name: Namer | None = None,
+    segment: Segmenter | None = None,
+    customer: Callable[[Any], Any] | None = None,
+) -> Any:
     """Add :class:`HypoprobeMiddleware` to a Starlette or FastAPI ``app``; returns ``app``.
 
     Call it before the app starts serving (Starlette refuses new middleware afterwards).
     ``name(scope)`` overrides route naming; ``segment(scope)``, if given, is passed to
-    ``hypoprobe.segment`` per request when the core has segments.
+    ``hypoprobe.segment`` per request when the core has segments; ``customer(scope)`` (id,
+    ``(id, value)`` or None) to ``hypoprobe.customer``.
 
     Example::
 
@@ -215,5 +227,5 @@ def instrument_app(app: Any, *, name: Namer | None = None, segment: Segmenter | 
         @app.get("/campaigns/{id}")  # requests are "GET /campaigns/{id}"
         async def campaign(id: int): ...
     """
-    app.add_middleware(HypoprobeMiddleware, name=name, segment=segment)
+    app.add_middleware(HypoprobeMiddleware, name=name, segment=segment, customer=customer)
     return app

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from .. import _customers
 from .._core import _faults
 from .._core._scope import _STATUS_CLASS, Resolver
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
@@ -45,7 +46,12 @@ class HypoprobeMiddleware:
     """
 
     def __init__(
-        self, app: WSGIApp, *, name: Namer | None = None, segment: Segmenter | None = None
+        self,
+        app: WSGIApp,
+        *,
+        name: Namer | None = None,
+        segment: Segmenter | None = None,
+        customer: Callable[[Any], Any] | None = None,
     ) -> None:
         self.app = app
         self.name = name
@@ -53,6 +59,8 @@ class HypoprobeMiddleware:
         #: Set by a framework integration instead of ``name``: names the request from the
         #: route the framework matched, once it has (see ``hypoprobe._core._scope.begin``).
         self._resolve: Resolver | None = None
+        #: request -> customer id, (id, value) or None (see hypoprobe.customer).
+        self.customer = customer
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         resolve = self._resolve
@@ -67,6 +75,8 @@ class HypoprobeMiddleware:
         req = Request.start(endpoint_name, fallback, self.segment, environ, resolve)
 
         scope = req.scope
+        if self.customer is not None:
+            _customers.from_request(self.customer, environ, scope)
 
         def start_response_watching(status: str, headers: Any, *exc_info: Any) -> Any:
             try:  # a status seen before: one lookup

@@ -12,6 +12,8 @@ from ..analysis._text import DASH, MISSING, count, pct, pct_claim, pct_range, se
 __all__ = [
     "COMPARE_HEADERS",
     "HEADERS",
+    "NO_TRACE_HINT",
+    "SHOWN_PER_KIND",
     "UNSAFE_FOR_TERMINALS",
     "compare_rows",
     "printable",
@@ -21,6 +23,12 @@ __all__ = [
     "slowest_lines",
     "when",
 ]
+
+#: The last of the single-request lines when none has a trace id.
+NO_TRACE_HINT = "(no trace ids: find these in the access log by endpoint, end time and duration)"
+
+#: Single requests shown per kind (highest share, slowest) in every format but JSON.
+SHOWN_PER_KIND = 3
 
 #: Characters a terminal acts on or that reorder text: C0 controls but the newline (ESC
 #: starts escape sequences, BEL rings), DEL, C1 controls (0x9b is a one-byte CSI), and the
@@ -172,7 +180,8 @@ def slowest_lines(v: Verdict, per_kind: int | None = None) -> list[str]:
 
     ``per_kind`` keeps only the first few of each kind (the terminal and the ticket).
 
-    Example: ``highest share: 86% (31 ms of 36 ms, 13 calls), 15:12:45 UTC, trace 4bf9…``
+    Example: ``highest share: 86%, 31 ms of 36 ms (13 calls), ended 15:12:45.120 UTC,
+    trace 4bf9…``; without any trace id, a last line says how to find them instead.
     """
     out = []
     shown = {"share": 0, "latency": 0}
@@ -186,9 +195,13 @@ def slowest_lines(v: Verdict, per_kind: int | None = None) -> list[str]:
         else:
             what = f"slowest: {seconds(r.endpoint_seconds)}, {pct(r.share)} in the probes"
         calls = f"{count(r.calls)} call" + ("" if r.calls == 1 else "s")
-        at = _utc(r.at, "%H:%M:%S UTC")
+        # To the millisecond: without a trace id, the end time and the duration are how
+        # the request is found in an access log.
+        at = re.sub(r"\.(\d{3})\d{3} UTC$", r".\1 UTC", _utc(r.at, "%H:%M:%S.%f UTC"))
         trace = f", trace {r.trace_id}" if r.trace_id else ""
-        out.append(f"{what} ({calls}), {at}{trace}")
+        out.append(f"{what} ({calls}), ended {at}{trace}")
+    if out and not any(r.trace_id for r in v.slowest_requests):
+        out.append(NO_TRACE_HINT)
     return out
 
 

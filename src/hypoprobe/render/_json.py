@@ -7,6 +7,7 @@ version; new keys may be added, none removed or renamed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -21,12 +22,20 @@ REPORT_SCHEMA = "hypoprobe.report/1"
 COMPARISON_SCHEMA = "hypoprobe.comparison/1"
 
 
+_TIMES = frozenset({"created_at", "at", "start", "end"})
+
+
 def _finite(value: Any) -> Any:
     # JSON has no NaN or infinity; a value that cannot be computed is null.
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, float):
+        # 12 significant digits: 0.8, not 0.7999999999999999 (float arithmetic's last
+        # bits), and far more than any measured figure has.
+        return float(f"{value:.12g}")
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        # Times are Unix seconds: kept to the last digit.
+        return {k: v if k in _TIMES else _finite(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return value
@@ -41,21 +50,22 @@ def _dump(doc: dict[str, Any]) -> str:
 
 def report(rep: Report) -> str:
     """The verdicts as a ``hypoprobe.report/1`` JSON document."""
-    return _dump(
-        {
-            "schema": REPORT_SCHEMA,
-            "source": rep.source,
-            "created_at": rep.created_at,
-            "method": {
-                "share": "sum of probe seconds / sum of endpoint seconds over requests",
-                "interval": "ratio estimator, delta-method (linearised) standard error",
-                "confidence": 0.95,
-                "min_requests": analysis.MIN_REQUESTS,
-            },
-            "verdicts": [v.to_dict() for v in rep.verdicts],
-            "notes": list(rep.notes),
-        }
-    )
+    doc: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "source": rep.source,
+        "created_at": rep.created_at,
+        "method": {
+            "share": "sum of probe seconds / sum of endpoint seconds over requests",
+            "interval": "ratio estimator, delta-method (linearised) standard error",
+            "confidence": 0.95,
+            "min_requests": analysis.MIN_REQUESTS,
+        },
+        "verdicts": [v.to_dict() for v in rep.verdicts],
+        "notes": list(rep.notes),
+    }
+    if rep.timeline:  # report --over-time
+        doc["timeline"] = [dataclasses.asdict(p) for p in rep.timeline]
+    return _dump(doc)
 
 
 def comparison(rep: ComparisonReport) -> str:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from ..analysis import ComparisonReport, Report
+from ..analysis._impact import sentence as customers_sentence
 from ..analysis._text import pct_claim
 from ._common import (
     COMPARE_HEADERS,
@@ -59,6 +60,8 @@ def report(rep: Report) -> str:
         lines.append("")
         lines.append(_cell(v.meaning))
         lines.append("")
+        if (who := customers_sentence(v.customers)) is not None:
+            lines += [who, ""]
         if v.warnings:
             lines += [f"- **Warning:** {_cell(w)}" for w in v.warnings] + [""]
         if v.slowest_requests:

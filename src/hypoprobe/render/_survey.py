@@ -227,6 +227,9 @@ def propose(
         "",
     ]
     n = 0
+    # A function target may stand in one [[hypothesis]] only (load() refuses a second):
+    # the first endpoint to propose it, by the survey's order, keeps it.
+    targets: dict[str, str] = {}
     for ep in s.endpoints:
         chosen = [
             c
@@ -234,6 +237,11 @@ def propose(
             if not c.overflow and c.share is not None and c.share >= min_share
         ][:top]
         for c in chosen:
+            if c.kind != "sql":
+                if c.probe in targets:
+                    out += [f"# {c.probe} on {ep.endpoint}: proposed for {targets[c.probe]}", ""]
+                    continue
+                targets[c.probe] = ep.endpoint
             n += 1
             share = c.share or 0.0
             claim_share = max(0.05, math.floor(share * 20) / 20)

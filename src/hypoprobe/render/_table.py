@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Sequence
 
 from ..analysis import UNMEASURED, ComparisonReport, Report, Verdict
+from ..analysis._impact import sentence as customers_sentence
 from ..analysis._text import MISSING, pct, pct_claim, pct_range, seconds
 from ._common import (
     COMPARE_HEADERS,
@@ -83,6 +84,10 @@ def report(rep: Report) -> str:
     lines.append("")
     for v in rep.verdicts:
         lines += _wrapped(f"{v.hypothesis} {v.endpoint}", v.meaning)
+        if (who := customers_sentence(v.customers)) is not None:
+            lines += textwrap.wrap(
+                who, width=WIDTH, initial_indent="    ", subsequent_indent="    "
+            )
         for warning in v.warnings:
             lines += ["    " + line for line in _wrapped("warning", warning)]
         lines += [f"    {line}" for line in slowest_lines(v, per_kind=3)]

@@ -35,6 +35,7 @@ from typing import Any
 
 import wrapt
 
+from .. import _customerconfig
 from .._core import _faults
 
 __all__ = ["DJANGO_MIDDLEWARE", "install"]
@@ -112,7 +113,7 @@ def _flask_call(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if not _has_ours(instance.wsgi_app):
                 from ..integrations import flask
 
-                flask.instrument_app(instance)
+                flask.instrument_app(instance, customer=_customerconfig.active())
         except Exception:
             _faults.record("run_instrument_flask")
         _started()
@@ -180,7 +181,7 @@ def _starlette_call(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if not any(
                 isinstance(c, type) and issubclass(c, HypoprobeASGIMiddleware) for c in classes
             ):
-                starlette.instrument_app(instance)
+                starlette.instrument_app(instance, customer=_customerconfig.active())
         except Exception:
             _faults.record("run_instrument_starlette")
         _started()
@@ -205,10 +206,10 @@ def _generic(app: Any) -> Any:
     if _is_async(app):
         from ..integrations.asgi import HypoprobeASGIMiddleware
 
-        return HypoprobeASGIMiddleware(app)
+        return HypoprobeASGIMiddleware(app, customer=_customerconfig.active())
     from ..integrations.wsgi import HypoprobeMiddleware
 
-    return HypoprobeMiddleware(app)
+    return HypoprobeMiddleware(app, customer=_customerconfig.active())
 
 
 def _on_gunicorn(module: Any) -> None:

@@ -221,7 +221,7 @@ def get(url: str, *, timeout: float, accept: str, deadline: Deadline | None = No
     )
     opener = urllib.request.build_opener(_Handler(deadline), _TLSHandler(deadline))
     late = SourceError(
-        f"{url} did not answer within {deadline.seconds:g} s; check the address or raise "
+        f"{_shown(url)} did not answer within {deadline.seconds:g} s; check the address or raise "
         "the timeout",
         EXIT_UNREACHABLE,
     )
@@ -247,21 +247,29 @@ def get(url: str, *, timeout: float, accept: str, deadline: Deadline | None = No
         ) from None
     if len(body) > MAX_BODY_BYTES:
         raise SourceError(
-            f"{url} answered with more than {MAX_BODY_BYTES // 2**20} MiB; is it the right URL?",
+            f"{_shown(url)} answered with more than {MAX_BODY_BYTES // 2**20} MiB; is it the "
+            "right URL?",
             EXIT_UNREACHABLE,
         )
     return Response(url, status, ctype, body)
 
 
+def _shown(url: str) -> str:
+    """The URL without its query: a PromQL query, URL-encoded, is noise in an error line."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(query="", fragment=""))
+
+
 def _unreachable(url: str, exc: BaseException) -> SourceError:
     if isinstance(exc, urllib.error.URLError):
         return SourceError(
-            f"cannot reach {url}: {_reason(exc.reason)}; check the address and that the "
+            f"cannot reach {_shown(url)}: {_reason(exc.reason)}; check the address and that the "
             "server is running",
             EXIT_UNREACHABLE,
         )
     return SourceError(
-        f"cannot read {url}: {_reason(exc)}; check the address and that the server is running",
+        f"cannot read {_shown(url)}: {_reason(exc)}; check the address and that the server "
+        "is running",
         EXIT_UNREACHABLE,
     )
 

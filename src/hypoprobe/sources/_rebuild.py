@@ -17,8 +17,10 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .. import _customers_export as _cx
 from .. import _metrics as m
 from .._core._buckets import BucketLayout
+from .._sketch import CustomerSketch
 from ..model import (
     EndpointData,
     EndpointOutcome,
@@ -53,6 +55,14 @@ _OUTCOMES = f"{m.ENDPOINT_REQUESTS.name}_total"
 _INTERNAL_ERRORS = f"{m.INTERNAL_ERRORS.name}_total"
 _OVERFLOW = f"{m.SERIES_DROPPED.name}_total"
 _SELF_SECONDS = f"{m.SELF_SECONDS.name}_total"
+#: The customer families (``_customers_export``) -> CustomerSketch fields.
+_CUSTOMER_FIELDS = {
+    _cx.DISTINCT: "distinct",
+    _cx.VALUE: "value",
+    f"{_cx.REQUESTS}_total": "requests",
+    f"{_cx.PROBE}_total": "probe_seconds",
+    f"{_cx.PROBE_VALUE}_total": "probe_value_seconds",
+}
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,7 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
     internal_errors: dict[str, int] = {}
     overflow: dict[str, int] = {}
     self_seconds: dict[str, float] = {}
+    customers: dict[tuple[str, str, str, str], dict[str, float]] = {}
 
     for s in samples:
         if not s.name.startswith(PREFIX) or math.isnan(s.value):
@@ -196,6 +207,11 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
                 # cumulative): exact, and a duration bound at or below zero means nothing.
                 if le is not None and (le > 0 or (le == 0 and family.layout is not _DURATIONS)):
                     parts.cumulative[le] = parts.cumulative.get(le, 0.0) + s.value
+        elif s.name in _CUSTOMER_FIELDS:
+            key4 = _key(s.labels, ("hypothesis", "endpoint", "segment", "kind"))
+            slot = customers.setdefault((key4[0], key4[1], key4[2], key4[3]), {})
+            name = _CUSTOMER_FIELDS[s.name]
+            slot[name] = slot.get(name, 0.0) + s.value
         elif s.name in _MOMENT_FIELDS:
             hid, endpoint, segment = _key(s.labels, ("hypothesis", "endpoint", "segment"))
             slot = moments.setdefault((hid, endpoint, segment, s.labels.get("slow") == "true"), {})
@@ -301,6 +317,16 @@ def rebuild(samples: Iterable[Sample], *, source: str, created_at: float) -> Sna
         targets=tuple(
             TargetState(k[0], k[1], k[2], k[3], k[4], processes=n)
             for k, n in sorted(targets.items())
+        ),
+        customers=tuple(
+            CustomerSketch(
+                *key,
+                requests=round(v.get("requests", 0.0)),
+                probe_seconds=v.get("probe_seconds", 0.0),
+                probe_value_seconds=v.get("probe_value_seconds", 0.0),
+                estimate=(v.get("distinct", 0.0), v.get("value")),
+            )
+            for key, v in sorted(customers.items())
         ),
     )
 

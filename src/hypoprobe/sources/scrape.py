@@ -69,6 +69,12 @@ def scrape_metrics(
             EXIT_USAGE,
         )
     targets = [_http.normalise_url(u, "/metrics") for u in urls]
+    twice = sorted({u for u in targets if targets.count(u) > 1})
+    if twice:
+        raise SourceError(
+            f"{twice[0]} is given more than once: its requests would be counted twice",
+            EXIT_USAGE,
+        )
     first = _scrape_all(targets, timeout, progress)
     if window_seconds is None:
         return first[0] if len(first) == 1 else Snapshot.merge(first)

@@ -18,12 +18,16 @@ Example::
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
+import hypoprobe
 from hypoprobe.integrations.flask import instrument_app
 
 from . import _queries, _seed, _web
@@ -100,5 +104,42 @@ def create_app(database_url: str | None = None, *, fixes: Iterable[str] = ()) ->
     app.config["CAMPAIGNS_BUILT"] = built
     set_fixes(app, fixes)
     _web.register(app)
-    instrument_app(app)  # one endpoint scope per request, named by its URL rule
+    # One endpoint scope per request, named by its URL rule; each request's customer is the
+    # account it serves, worth the account's monthly fee.
+    instrument_app(app, customer=customer_of(db))
     return app
+
+
+#: What each plan pays per month: the few enterprise accounts are worth the most.
+MONTHLY_FEE = {"free": 10.0, "pro": 300.0, "enterprise": 600.0}
+
+_PATH = re.compile(r"^/(accounts|lists|campaigns)/(\d+)(?:/|$)")
+
+
+def customer_of(db: Database) -> Callable[[dict[str, Any]], tuple[int, float] | None]:
+    """The middleware's ``customer=``: the account a request's URL serves, and its fee.
+
+    Example::
+
+        instrument_app(app, customer=customer_of(db))
+    """
+    if hypoprobe.configure().customer_key is None:
+        # One process, one key: enough for the demo (a fleet shares one secret).
+        hypoprobe.configure(customer_key=secrets.token_hex(16))
+    plan: dict[int, str] = dict(db.fetchall("SELECT id, plan FROM accounts"))
+    owner = {
+        "accounts": {a: a for a in plan},
+        "lists": dict(db.fetchall("SELECT id, account_id FROM lists")),
+        "campaigns": dict(db.fetchall("SELECT id, account_id FROM campaigns")),
+    }
+
+    def customer(environ: dict[str, Any]) -> tuple[int, float] | None:
+        found = _PATH.match(environ.get("PATH_INFO", ""))
+        if found is None:
+            return None
+        account = owner[found[1]].get(int(found[2]))
+        if account is None:
+            return None
+        return account, MONTHLY_FEE.get(plan[account], 0.0)
+
+    return customer

@@ -6,8 +6,18 @@ import csv
 import io
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+)
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 
 from . import _queries as q
 from ._db import Database
@@ -131,8 +141,13 @@ def format_csv(rows: list[tuple[Any, ...]]) -> str:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus exposition of this process (hypoprobe's series among them)."""
-    return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    """Prometheus exposition of this process (hypoprobe's series among them).
+
+    The format the scraper asks for: OpenMetrics when its Accept header says so (as
+    Prometheus does), which is the only format that carries exemplars (trace ids).
+    """
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return Response(encoder(REGISTRY), content_type=content_type)
 
 
 def register(app: Flask) -> None:
