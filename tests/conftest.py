@@ -8,6 +8,7 @@ deterministic with ``fake_clock``, which installs a clock through the public
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import os
@@ -52,6 +53,17 @@ class FakeClock:
 
     def advance_seconds(self, seconds: float) -> None:
         self.advance(round(seconds * 1e9))
+
+
+@pytest.fixture
+def clean_faults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fresh fault counters for one test (the process-wide ones come back afterwards): the
+    counts, the faults queued but not folded yet, and which kinds were already logged."""
+    from hypoprobe import _faults
+
+    monkeypatch.setattr(_faults, "COUNTS", {})
+    monkeypatch.setattr(_faults, "_queue", collections.deque())
+    monkeypatch.setattr(_faults, "_logged", {})
 
 
 @pytest.fixture
