@@ -9,6 +9,7 @@ deterministic with ``fake_clock``, which installs a clock through the public
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import os
@@ -33,6 +34,17 @@ os.environ["HYPOPROBE_SELF_COST"] = (
 
 #: The suite's fake clock is the one users get (hypoprobe.testing).
 FakeClock = testing.FakeClock
+
+
+@pytest.fixture
+def clean_faults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fresh fault counters for one test (the process-wide ones come back afterwards): the
+    counts, the faults queued but not folded yet, and which kinds were already logged."""
+    from hypoprobe._core import _faults
+
+    monkeypatch.setattr(_faults, "COUNTS", {})
+    monkeypatch.setattr(_faults, "_queue", collections.deque())
+    monkeypatch.setattr(_faults, "_logged", {})
 
 
 @pytest.fixture

@@ -31,12 +31,6 @@ class Backwards:
 
 
 @pytest.fixture
-def clean_faults(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fresh fault counters for one test (the process-wide ones come back afterwards)."""
-    monkeypatch.setattr(_faults, "COUNTS", {})
-
-
-@pytest.fixture
 def backwards_clock(restore_config: None) -> Backwards:
     clock = Backwards()
     hypoprobe.configure(clock=clock)

@@ -125,9 +125,8 @@ def test_sentences_agree_in_number() -> None:
 
 
 def test_a_fault_outside_an_except_block_logs_no_stray_traceback(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture, clean_faults: None
 ) -> None:
-    monkeypatch.delitem(_faults.COUNTS, "integration_body_not_closed", raising=False)
     with caplog.at_level(logging.WARNING, logger="hypoprobe"):
         _faults.record("integration_body_not_closed")
     (record,) = [r for r in caplog.records if "integration_body_not_closed" in r.getMessage()]

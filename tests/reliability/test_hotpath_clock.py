@@ -34,8 +34,7 @@ class BreakableClock:
 
 
 @pytest.fixture
-def clock(restore_config: None, monkeypatch: pytest.MonkeyPatch) -> BreakableClock:
-    monkeypatch.setattr(_faults, "COUNTS", {})
+def clock(restore_config: None, clean_faults: None) -> BreakableClock:
     made = BreakableClock()
     hypoprobe.configure(clock=made)
     return made

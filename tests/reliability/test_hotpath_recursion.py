@@ -12,10 +12,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 
-import pytest
-
 import hypoprobe
-from hypoprobe._core import _faults
 
 
 def _at_every_depth(call: Callable[[], None]) -> list[BaseException]:
@@ -50,11 +47,6 @@ def _frames() -> list[object]:
         frames.append(frame)
         frame = frame.f_back  # type: ignore[assignment]
     return frames
-
-
-@pytest.fixture
-def clean_faults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_faults, "COUNTS", {})
 
 
 def test_a_probe_never_swaps_the_wrapped_functions_exception(

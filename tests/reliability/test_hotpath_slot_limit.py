@@ -24,11 +24,6 @@ def test_the_limit_is_what_the_accumulator_assumes() -> None:
     assert _plan.CALLS_SHIFT == 48
 
 
-@pytest.fixture
-def clean_faults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_faults, "COUNTS", {})
-
-
 def _setup(unique_id: Callable[..., str]) -> tuple[str, str]:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="long calls", endpoint=ep, min_share=0.5)
