@@ -813,7 +813,8 @@ class Snapshot:
                 series_overflow=_counters(data.get("series_overflow", {}), "series_overflow"),
                 slowest=tuple(_slow_request(r) for r in _items(data.get("slowest", ()))),
                 customers=tuple(
-                    CustomerSketch.from_dict(c) for c in _items(data.get("customers", ()))
+                    CustomerSketch.from_dict(_object(c, "a customer sketch"))
+                    for c in _items(data.get("customers", ()))
                 ),
                 self_seconds=_seconds_by_name(data.get("self_seconds", {}), "self_seconds"),
                 targets=tuple(_target_state(t) for t in _items(data.get("targets", ()))),
@@ -858,6 +859,14 @@ def _items(value: Any) -> list[Any]:
     if not isinstance(value, list | tuple):
         raise SnapshotError(f"corrupt snapshot: expected a list, got {type(value).__name__}")
     return list(value)
+
+
+def _object(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SnapshotError(
+            f"corrupt snapshot: {what} must be an object, got {type(value).__name__}"
+        )
+    return value
 
 
 def _str(value: Any, what: str) -> str:

@@ -196,6 +196,8 @@ def test_histograms_without_bounds_give_verdicts_without_quantiles() -> None:
         (("endpoints", 0, "duration"), {"bounds": [0.1, math.nan], "counts": [], "sum": 0}),
         (("endpoints", 0, "duration"), {"bounds": [0.0, 1.0], "counts": [], "sum": 0}),
         (("requests", 0, "calls"), {"bounds": [-1.0, 1.0], "counts": [], "sum": 0}),
+        (("customers",), [None]),
+        (("customers",), ["sketch"]),
     ],
     ids=str,
 )
