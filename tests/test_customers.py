@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import hypoprobe
-from hypoprobe import _customers, _sketch
+from hypoprobe import _sketch
+from hypoprobe._observers import _customers
 from hypoprobe.analysis import customer_impact
 from hypoprobe.model import Snapshot
 

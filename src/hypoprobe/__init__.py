@@ -36,9 +36,9 @@ from ._config import Config, configure
 from ._core._hypothesis import Hypothesis, Observation, hypothesis
 from ._core._probe import probe
 from ._core._scope import endpoint, segment
-from ._customers import customer
 from ._exposition import metrics_asgi_app, metrics_wsgi_app, start_metrics_server
 from ._load import load, unload
+from ._observers._customers import customer
 from ._survey import survey
 from .errors import ConfigurationError, HypoprobeError, SnapshotError
 from .model import Snapshot

@@ -6,13 +6,13 @@ import os
 import socket
 from dataclasses import replace
 
-from . import _customers, _selfcost
 from . import _metrics as m
+from . import _selfcost
 from ._config import HOLDER
 from ._core import _clock, _faults, _plan
 from ._core._hypothesis import REGISTRY, Hypothesis
 from ._core._storage import STORAGE, Series, _own_start_time
-from ._observers import _exemplars, _slowest
+from ._observers import _customers, _exemplars, _slowest
 from ._survey import is_survey_id
 from .model import (
     EndpointData,

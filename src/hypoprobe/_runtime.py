@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 
-from . import _customers
 from ._config import HOLDER, Config
 from ._core import _plan, _probe, _scope
 from ._core._storage import STORAGE
-from ._observers import _exemplars
+from ._observers import _customers, _exemplars
 from .prometheus import COLLECTOR
 
 __all__: list[str] = []

@@ -1,6 +1,6 @@
 """Distinct customers and their summed value, as a mergeable bottom-k (KMV) sample.
 
-A customer is a 64-bit keyed hash (see ``_customers``), ``u`` that hash as a fraction of
+A customer is a 64-bit keyed hash (see ``_observers._customers``), ``u`` that hash as a fraction of
 2**64. A sketch keeps two samples of ``K`` customers each, both exact sets below ``K``:
 
 - for the distinct count, the ``K`` smallest hashes (KMV): with ``U`` the largest kept, the

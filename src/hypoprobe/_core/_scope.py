@@ -22,7 +22,6 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from .. import _customers
 from .._observers import _exemplars, _slowest
 from ..errors import ConfigurationError
 from . import _buckets, _clock, _faults, _plan
@@ -469,16 +468,11 @@ def _finish(scope: Scope, elapsed: int) -> None:
                     _offer_slowest(top, hid, endpoint_name, elapsed, total, calls, trace_id)
         elif SLOWEST and elapsed > top.latency_floor:  # share 0: only the latency list
             _offer_slowest(top, hid, endpoint_name, elapsed, 0, 0, trace_id)
-    if span is not None and _exemplars.ANNOTATE:
+    for kind, observer in OBSERVERS:
         try:
-            _exemplars.annotate(span, scope, elapsed)
+            observer(scope, elapsed, span)
         except Exception:
-            _faults.record("exemplars")
-    if scope.customer is not None:  # hypoprobe.customer(): the request's customer sketches
-        try:
-            _customers.after_request(scope, elapsed)
-        except Exception:
-            _faults.record("customers")
+            _faults.record(kind)
 
 
 def _offer_slowest(top: _slowest._Top, hid: str, endpoint_name: str, *request: int) -> None:
@@ -488,6 +482,26 @@ def _offer_slowest(top: _slowest._Top, hid: str, endpoint_name: str, *request: i
         _slowest._admit(top, hid, endpoint_name, (elapsed, total, calls, ratio), trace_id)
     except Exception:
         _faults.record("slowest")
+
+
+#: A request end's observers after the recording loop, as (fault kind, observer), each
+#: called with the scope, its elapsed ns and its sampled span (or None), and deciding itself
+#: whether the request concerns it. Registered only while in use (span annotation when
+#: configured, customers from the first hypoprobe.customer() call), so a request pays one
+#: empty-tuple loop for them otherwise. Exemplar buckets and the slowest lists stay inline
+#: above: they need each site's decoded slot, and a call per site would cost every request.
+OBSERVERS: tuple[tuple[str, Callable[[Scope, int, Any], None]], ...] = ()
+
+
+def observe(kind: str, observer: Callable[[Scope, int, Any], None], on: bool = True) -> None:
+    """Register (or with ``on=False`` remove) a request-end observer; idempotent.
+
+    A fault in the observer is counted under ``kind``; the tuple is replaced whole, so a
+    request ending meanwhile reads either the old or the new one.
+    """
+    global OBSERVERS
+    kept = tuple(entry for entry in OBSERVERS if entry[1] is not observer)
+    OBSERVERS = (*kept, (kind, observer)) if on else kept
 
 
 def configure_request_end(exemplars: bool, annotate: bool, slowest: int) -> None:

@@ -98,6 +98,11 @@ def annotate(span: _trace.Span, scope: Scope, elapsed: int) -> None:
         span.set_attributes(attributes)
 
 
+def _annotate_observer(scope: Scope, elapsed: int, span: _trace.Span | None) -> None:
+    if span is not None:  # only a sampled span is annotated
+        annotate(span, scope, elapsed)
+
+
 def _own_series() -> tuple[list[Series], list[int]]:
     """This process' own series table (the offsets the slots above index) and its offsets.
 
@@ -150,6 +155,9 @@ def configure(
     global ANNOTATE, EXEMPLARS, ON
     EXEMPLARS = exemplars
     ANNOTATE = annotate_spans
+    from .._core import _scope  # imported late: _scope imports this module
+
+    _scope.observe("exemplars", _annotate_observer, on=annotate_spans)
     _slowest.configure(slowest_requests, slowest_window_seconds)
     ON = exemplars or slowest_requests > 0 or annotate_spans
     if not exemplars:

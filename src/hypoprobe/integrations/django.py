@@ -26,8 +26,9 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from .. import _customerconfig, _customers
+from .. import _customerconfig
 from .._core._scope import _STATUS_CLASS
+from .._observers import _customers
 from ..errors import ConfigurationError
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for, method_of
 from .wsgi import ClosingBody

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .. import _customers
 from .._core import _faults
 from .._core._scope import _STATUS_CLASS, Resolver
+from .._observers import _customers
 from ._request import Namer, Request, Segmenter, call_namer, fallback_for
 
 __all__ = ["HypoprobeMiddleware", "WSGIApp"]

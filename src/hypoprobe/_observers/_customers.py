@@ -30,9 +30,9 @@ import threading
 import time
 from typing import Any
 
-from ._core import _faults, _multiproc, _plan, _scope, _state  # _scope: used late
-from ._core._hypothesis import OTHER_SEGMENT
-from ._sketch import AFFECTED, SEEN, CustomerSketch, K, merge_all
+from .._core import _faults, _multiproc, _plan, _scope, _state
+from .._core._hypothesis import OTHER_SEGMENT
+from .._sketch import AFFECTED, SEEN, CustomerSketch, K, merge_all
 
 __all__ = ["customer"]
 
@@ -96,7 +96,25 @@ def customer(account_id: str | int, value: float | None = None) -> None:
             _faults.record("customer_value")
             return
         value = float(value)
+    if not _observing:
+        _observe()
     scope.customer = (account_id, value)
+
+
+#: The request-end observer is registered from the first customer(): until then a request
+#: pays nothing for customers.
+_observing = False
+
+
+def _observe() -> None:
+    global _observing
+    _scope.observe("customers", _after_request_observer)
+    _observing = True
+
+
+def _after_request_observer(scope: Any, elapsed: int, span: object) -> None:
+    if scope.customer is not None:  # named by hypoprobe.customer() in this request
+        after_request(scope, elapsed)
 
 
 class _File:
@@ -271,7 +289,7 @@ def _live(key: tuple[str, str, str, str]) -> _Live:
     with _lock:
         found = _LIVE.get(key)
         if found is None:
-            from ._config import HOLDER
+            from .._config import HOLDER
 
             directory = HOLDER.config.multiproc_dir
             file = None
@@ -378,7 +396,7 @@ def _read_cached(path: str, name: str) -> CustomerSketch | None:
 
 def collect() -> tuple[CustomerSketch, ...]:
     """Every sketch of this process, or in multi-process mode of every process' files."""
-    from ._config import HOLDER
+    from .._config import HOLDER
 
     with _lock:
         live = list(_LIVE.values())
