@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import hypoprobe
 from conftest import FakeClock
@@ -22,6 +24,22 @@ def test_the_limit_is_what_the_accumulator_assumes() -> None:
     assert _plan.TIME_LIMIT == LIMIT == _plan.ONE_CALL
     assert _plan.TIME_MASK == LIMIT - 1
     assert _plan.CALLS_SHIFT == 48
+
+
+_CALL = st.integers(min_value=0, max_value=10**12)  # one call's ns, well under the limit
+
+
+@given(st.lists(st.lists(_CALL, max_size=20), max_size=6))
+def test_request_totals_decodes_what_the_probe_path_packs(per_site: list[list[int]]) -> None:
+    # Packed as the probe path does (each call adds dt + ONE_CALL), decoded by the one decoder.
+    acc = [sum(dt + _plan.ONE_CALL for dt in calls) for calls in per_site]
+    positions = tuple(range(len(acc)))
+    expected = (sum(map(sum, per_site)), sum(map(len, per_site)))
+    assert _plan.request_totals(acc, positions) == expected
+    assert _plan.request_totals(acc, positions[1:]) == (
+        sum(map(sum, per_site[1:])),
+        sum(map(len, per_site[1:])),
+    )
 
 
 def _setup(unique_id: Callable[..., str]) -> tuple[str, str]:

@@ -56,6 +56,25 @@ TIME_LIMIT = ONE_CALL
 assert TIME_MASK + 1 == TIME_LIMIT
 assert TIME_LIMIT > 78 * 3600 * 10**9
 
+
+def request_totals(acc: list[int], positions: tuple[int, ...]) -> tuple[int, int]:
+    """A request's probe time (ns) and calls over its accumulator slots at ``positions``.
+
+    The one decoder of the packing above outside the scope's end (``_scope._finish``
+    decodes each slot inline, a call per site being a cost on every request).
+
+    Example::
+
+        probe_ns, calls = request_totals(scope.acc, hp.positions)
+    """
+    probe_ns = calls = 0
+    for pos in positions:
+        slot = acc[pos]
+        probe_ns += slot & TIME_MASK
+        calls += slot >> CALLS_SHIFT
+    return probe_ns, calls
+
+
 #: Endpoint index of a scope opened before its name is known (``_scope.begin(None, ...)``).
 #: It indexes no list: a probe call in such a scope fails its fast path on
 #: ``site.by_endpoint[PENDING]`` and the slow path keeps it until the name is bound.
@@ -90,21 +109,6 @@ class Site:
         self.exceptions: dict[str, int] = {}
 
 
-@dataclass(frozen=True)
-class SegmentSeries:
-    """Series offsets of one hypothesis, endpoint and segment label."""
-
-    #: Per site, in the hypothesis' site order: (request offsets (not slow, slow), share, calls).
-    sites: tuple[tuple[tuple[int, int], int, int], ...]
-    int_moments: tuple[int, int]  # (not slow, slow)
-    float_moments: tuple[int, int]
-    #: What a scope's end reads, as plain tuples (unpacking beats attribute lookups):
-    #: per site (accumulator position, request offsets, share offset, calls offset), and
-    #: per slow flag (int moments offset, float moments offset).
-    rows: tuple[tuple[int, tuple[int, int], int, int], ...] = ()
-    moments: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
-
-
 #: What a scope's end reads for one hypothesis and segment label, as one plain tuple
 #: (unpacking beats attribute lookups): slow threshold (ns); int and float moments offsets
 #: for requests not slow, then slow; per site (accumulator position, request offsets (not
@@ -126,11 +130,10 @@ class HypothesisPlan:
     #: counts (None: every request counts).
     allowed: frozenset[str] | None
     only: str | None
-    #: Series by segment label ("" when segments are not kept apart), made on first use.
-    series: dict[str, SegmentSeries]
     #: The slowest-requests lists of (hypothesis, endpoint).
     top: _Top
-    #: The scope end's row by segment label, made with the label's series.
+    #: The scope end's row by segment label ("" when segments are not kept apart), made
+    #: with the label's series on first use: the one record of those series' offsets.
     rows: dict[str, Row]
 
 
@@ -393,15 +396,16 @@ def count_exception(s: Site, exc_type: type[BaseException], limit: int) -> None:
     ints[offset] += 1
 
 
-def segment_series(hp: HypothesisPlan, label: str) -> SegmentSeries:
-    """The series of a hypothesis plan for one segment label, allocated on first use."""
+def segment_series(hp: HypothesisPlan, label: str) -> Row:
+    """The scope end's row of a hypothesis plan for one segment label; its series are
+    allocated on first use."""
     with _lock:
-        found = hp.series.get(label)
+        found = hp.rows.get(label)
         if found is not None:
             return found
         hyp, endpoint = hp.hypothesis, hp.endpoint
         sites = []
-        for s in SITES_BY_HYPOTHESIS.get(hyp.id, ())[: len(hp.positions)]:
+        for pos, s in zip(hp.positions, SITES_BY_HYPOTHESIS.get(hyp.id, ()), strict=False):
             base = (hyp.id, s.name, endpoint, label)
             req = tuple(
                 _series(m.REQUEST_PROBE.name, (*base, slow), m.REQUEST_PROBE.layout)
@@ -410,7 +414,7 @@ def segment_series(hp: HypothesisPlan, label: str) -> SegmentSeries:
             share = _series(m.REQUEST_SHARE.name, base, m.REQUEST_SHARE.layout)
             calls = _series(m.REQUEST_CALLS.name, base, m.REQUEST_CALLS.layout)
             offsets = (req[0].int_offset, req[1].int_offset)
-            sites.append((offsets, share.int_offset, calls.int_offset))
+            sites.append((pos, offsets, share.int_offset, calls.int_offset))
         moments = [
             _series(
                 m.MOMENTS_SERIES,
@@ -420,28 +424,18 @@ def segment_series(hp: HypothesisPlan, label: str) -> SegmentSeries:
             )
             for slow in ("false", "true")
         ]
-        made = SegmentSeries(
-            tuple(sites),
-            (moments[0].int_offset, moments[1].int_offset),
-            (moments[0].float_offset, moments[1].float_offset),
-            tuple((pos, *site) for pos, site in zip(hp.positions, sites, strict=False)),
-            (
-                (moments[0].int_offset, moments[0].float_offset),
-                (moments[1].int_offset, moments[1].float_offset),
-            ),
-        )
-        hp.rows[label] = (
+        made: Row = (
             hp.slow_ns,
             moments[0].int_offset,
             moments[0].float_offset,
             moments[1].int_offset,
             moments[1].float_offset,
-            made.rows,
+            tuple(sites),
             hp.top,
             hyp.id,
             endpoint,
         )
-        hp.series[label] = made
+        hp.rows[label] = made
         return made
 
 
@@ -459,7 +453,6 @@ def _hypothesis_plan(
         tuple(positions.values()),
         None if hyp.segments is None else frozenset(hyp.segments),
         hyp.segment,
-        {},
         _slowest.top(hyp.id, endpoint),
         {},
     )

@@ -439,6 +439,7 @@ def _finish(scope: Scope, elapsed: int) -> None:
             slot = acc[pos]
             if not slot:
                 continue
+            # The slot's packing (_plan.CALLS_SHIFT), decoded inline as request_totals does.
             p = slot & _TIME_MASK
             n = slot >> _CALLS_SHIFT
             total += p

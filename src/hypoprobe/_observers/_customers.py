@@ -48,7 +48,6 @@ _MAGIC = b"HPCUST\x00\x01"
 _HEADER = 4096
 _SCALARS_AT = 3072
 _SCALARS = struct.Struct("<qqdd")  # requests, probe ns, probe-value seconds, first_at
-_TIME_MASK = _plan.TIME_MASK
 _NEVER = _plan.NEVER
 
 
@@ -331,9 +330,7 @@ def after_request(scope: Any, elapsed: int) -> None:
             if hp.only is not None and segment != hp.only:
                 continue
             label = segment if segment is not None and segment in allowed else OTHER_SEGMENT
-        total = 0
-        for pos in hp.positions:
-            total += acc[pos] & _TIME_MASK
+        total = _plan.request_totals(acc, hp.positions)[0]
         hid = hp.hypothesis.id
         _live((hid, endpoint, label, SEEN)).add(h, value, total)
         share = total / elapsed if elapsed > 0 else 0.0

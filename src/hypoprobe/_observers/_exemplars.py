@@ -23,8 +23,7 @@ from opentelemetry import context as _otel_context
 from opentelemetry import trace as _trace
 
 from .._core import _clock, _state
-from .._core._plan import CALLS_SHIFT as _CALLS_SHIFT
-from .._core._plan import TIME_MASK
+from .._core._plan import request_totals
 from .._core._storage import STORAGE, Series
 from ..model import Exemplar
 from . import _slowest
@@ -83,11 +82,7 @@ def annotate(span: _trace.Span, scope: Scope, elapsed: int) -> None:
     attributes: dict[str, str | float | int | list[str]] = {}
     ids = []
     for hp in scope.plan.hypotheses:
-        probe_ns = calls = 0
-        for pos in hp.positions:
-            slot = acc[pos]
-            probe_ns += slot & TIME_MASK
-            calls += slot >> _CALLS_SHIFT
+        probe_ns, calls = request_totals(acc, hp.positions)
         hid = hp.hypothesis.id
         ids.append(hid)
         attributes[f"hypoprobe.{hid}.probe_seconds"] = probe_ns / 1e9
