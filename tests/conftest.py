@@ -14,7 +14,9 @@ import dataclasses
 import itertools
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
@@ -22,6 +24,7 @@ import hypoprobe
 from hypoprobe import testing
 
 _counter = itertools.count(1)
+_T = TypeVar("_T")
 
 # One fixed self-cost calibration for the suite and every process it starts: calibrating
 # takes each process about a second. tests/test_selfcost.py runs the real calibration.
@@ -71,6 +74,46 @@ def unique_id(request: pytest.FixtureRequest) -> Callable[..., str]:
         return f"{name}-{suffix}" if suffix else name
 
     return make
+
+
+@pytest.fixture
+def registered_hypothesis(unique_id: Callable[..., str]) -> Callable[..., tuple[str, str]]:
+    """A factory registering a fresh hypothesis on a fresh endpoint: returns (id, endpoint).
+
+    Defaults are the suite's usual ones (``claim="c"``, ``min_share=0.5``); any other
+    ``hypoprobe.hypothesis`` argument passes through::
+
+        hid, ep = registered_hypothesis(slow_threshold=0.25)
+    """
+
+    def make(claim: str = "c", min_share: float = 0.5, **options: Any) -> tuple[str, str]:
+        hid, ep = unique_id(), unique_id("ep")
+        hypoprobe.hypothesis(hid, claim=claim, endpoint=ep, min_share=min_share, **options)
+        return hid, ep
+
+    return make
+
+
+def eventually(
+    condition: Callable[[], _T],
+    timeout: float = 30,
+    interval: float = 0.05,
+    explain: Callable[[], str] = lambda: "",
+) -> _T:
+    """Poll ``condition`` until it returns something truthy, and return that.
+
+    Fails the test after ``timeout`` seconds, with ``explain()`` (a process' stderr, say)::
+
+        found = eventually(lambda: SUMMARY.search(run.err()), explain=run.err)
+    """
+    end = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        if time.monotonic() >= end:
+            pytest.fail(f"condition not met after {timeout}s\n{explain()}")
+        time.sleep(interval)
 
 
 @pytest.fixture

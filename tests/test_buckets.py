@@ -128,11 +128,13 @@ def test_recorded_values_land_in_the_right_bucket(
 @example(endpoint_ns=3, fraction=Fraction(1))
 @example(endpoint_ns=1_500_000_000, fraction=Fraction(4, 5))
 def test_share_of_one_request_is_probe_over_endpoint_time(
-    fake_clock: FakeClock, unique_id: Callable[..., str], endpoint_ns: int, fraction: Fraction
+    fake_clock: FakeClock,
+    registered_hypothesis: Callable[..., tuple[str, str]],
+    endpoint_ns: int,
+    fraction: Fraction,
 ) -> None:
     probe_ns = int(endpoint_ns * fraction)
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
     block = hypoprobe.probe(hid, name="p")
     with hypoprobe.endpoint(ep):
         with block:

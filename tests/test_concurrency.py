@@ -41,10 +41,9 @@ def _expected_counts(bounds: tuple[float, ...], values_ns: Counter[int]) -> list
 
 
 def test_eight_threads_times_200000_calls_are_counted_exactly(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
     threads_n, requests_n, calls_per_request = 8, 200, 1000
     start = threading.Barrier(threads_n)
 
@@ -88,9 +87,10 @@ def test_eight_threads_times_200000_calls_are_counted_exactly(
     assert (request.calls.count, request.calls.sum) == (threads_n * requests_n, total_calls)
 
 
-def test_thread_churn_loses_no_counts(unique_id: Callable[..., str], fake_clock: FakeClock) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+def test_thread_churn_loses_no_counts(
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
+) -> None:
+    hid, ep = registered_hypothesis()
     threads_n, calls = 200, 50
 
     @hypoprobe.probe(hid, name="short")
@@ -130,10 +130,9 @@ def test_thread_churn_loses_no_counts(unique_id: Callable[..., str], fake_clock:
 
 
 def test_thousand_concurrent_asyncio_tasks_attribute_exactly(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
     tasks_n = 1000
 
     @hypoprobe.probe(hid, name="query")
@@ -192,10 +191,9 @@ def test_thousand_concurrent_asyncio_tasks_attribute_exactly(
 
 
 def test_threads_each_see_their_own_request(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
     threads_n = 11  # 0 to 10 calls: the calls histogram has a bucket for each
     inside = threading.Barrier(threads_n)
 
@@ -226,10 +224,9 @@ def test_threads_each_see_their_own_request(
 
 
 def test_one_endpoint_object_shared_by_concurrent_tasks(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
     campaigns = hypoprobe.endpoint(ep)  # created once, at import time, in a real app
     tasks_n = 200
 
@@ -259,10 +256,9 @@ def test_one_endpoint_object_shared_by_concurrent_tasks(
 
 
 def test_one_endpoint_object_shared_by_threads_and_nested(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
     shared = hypoprobe.endpoint(ep)
     threads_n, requests_n = 4, 50
     inside = threading.Barrier(threads_n)
@@ -287,10 +283,9 @@ def test_one_endpoint_object_shared_by_threads_and_nested(
 
 
 def test_collecting_while_threads_record_sees_counts_only_grow(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
     threads_n, requests_n = 4, 2_000
 
     @hypoprobe.probe(hid, name="q")

@@ -134,10 +134,11 @@ def test_configure_returns_the_frozen_config(restore_config: None) -> None:
 
 
 def test_disabled_records_nothing_and_calls_through(
-    unique_id: Callable[..., str], fake_clock: FakeClock, restore_config: None
+    registered_hypothesis: Callable[..., tuple[str, str]],
+    fake_clock: FakeClock,
+    restore_config: None,
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
 
     @hypoprobe.probe(hid, name="sync")
     def work(x: int) -> int:

@@ -71,10 +71,9 @@ def _calls(snap: Snapshot, hid: str, endpoint: str) -> int:
 
 
 def test_child_starts_from_zero_and_parent_keeps_its_counts(
-    unique_id: Callable[..., str], fake_clock: FakeClock, tmp_path: Path
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock, tmp_path: Path
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
 
     @hypoprobe.probe(hid, name="q")
     def query() -> None:

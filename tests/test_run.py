@@ -20,13 +20,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import eventually
 from servers import (
     PrometheusServer,
     free_port,
@@ -114,13 +115,7 @@ class Launched:
         pytest.fail(f"{url} not up after {timeout}s ({last}):\n{self.err()}")
 
     def wait_summary(self, timeout: float = 60) -> re.Match[str]:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            found = SUMMARY.search(self.err())
-            if found:
-                return found
-            time.sleep(0.1)
-        pytest.fail(f"no summary line after {timeout}s:\n{self.err()}")
+        return eventually(lambda: SUMMARY.search(self.err()), timeout, 0.1, self.err)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.proc.poll() is None:
@@ -496,13 +491,8 @@ def test_signals_are_forwarded_and_exit_codes_pass_through(tmp_path: Path) -> No
     assert _left_behind(tmp_path) == []
 
 
-def _wait_for(condition: object, run: Launched, timeout: float = 30) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"condition not met after {timeout}s:\n{run.err()}")
+def _wait_for(condition: Callable[[], object], run: Launched, timeout: float = 30) -> None:
+    eventually(condition, timeout, explain=run.err)
 
 
 def test_an_existing_sitecustomize_still_runs_and_probes_bind_early(tmp_path: Path) -> None:

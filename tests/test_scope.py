@@ -122,10 +122,9 @@ def test_moments_and_per_request_histograms_match_hand_computed_sums(
 
 
 def test_without_slow_threshold_every_request_is_not_slow(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
     for seconds in (0.001, 10.0, 3000.0):
         with hypoprobe.endpoint(ep):
             fake_clock.advance_seconds(seconds)
@@ -135,10 +134,9 @@ def test_without_slow_threshold_every_request_is_not_slow(
 
 
 def test_slow_means_strictly_slower_than_the_threshold(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5, slow_threshold=0.25)
+    hid, ep = registered_hypothesis(slow_threshold=0.25)
     for ns in (250 * MS, 250 * MS + 1):
         with hypoprobe.endpoint(ep):
             fake_clock.advance(ns)
@@ -148,10 +146,9 @@ def test_slow_means_strictly_slower_than_the_threshold(
 
 
 def test_endpoint_decorator_sync_and_async(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
 
     @hypoprobe.probe(hid, name="q")
     def query() -> None:
@@ -191,9 +188,10 @@ def test_endpoint_decorator_sync_and_async(
     assert mo.endpoint_seconds == pytest.approx(0.004 + 0.002 + 0.001)
 
 
-def test_async_context_manager_scope(unique_id: Callable[..., str], fake_clock: FakeClock) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+def test_async_context_manager_scope(
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
+) -> None:
+    hid, ep = registered_hypothesis()
 
     fetch = hypoprobe.probe(hid, name="fetch")
 
@@ -249,10 +247,9 @@ def test_nested_scopes_are_ignored_and_time_flows_to_the_outer_request(
 
 
 def test_probes_outside_scopes_are_recorded_without_shares(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, _ = registered_hypothesis()
 
     @hypoprobe.probe(hid, name="q")
     def query() -> None:
@@ -288,10 +285,9 @@ def test_probe_in_an_endpoint_its_hypothesis_does_not_name_takes_no_share(
 
 
 def test_share_zero_is_recorded_for_requests_without_probe_calls(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
 
     @hypoprobe.probe(hid, name="rare")
     def rare() -> None:
@@ -358,10 +354,9 @@ def test_hypothesis_registered_after_probes_and_scopes_exist_is_picked_up(
 
 
 def test_a_probe_first_used_inside_a_request_counts_for_that_request(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
     for _ in range(2):
         with hypoprobe.endpoint(ep):
             with hypoprobe.probe(hid, name="created-in-request"):
@@ -386,10 +381,9 @@ def test_moments_plus_and_minus_are_inverse() -> None:
 
 @pytest.mark.parametrize("kind", ["generator", "async generator"])
 def test_endpoint_on_a_generator_function_is_refused_or_covers_the_iteration(
-    unique_id: Callable[..., str], fake_clock: FakeClock, kind: str
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock, kind: str
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+    hid, ep = registered_hypothesis()
 
     @hypoprobe.probe(hid, name="q")
     def query() -> None:

@@ -137,10 +137,9 @@ def test_snapshot_is_frozen(unique_id: Callable[..., str]) -> None:
 
 
 def test_minus_gives_exactly_the_activity_of_the_window(
-    unique_id: Callable[..., str], fake_clock: FakeClock
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
 ) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5, slow_threshold=1.0)
+    hid, ep = registered_hypothesis(slow_threshold=1.0)
     _record(hid, ep, fake_clock, 3)
     before = hypoprobe.snapshot()
     _record(hid, ep, fake_clock, 5)
@@ -159,9 +158,10 @@ def test_minus_gives_exactly_the_activity_of_the_window(
     assert probe.duration.count == 5
 
 
-def test_merge_sums_snapshots(unique_id: Callable[..., str], fake_clock: FakeClock) -> None:
-    hid, ep = unique_id(), unique_id("ep")
-    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
+def test_merge_sums_snapshots(
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
+) -> None:
+    hid, ep = registered_hypothesis()
     _record(hid, ep, fake_clock, 2)
     snap = hypoprobe.snapshot()
     doubled = Snapshot.merge([snap, snap], source="two workers")
