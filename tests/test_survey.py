@@ -276,3 +276,15 @@ def test_surveyed_functions_stay_transparent_and_a_fault_never_raises() -> None:
 def test_caps_hold_through_sqlalchemy_and_the_survey_leaves_series_for_hypotheses() -> None:
     pytest.importorskip("sqlalchemy")
     _script("budget.py", timeout=120)
+
+
+def test_an_unsurveyed_request_skips_the_survey_proxy_but_not_declared_matchers(
+    tmp_path: Path,
+) -> None:
+    _script("unsurveyed.py", tmp_path, timeout=120)
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["unsurveyed_cursor_is_declared_proxy"]  # the survey's layer handed it on
+    assert result["surveyed_cursor_is_stacked"]
+    assert result["unsurveyed_rows"] == result["surveyed_rows"] == [[0]]
+    assert result["declared_calls"] == {"GET /u": 1, "GET /s": 1}
+    assert result["survey_endpoints"] == ["GET /s"]
