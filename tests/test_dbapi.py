@@ -462,6 +462,32 @@ def test_stacked_proxies_time_each_driver_call_once_for_every_layer(
     assert _probe_counts(first) == _probe_counts(second)
 
 
+def test_stacked_psycopg_async_proxies_time_each_awaited_call_once(
+    postgres: PostgresServer, unique_id: Callable[[str], str]
+) -> None:
+    import psycopg
+
+    first, second, ep = unique_id("A"), unique_id("B"), unique_id("GET /stacked-async")
+
+    async def page() -> list[Any]:
+        raw = await psycopg.AsyncConnection.connect(postgres.dsn, autocommit=True)
+        inner = dbapi.instrument(raw, first, match=r"FROM campaigns")
+        async with dbapi.instrument(inner, second, match=r"FROM campaigns") as conn:
+            with hypoprobe.endpoint(ep):
+                cur = await conn.execute("SELECT id FROM campaigns WHERE id < 3 ORDER BY id")
+                rows = await cur.fetchall()
+                async with conn.cursor() as cur2:
+                    assert await cur2.execute("SELECT pg_sleep(0.01) FROM campaigns LIMIT 1")
+                    assert await cur2.fetchone() == ("",)
+            return list(rows)
+
+    assert asyncio.run(page()) == [(1,), (2,)]
+    a, b = _probe_seconds(first), _probe_seconds(second)
+    assert len(a) == 4
+    assert a == b
+    assert sum(a.values()) >= 0.01  # the awaited time, not the coroutine's creation
+
+
 def test_psycopg_composed_and_bytes_statements_are_matched_by_their_text(
     postgres: PostgresServer, hyp: tuple[str, str]
 ) -> None:

@@ -380,6 +380,11 @@ _ASYNC: dict[tuple[type, str], bool] = {}
 
 
 def _is_async(obj: Any, method: str) -> bool:
+    # A proxy's own methods are plain functions returning awaitables: ask what it wraps.
+    if isinstance(obj, _AsyncConnectionProxy | _AsyncCursorProxy):
+        return True
+    if isinstance(obj, _ConnectionProxy | _CursorProxy):
+        return False
     key = (type(obj), method)
     found = _ASYNC.get(key)
     if found is None:
