@@ -288,3 +288,18 @@ def test_an_unsurveyed_request_skips_the_survey_proxy_but_not_declared_matchers(
     assert result["unsurveyed_rows"] == result["surveyed_rows"] == [[0]]
     assert result["declared_calls"] == {"GET /u": 1, "GET /s": 1}
     assert result["survey_endpoints"] == ["GET /s"]
+
+
+def test_each_candidate_names_its_customers_seen_and_affected(tmp_path: Path) -> None:
+    _script("customers.py", tmp_path)
+    doc = json.loads((tmp_path / "result.json").read_text())
+    jsonschema.validate(doc, json.loads(SURVEY_SCHEMA.read_text()))
+    cands = {c["probe"]: c for c in _candidates(doc, "GET /s")}
+    slow = cands["SELECT tick(?) AS slow_report"]["customers"]
+    # Every customer's requests were surveyed; only the three whose requests ran the slow
+    # report (and were slow) are affected by it, worth 10 + 20 + 30.
+    assert (slow["seen"], slow["affected"]) == (12, 3)
+    assert slow["seen_value"] == pytest.approx(sum(10.0 * (a + 1) for a in range(12)))
+    assert slow["affected_value"] == pytest.approx(60.0)
+    cheap = cands["SELECT tick(?) AS cheap"]["customers"]
+    assert (cheap["seen"], cheap["affected"]) == (12, 3)  # ran by all, slow for three
