@@ -431,6 +431,63 @@ def test_several_hypotheses_share_a_connection_but_one_is_not_instrumented_twice
         dbapi.instrument(both, first)
 
 
+def _probe_seconds(hid: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in hypoprobe.snapshot().probes:
+        if p.hypothesis == hid:
+            out[p.probe] = out.get(p.probe, 0.0) + p.duration.sum
+    return {k: v for k, v in out.items() if v}
+
+
+def test_stacked_proxies_time_each_driver_call_once_for_every_layer(
+    unique_id: Callable[[str], str],
+) -> None:
+    # A statement's time is the driver's execute, and separately its fetches, measured
+    # once: one layer's lookup and recording never falls inside another layer's time, so
+    # every hypothesis on a connection (and the survey over them) reads the same seconds.
+    first, second, ep = unique_id("A"), unique_id("B"), unique_id("GET /stacked")
+    conn = dbapi.instrument(_sqlite_connect(), first, match=r"FROM campaigns")
+    both = dbapi.instrument(conn, second, match=r"FROM campaigns")
+    with hypoprobe.endpoint(ep):
+        both.execute("SELECT name FROM campaigns WHERE id = ?", (1,)).fetchall()
+        cur = both.cursor()
+        cur.execute("SELECT id, name FROM campaigns ORDER BY id")
+        rows = list(cur)
+        cur.execute("SELECT count(*) FROM campaigns WHERE account = ?", (2,))
+        assert cur.fetchone() == (10,)
+    assert len(rows) == 30
+    a, b = _probe_seconds(first), _probe_seconds(second)
+    assert len(a) == 6  # three statements, each with its fetch
+    assert a == b
+    assert _probe_counts(first) == _probe_counts(second)
+
+
+def test_stacked_psycopg_async_proxies_time_each_awaited_call_once(
+    postgres: PostgresServer, unique_id: Callable[[str], str]
+) -> None:
+    import psycopg
+
+    first, second, ep = unique_id("A"), unique_id("B"), unique_id("GET /stacked-async")
+
+    async def page() -> list[Any]:
+        raw = await psycopg.AsyncConnection.connect(postgres.dsn, autocommit=True)
+        inner = dbapi.instrument(raw, first, match=r"FROM campaigns")
+        async with dbapi.instrument(inner, second, match=r"FROM campaigns") as conn:
+            with hypoprobe.endpoint(ep):
+                cur = await conn.execute("SELECT id FROM campaigns WHERE id < 3 ORDER BY id")
+                rows = await cur.fetchall()
+                async with conn.cursor() as cur2:
+                    assert await cur2.execute("SELECT pg_sleep(0.01) FROM campaigns LIMIT 1")
+                    assert await cur2.fetchone() == ("",)
+            return list(rows)
+
+    assert asyncio.run(page()) == [(1,), (2,)]
+    a, b = _probe_seconds(first), _probe_seconds(second)
+    assert len(a) == 4
+    assert a == b
+    assert sum(a.values()) >= 0.01  # the awaited time, not the coroutine's creation
+
+
 def test_psycopg_composed_and_bytes_statements_are_matched_by_their_text(
     postgres: PostgresServer, hyp: tuple[str, str]
 ) -> None:

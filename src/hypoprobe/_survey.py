@@ -356,24 +356,82 @@ def _dbapi_probes() -> Any:
 
 
 _PROBES_CLASS: Any = None
+_PROXY_CLASSES: Any = None
+
+
+def _unsurveyed() -> bool:
+    """The one check an unsurveyed request's statement pays: no survey, no request, or
+    a request the sampling left out (a request not routed yet is resolved by the full
+    check, ``_surveyed_scope``)."""
+    scope = CURRENT.get()
+    return scope is None or SETTINGS is None or (scope.pending is None and not scope.plan.surveyed)
+
+
+def _proxies() -> tuple[Any, Any]:
+    """The survey's connection proxies: in an unsurveyed request, ``cursor()`` and the
+    ``execute`` shortcuts go straight to the connection underneath (no cursor proxy, no
+    lookup), so such a request's statements pay one check each."""
+    from .integrations import dbapi
+
+    class _SurveyConnectionProxy(dbapi._ConnectionProxy):
+        def cursor(self, *args: Any, **kwargs: Any) -> Any:
+            if _unsurveyed():
+                return self.__wrapped__.cursor(*args, **kwargs)
+            return super().cursor(*args, **kwargs)
+
+        def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+            if _unsurveyed():
+                return self.__wrapped__.execute(operation, *args, **kwargs)
+            return self._run("execute", operation, args, kwargs)
+
+        def executemany(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+            if _unsurveyed():
+                return self.__wrapped__.executemany(operation, *args, **kwargs)
+            return self._run("executemany", operation, args, kwargs)
+
+    class _SurveyAsyncConnectionProxy(dbapi._AsyncConnectionProxy):
+        def cursor(self, *args: Any, **kwargs: Any) -> Any:
+            if _unsurveyed():
+                return self.__wrapped__.cursor(*args, **kwargs)
+            return super().cursor(*args, **kwargs)
+
+        def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+            if _unsurveyed():
+                return self.__wrapped__.execute(operation, *args, **kwargs)
+            return self._arun("execute", operation, args, kwargs)
+
+        def executemany(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+            if _unsurveyed():
+                return self.__wrapped__.executemany(operation, *args, **kwargs)
+            return self._arun("executemany", operation, args, kwargs)
+
+    return _SurveyConnectionProxy, _SurveyAsyncConnectionProxy
 
 
 def wrap_connection(conn: Any) -> Any:
-    """``conn`` wrapped so the survey times its statements (called by ``_sqlhooks``)."""
-    global _PROBES_CLASS
+    """``conn`` wrapped so the survey times its statements (called by ``_sqlhooks``).
+
+    The survey's proxy is the outermost; the proxies of declared ``sql`` matchers under it
+    time the same driver calls, each layer's lookup done before any layer starts timing
+    (``dbapi._CursorProxy._resolve``), so both measure one thing: the driver's execute
+    plus its fetches.
+    """
+    global _PROBES_CLASS, _PROXY_CLASSES
     if SETTINGS is None or not SETTINGS.sql:
         return conn
     from .integrations import dbapi
 
     if _PROBES_CLASS is None:
         _PROBES_CLASS = _dbapi_probes()
+        _PROXY_CLASSES = _proxies()
     inner: Any = conn
     while isinstance(inner, dbapi._ConnectionProxy):
         if isinstance(inner._self_probes, _PROBES_CLASS):
             return conn
         inner = inner.__wrapped__
-    proxy = dbapi._AsyncConnectionProxy if dbapi._is_async(conn, "execute") else None
-    return (proxy or dbapi._ConnectionProxy)(conn, _PROBES_CLASS())
+    sync, asynchronous = _PROXY_CLASSES
+    proxy = asynchronous if dbapi._is_async(conn, "execute") else sync
+    return proxy(conn, _PROBES_CLASS())
 
 
 class _EngineListeners:

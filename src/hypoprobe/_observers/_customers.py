@@ -334,7 +334,9 @@ def after_request(scope: Any, elapsed: int) -> None:
         hid = hp.hypothesis.id
         _live((hid, endpoint, label, SEEN)).add(h, value, total)
         share = total / elapsed if elapsed > 0 else 0.0
-        if share >= hp.hypothesis.min_share and (slow_ns == _NEVER or elapsed > slow_ns):
+        # total: a survey candidate's min_share is 0, and a request that never ran it is
+        # not affected by it (a declared hypothesis' min_share > 0 implies it already).
+        if total and share >= hp.hypothesis.min_share and (slow_ns == _NEVER or elapsed > slow_ns):
             _live((hid, endpoint, label, AFFECTED)).add(h, value, total)
 
 

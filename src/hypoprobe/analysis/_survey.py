@@ -22,6 +22,7 @@ from .._survey import FUNCTION, FUNCTION_OVERFLOW, base_id, kind_of
 from ..integrations._fingerprint import OVERFLOW
 from ..model import Moments, Snapshot
 from . import _ratio
+from ._impact import CustomerImpact, customer_impact
 from ._verdict import NoDataError
 
 __all__ = ["N_PLUS_ONE_CALLS", "Candidate", "EndpointSurvey", "Survey", "survey_of"]
@@ -50,6 +51,9 @@ class Candidate:
     slow_share: float | None
     slow_requests: int
     overflow: bool
+    #: Customers of its surveyed requests (seen) and of the slow ones that ran it
+    #: (affected); None when no request named a customer.
+    customers: CustomerImpact | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,7 @@ def _candidate(snap: Snapshot, hid: str, endpoint: str) -> Candidate:
         slow_share=slow.probe_seconds / slow.endpoint_seconds if slow.endpoint_seconds else None,
         slow_requests=round(slow.requests),
         overflow=probe in (OVERFLOW, FUNCTION_OVERFLOW),
+        customers=customer_impact(snap, hid, endpoint),
     )
 
 

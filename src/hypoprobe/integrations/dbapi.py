@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import wrapt
 
-from .._core import _faults
+from .._core import _faults, _plan, _probe
 from .._core._probe import probe
 from ..errors import ConfigurationError
 from ._fingerprint import DEFAULT_MAX_FINGERPRINTS, Matcher, Statements, statement_text
@@ -55,7 +55,7 @@ async def _arows(cursor: Any) -> AsyncIterator[Any]:
 class _Entry:
     """The probed callables of one probe name: the statement's, and its fetches'."""
 
-    __slots__ = ("acall", "afetch", "arows", "call", "fetch", "rows")
+    __slots__ = ("acall", "afetch", "arows", "call", "call_site", "fetch", "fetch_site", "rows")
 
     def __init__(self, hypothesis_id: str, name: str) -> None:
         # Decorating a pass-through once per name reuses the probe's hot path (enabled
@@ -70,6 +70,92 @@ class _Entry:
         self.arows: Callable[[Any], AsyncIterator[Any]] = probe(hypothesis_id, name=fetch_name)(
             _arows
         )
+        # For stacked proxies (a survey over declared matchers, several hypotheses on one
+        # connection): the outermost times the driver once and records into every layer.
+        self.call_site = _plan.site(hypothesis_id, name)
+        self.fetch_site = _plan.site(hypothesis_id, fetch_name)
+
+
+# --------------------------------------------------------------- stacked proxies
+#
+# One definition of a statement's time for every layer: the driver's own execute (or
+# executemany) call, and separately its fetches, timed once by the outermost proxy after
+# every layer has looked its statement up. No layer's matching, fingerprinting or
+# recording falls inside another layer's time.
+
+
+def _timed(sites: list[_plan.Site], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` timed once, the duration recorded at each site."""
+    live = [site for site in sites if not site.off]
+    if not live:
+        return fn(*args, **kwargs)
+    t0 = _probe._now()
+    if t0 < 0:
+        return fn(*args, **kwargs)
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        _record_raised(live, exc, t0)
+        raise
+    _record_all(live, t0)
+    return result
+
+
+async def _atimed(
+    sites: list[_plan.Site], fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+) -> Any:
+    """As :func:`_timed`, for an awaited call: the awaited time counts."""
+    live = [site for site in sites if not site.off]
+    if not live:
+        return await fn(*args, **kwargs)
+    t0 = _probe._now()
+    if t0 < 0:
+        return await fn(*args, **kwargs)
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        _record_raised(live, exc, t0)
+        raise
+    _record_all(live, t0)
+    return result
+
+
+def _record_all(sites: list[_plan.Site], t0: int) -> None:
+    spent = _probe._lap(0, t0)
+    if spent >= 0:
+        for site in sites:
+            _probe._record_safely(site, spent)
+
+
+def _record_raised(sites: list[_plan.Site], exc: BaseException, t0: int) -> None:
+    _record_all(sites, t0)
+    for site in sites:
+        _probe._count_exception_safely(site, exc)
+
+
+def _rows_timed(sites: list[_plan.Site], cursor: Any) -> Iterator[Any]:
+    """The rows of ``cursor``, the time spent producing them recorded once at each site."""
+    spent = 0
+    it = iter(cursor)
+    try:
+        while True:
+            t0 = _probe._now()
+            try:
+                row = next(it)
+            except StopIteration:
+                spent = _probe._lap(spent, t0)
+                return
+            except BaseException as exc:
+                spent = _probe._lap(spent, t0)
+                for site in sites:
+                    _probe._count_exception_safely(site, exc)
+                raise
+            spent = _probe._lap(spent, t0)
+            yield row
+    finally:
+        if spent >= 0:
+            for site in sites:
+                _probe._record_safely(site, spent)
 
 
 class _Probes:
@@ -108,10 +194,33 @@ class _CursorProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         #: The entry of the statement last executed, for its fetches (None: not probed).
         self._self_entry = entry
 
-    def _run(self, method: str, operation: Any, args: Any, kwargs: Any) -> Any:
+    def _resolve(self, operation: Any) -> None:
+        """Find the entry of ``operation`` here and in every proxy this one wraps, so that
+        no layer's matching or fingerprinting falls inside another layer's timing."""
         wrapped = self.__wrapped__
-        entry = self._self_probes.lookup(operation, getattr(wrapped, "connection", None))
-        self._self_entry = entry
+        self._self_entry = self._self_probes.lookup(operation, getattr(wrapped, "connection", None))
+        if isinstance(wrapped, _CursorProxy):
+            wrapped._resolve(operation)
+
+    def _stack(self, fetch: bool) -> tuple[Any, list[_plan.Site]]:
+        """The driver's cursor under every stacked layer, and the layers' sites."""
+        sites = []
+        layer: Any = self
+        while isinstance(layer, _CursorProxy):
+            entry = layer._self_entry
+            if entry is not None:
+                sites.append(entry.fetch_site if fetch else entry.call_site)
+            layer = layer.__wrapped__
+        return layer, sites
+
+    def _run(self, method: str, operation: Any, args: Any, kwargs: Any) -> Any:
+        self._resolve(operation)
+        wrapped = self.__wrapped__
+        entry = self._self_entry
+        if isinstance(wrapped, _CursorProxy):
+            raw, sites = self._stack(False)
+            result = _timed(sites, getattr(raw, method), operation, *args, **kwargs)
+            return self if result is raw else result
         fn = getattr(wrapped, method)
         if entry is None:
             result = fn(operation, *args, **kwargs)
@@ -120,6 +229,16 @@ class _CursorProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         # Drivers return the cursor itself (sqlite3, psycopg): keep handing out the proxy.
         return self if result is wrapped else result
 
+    def _fetch(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        wrapped = self.__wrapped__
+        if isinstance(wrapped, _CursorProxy):
+            raw, sites = self._stack(True)
+            return _timed(sites, getattr(raw, method), *args, **kwargs)
+        entry = self._self_entry
+        if entry is None:
+            return getattr(wrapped, method)(*args, **kwargs)
+        return entry.fetch(getattr(wrapped, method), *args, **kwargs)
+
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         return self._run("execute", operation, args, kwargs)
 
@@ -127,25 +246,31 @@ class _CursorProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         return self._run("executemany", operation, args, kwargs)
 
     def fetchone(self) -> Any:
+        wrapped = self.__wrapped__
+        if isinstance(wrapped, _CursorProxy):
+            return self._fetch("fetchone")
         entry = self._self_entry
         if entry is None:
-            return self.__wrapped__.fetchone()
-        return entry.fetch(self.__wrapped__.fetchone)
+            return wrapped.fetchone()
+        return entry.fetch(wrapped.fetchone)
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
-        entry = self._self_entry
-        if entry is None:
-            return self.__wrapped__.fetchmany(*args, **kwargs)
-        return entry.fetch(self.__wrapped__.fetchmany, *args, **kwargs)
+        return self._fetch("fetchmany", *args, **kwargs)
 
     def fetchall(self) -> Any:
+        wrapped = self.__wrapped__
+        if isinstance(wrapped, _CursorProxy):
+            return self._fetch("fetchall")
         entry = self._self_entry
         if entry is None:
-            return self.__wrapped__.fetchall()
-        return entry.fetch(self.__wrapped__.fetchall)
+            return wrapped.fetchall()
+        return entry.fetch(wrapped.fetchall)
 
     def __iter__(self) -> Iterator[Any]:
         entry = self._self_entry
+        if isinstance(self.__wrapped__, _CursorProxy):
+            raw, sites = self._stack(True)
+            return _rows_timed(sites, raw) if sites else iter(raw)
         if entry is None:
             return iter(self.__wrapped__)
         # One call per loop, for the time spent producing rows (not the loop body's).
@@ -174,10 +299,32 @@ class _AsyncCursorProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_probes = probes
         self._self_entry = entry
 
-    async def _run(self, method: str, operation: Any, args: Any, kwargs: Any) -> Any:
+    def _resolve(self, operation: Any) -> None:
+        """As ``_CursorProxy._resolve``: every stacked layer's entry before any timing."""
         wrapped = self.__wrapped__
-        entry = self._self_probes.lookup(operation, getattr(wrapped, "connection", None))
-        self._self_entry = entry
+        self._self_entry = self._self_probes.lookup(operation, getattr(wrapped, "connection", None))
+        if isinstance(wrapped, _AsyncCursorProxy):
+            wrapped._resolve(operation)
+
+    def _stack(self, fetch: bool) -> tuple[Any, list[_plan.Site]]:
+        """As ``_CursorProxy._stack``."""
+        sites = []
+        layer: Any = self
+        while isinstance(layer, _AsyncCursorProxy):
+            entry = layer._self_entry
+            if entry is not None:
+                sites.append(entry.fetch_site if fetch else entry.call_site)
+            layer = layer.__wrapped__
+        return layer, sites
+
+    async def _run(self, method: str, operation: Any, args: Any, kwargs: Any) -> Any:
+        self._resolve(operation)
+        wrapped = self.__wrapped__
+        entry = self._self_entry
+        if isinstance(wrapped, _AsyncCursorProxy):
+            raw, sites = self._stack(False)
+            result = await _atimed(sites, getattr(raw, method), operation, *args, **kwargs)
+            return self if result is raw else result
         fn = getattr(wrapped, method)
         if entry is None:
             result = await fn(operation, *args, **kwargs)
@@ -192,6 +339,9 @@ class _AsyncCursorProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         return self._run("executemany", operation, args, kwargs)
 
     def _fetch(self, method: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        if isinstance(self.__wrapped__, _AsyncCursorProxy):
+            raw, sites = self._stack(True)
+            return _atimed(sites, getattr(raw, method), *args, **kwargs)
         fn = getattr(self.__wrapped__, method)
         entry = self._self_entry
         if entry is None:
@@ -230,6 +380,11 @@ _ASYNC: dict[tuple[type, str], bool] = {}
 
 
 def _is_async(obj: Any, method: str) -> bool:
+    # A proxy's own methods are plain functions returning awaitables: ask what it wraps.
+    if isinstance(obj, _AsyncConnectionProxy | _AsyncCursorProxy):
+        return True
+    if isinstance(obj, _ConnectionProxy | _CursorProxy):
+        return False
     key = (type(obj), method)
     found = _ASYNC.get(key)
     if found is None:
@@ -259,17 +414,46 @@ class _ConnectionProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         return _wrap_cursor(self.__wrapped__.cursor(*args, **kwargs), self._self_probes)
 
+    def _resolve(self, operation: Any) -> list[_Entry | None]:
+        """The entries of ``operation`` in this proxy and each it wraps (outermost first),
+        all found before any layer starts timing."""
+        entries = []
+        layer: Any = self
+        while isinstance(layer, _ConnectionProxy):
+            entries.append(layer._self_probes.lookup(operation, layer.__wrapped__))
+            layer = layer.__wrapped__
+        return entries
+
+    def _layers(self) -> list[_ConnectionProxy]:
+        layers = []
+        layer: Any = self
+        while isinstance(layer, _ConnectionProxy):
+            layers.append(layer)
+            layer = layer.__wrapped__
+        return layers
+
+    def _wrap_stacked(self, cursor: Any, entries: list[_Entry | None]) -> Any:
+        """The driver's cursor wrapped by every layer, innermost first, each with its entry."""
+        for layer, entry in zip(reversed(self._layers()), reversed(entries), strict=True):
+            cursor = _wrap_cursor(cursor, layer._self_probes, entry)
+        return cursor
+
     def _run(self, method: str, operation: Any, args: Any, kwargs: Any) -> Any:
         wrapped = self.__wrapped__
-        probes = self._self_probes
-        entry = probes.lookup(operation, wrapped)
+        if isinstance(wrapped, _ConnectionProxy):
+            entries = self._resolve(operation)
+            raw = self._layers()[-1].__wrapped__
+            sites = [e.call_site for e in entries if e is not None]
+            cursor = _timed(sites, getattr(raw, method), operation, *args, **kwargs)
+            return self._wrap_stacked(cursor, entries)
+        entry = self._self_probes.lookup(operation, wrapped)
         fn = getattr(wrapped, method)
         if entry is None:
             cursor = fn(operation, *args, **kwargs)
         else:
             cursor = entry.call(fn, operation, *args, **kwargs)
         # sqlite3 and psycopg return the new cursor: its fetches belong to this statement.
-        return _wrap_cursor(cursor, probes, entry)
+        return _wrap_cursor(cursor, self._self_probes, entry)
 
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         return self._run("execute", operation, args, kwargs)
@@ -291,14 +475,19 @@ class _AsyncConnectionProxy(_ConnectionProxy):
 
     async def _arun(self, method: str, operation: Any, args: Any, kwargs: Any) -> Any:
         wrapped = self.__wrapped__
-        probes = self._self_probes
-        entry = probes.lookup(operation, wrapped)
+        if isinstance(wrapped, _ConnectionProxy):
+            entries = self._resolve(operation)
+            raw = self._layers()[-1].__wrapped__
+            sites = [e.call_site for e in entries if e is not None]
+            cursor = await _atimed(sites, getattr(raw, method), operation, *args, **kwargs)
+            return self._wrap_stacked(cursor, entries)
+        entry = self._self_probes.lookup(operation, wrapped)
         fn = getattr(wrapped, method)
         if entry is None:
             cursor = await fn(operation, *args, **kwargs)
         else:
             cursor = await entry.acall(fn, operation, *args, **kwargs)
-        return _wrap_cursor(cursor, probes, entry)
+        return _wrap_cursor(cursor, self._self_probes, entry)
 
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         return self._arun("execute", operation, args, kwargs)

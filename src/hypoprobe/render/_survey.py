@@ -54,17 +54,18 @@ def _table(s: Survey) -> str:
         lines.append(f"{ep.endpoint}  ({ep.requests} surveyed requests)")
         lines.append(
             f"  {'#':>2}  {'kind':<8} {'share':>7} {'95% interval':>14} {'calls/req':>11} "
-            f"{'slow share':>10}  probe"
+            f"{'slow share':>10} {'customers':>10}  probe"
         )
         for i, c in enumerate(ep.candidates, 1):
             lines.append(
                 f"  {i:>2}  {c.kind:<8} {_pct(c.share):>7} {_interval(c):>14} "
-                f"{_calls(c):>11} {_pct(c.slow_share):>10}  {_short(c.probe, 90)}"
+                f"{_calls(c):>11} {_pct(c.slow_share):>10} {_who(c):>10}  {_short(c.probe, 90)}"
             )
         lines.append("")
     lines.append(
         "share: the candidate's time / the endpoint's time over surveyed requests (95% "
-        "interval); N+1: called many times per request, a varying number of times."
+        "interval); N+1: called many times per request, a varying number of times; "
+        "customers: affected (their slow requests ran it) / seen, where requests name one."
     )
     return "\n".join(lines) + "\n"
 
@@ -77,15 +78,35 @@ def _markdown(s: Survey) -> str:
     out = [f"## Survey: where the time goes\n\nSource: {s.source}\n"]
     for ep in s.endpoints:
         out.append(f"### `{_md_cell(ep.endpoint)}` ({ep.requests} surveyed requests)\n")
-        out.append("| # | kind | probe | share | 95% interval | calls/request | slow share |")
-        out.append("|---|---|---|---|---|---|---|")
+        out.append(
+            "| # | kind | probe | share | 95% interval | calls/request | slow share | customers |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|")
         for i, c in enumerate(ep.candidates, 1):
             out.append(
                 f"| {i} | {c.kind} | `{_md_cell(c.probe)}` | {_pct(c.share)} | "
-                f"{_interval(c)} | {_calls(c)} | {_pct(c.slow_share)} |"
+                f"{_interval(c)} | {_calls(c)} | {_pct(c.slow_share)} | {_who(c)} |"
             )
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def _customers(c: Candidate) -> dict[str, Any] | None:
+    i = c.customers
+    if i is None:
+        return None
+    return {
+        "seen": i.seen,
+        "affected": i.affected,
+        "seen_value": i.seen_value,
+        "affected_value": i.affected_value,
+    }
+
+
+def _who(c: Candidate) -> str:
+    """Customers affected (slow requests that ran it) of those seen, or "-"."""
+    i = c.customers
+    return "-" if i is None else f"{i.affected}/{i.seen}"
 
 
 def _num(x: float | None) -> float | None:
@@ -120,6 +141,7 @@ def as_dict(s: Survey) -> dict[str, Any]:
                         "slow_share": _num(c.slow_share),
                         "slow_requests": c.slow_requests,
                         "overflow": c.overflow,
+                        "customers": _customers(c),
                     }
                     for c in ep.candidates
                 ],
@@ -142,14 +164,16 @@ def _html(s: Survey) -> str:
         parts.append(f"<h2>{e(ep.endpoint)} <small>({ep.requests} surveyed requests)</small></h2>")
         parts.append(
             "<table><tr><th>#</th><th>kind</th><th>probe</th><th>share</th>"
-            "<th>95% interval</th><th>calls/request</th><th>slow share</th></tr>"
+            "<th>95% interval</th><th>calls/request</th><th>slow share</th>"
+            "<th>customers</th></tr>"
         )
         for i, c in enumerate(ep.candidates, 1):
             width = round(200 * (c.share or 0.0))
             parts.append(
                 f"<tr><td>{i}</td><td>{e(c.kind)}</td><td><code>{e(c.probe)}</code></td>"
                 f"<td><span class='bar' style='width:{width}px'></span> {_pct(c.share)}</td>"
-                f"<td>{_interval(c)}</td><td>{e(_calls(c))}</td><td>{_pct(c.slow_share)}</td></tr>"
+                f"<td>{_interval(c)}</td><td>{e(_calls(c))}</td><td>{_pct(c.slow_share)}</td>"
+                f"<td>{_who(c)}</td></tr>"
             )
         parts.append("</table>")
     parts.append("</body></html>\n")
