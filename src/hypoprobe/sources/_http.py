@@ -185,7 +185,11 @@ class _WatchedTLS:
             sock, server_hostname=server_hostname, do_handshake_on_connect=False
         )
         self._deadline.watch(tls)
-        tls.do_handshake()
+        try:
+            tls.do_handshake()
+        except BaseException:
+            tls.close()  # the caller never sees this socket: close it, or it leaks
+            raise
         return tls
 
     def __getattr__(self, name: str) -> Any:
