@@ -21,8 +21,9 @@ from typing import Any, TypeVar, cast
 
 from ..errors import ConfigurationError
 from . import _buckets, _faults, _plan
+from . import _scope as _scope_module
 from ._hypothesis import validate_id
-from ._scope import CURRENT, keep_early, refresh
+from ._scope import keep_early, refresh
 from ._storage import STORAGE, TLS
 
 __all__ = ["probe"]
@@ -31,6 +32,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: The clock, rebound by ``configure(clock=...)``.
 CLOCK: Callable[[], int] = time.perf_counter_ns
+#: The current request scope's getter, bound once. (CPython 3.11 compiles a method call on
+#: a name bound by ``import`` as an attribute load, creating a bound method on every call;
+#: a bound method held in a global is one call.)
+_current_scope = _scope_module.CURRENT.get
 
 _BOUNDS = _buckets.DURATION.bounds
 _SUM = _buckets.DURATION.sum_slot
@@ -60,7 +65,7 @@ def _record(site: _plan.Site, dt: int) -> None:
     accumulator slot comes from the plan the accumulator was sized for. A scope whose name
     is not known yet indexes no site list (``_plan.PENDING``): its calls take the slow path.
     """
-    scope = CURRENT.get()
+    scope = _current_scope()
     ints = TLS.ints
     slot = None if scope is None else scope.sites.get(site)
     if slot is not None:  # a probe of the request's plan: its series, and its slot
@@ -90,7 +95,7 @@ def _record_slow(site: _plan.Site, dt: int) -> None:
         if dt >= _TIME_LIMIT:
             _faults.record("probe_over_time_limit")
             return
-        scope = CURRENT.get()
+        scope = _current_scope()
         if scope is not None:
             if scope.pending is not None and keep_early(scope, site, dt):
                 return  # kept until the request's name is known
@@ -172,7 +177,7 @@ def _wrap_function(fn: Callable[..., Any], site: _plan.Site) -> Callable[..., An
                 pass
             return result
         try:  # an inlined copy of _record()
-            scope = CURRENT.get()
+            scope = _current_scope()
             ints = TLS.ints
             slot = None if scope is None else scope.sites.get(site)
             if slot is not None:  # a probe of the request's plan: its series, and its slot
