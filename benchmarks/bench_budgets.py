@@ -26,16 +26,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import bench_middleware as mw
 import prometheus_client
 import pytest
-from budgets import INTERLEAVED, LOOP
-from interleave import Ratio, ratio, run
 
 import hypoprobe
 from hypoprobe._core._storage import STORAGE, TLS
 from hypoprobe.integrations.asgi import HypoprobeASGIMiddleware
 from hypoprobe.integrations.wsgi import HypoprobeMiddleware
+
+from . import bench_middleware as mw
+from .budgets import INTERLEAVED, LOOP
+from .interleave import Ratio, ratio, run
 
 pytestmark = pytest.mark.benchmark(group="budgets")
 
@@ -147,7 +148,7 @@ def test_flask(benchmark: Any) -> None:
 
 
 def test_django(benchmark: Any) -> None:
-    from django.test import override_settings
+    from django.test import override_settings  # type: ignore[import-untyped]
 
     n = REQUESTS["framework"]
     handlers = {k: mw._django_handler(k) for k in ("bare", "hypoprobe", "prometheus")}

@@ -18,7 +18,7 @@ import asyncio
 import io
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import prometheus_client
@@ -227,12 +227,12 @@ def test_flask(benchmark: Any, case: str) -> None:
 
 
 def _django_handler(case: str) -> Any:
-    import django
-    from django.conf import settings
-    from django.core.handlers.wsgi import WSGIHandler
-    from django.http import HttpResponse
-    from django.test import override_settings
-    from django.urls import path
+    import django  # type: ignore[import-untyped]
+    from django.conf import settings  # type: ignore[import-untyped]
+    from django.core.handlers.wsgi import WSGIHandler  # type: ignore[import-untyped]
+    from django.http import HttpResponse  # type: ignore[import-untyped]
+    from django.test import override_settings  # type: ignore[import-untyped]
+    from django.urls import path  # type: ignore[import-untyped]
 
     if not settings.configured:
         settings.configure(
@@ -288,7 +288,7 @@ def test_django(benchmark: Any, case: str) -> None:
 # ASGI ------------------------------------------------------------------------------------
 
 
-async def _asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def _asgi_app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
 

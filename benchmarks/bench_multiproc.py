@@ -28,7 +28,6 @@ from typing import Any
 
 import prometheus_client
 import pytest
-from budgets import LOOP
 from prometheus_client import multiprocess
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
@@ -38,6 +37,8 @@ from hypoprobe import _metrics as m
 from hypoprobe._core import _buckets, _multiproc
 from hypoprobe._core._storage import STORAGE, Storage
 from hypoprobe.prometheus import COLLECTOR
+
+from .budgets import LOOP
 
 BUDGET = 1.3
 _BEST: dict[str, float] = {}
@@ -199,7 +200,7 @@ def write_prometheus_client_files(directory: Path, workers: int, series: int) ->
     name = "hypoprobe_probe_duration_seconds"
     labelnames = ["hypothesis", "probe", "endpoint"]
     for w in range(workers):
-        db = MmapedDict(str(directory / f"histogram_{100000 + w}.db"))
+        db = MmapedDict(str(directory / f"histogram_{100000 + w}.db"))  # type: ignore[no-untyped-call]
         for labels in _series_labels(series):
             running = 0.0
             for le in [*_EXPOSED, float("inf")]:
@@ -208,12 +209,12 @@ def write_prometheus_client_files(directory: Path, workers: int, series: int) ->
                     name,
                     name + "_bucket",
                     [*labelnames, "le"],
-                    [*labels, prometheus_client.utils.floatToGoString(le)],
+                    [*labels, prometheus_client.utils.floatToGoString(le)],  # type: ignore[no-untyped-call]
                     "help",
                 )
-                db.write_value(key, running, 0.0)
-            db.write_value(mmap_key(name, name + "_sum", labelnames, list(labels), "help"), 1.0, 0)
-        db.close()
+                db.write_value(key, running, 0.0)  # type: ignore[no-untyped-call]
+            db.write_value(mmap_key(name, name + "_sum", labelnames, list(labels), "help"), 1.0, 0)  # type: ignore[no-untyped-call]
+        db.close()  # type: ignore[no-untyped-call]
 
 
 def hypoprobe_scrape(directory: Path) -> Callable[[], bytes]:
@@ -224,19 +225,19 @@ def hypoprobe_scrape(directory: Path) -> Callable[[], bytes]:
     registry.register(COLLECTOR)
 
     def scrape() -> bytes:
-        saved = _collect.STORAGE
-        _collect.STORAGE = storage
+        saved = _collect.STORAGE  # type: ignore[attr-defined]
+        _collect.STORAGE = storage  # type: ignore[attr-defined]
         try:
             return prometheus_client.generate_latest(registry)
         finally:
-            _collect.STORAGE = saved
+            _collect.STORAGE = saved  # type: ignore[attr-defined]
 
     return scrape
 
 
 def prometheus_client_scrape(directory: Path) -> Callable[[], bytes]:
     registry = prometheus_client.CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(directory))
+    multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
     return lambda: prometheus_client.generate_latest(registry)
 
 

@@ -13,11 +13,12 @@ from typing import Any
 
 import prometheus_client
 import pytest
-from budgets import LOOP
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import hypoprobe
+
+from .budgets import LOOP
 
 pytestmark = pytest.mark.benchmark(group="overhead")
 

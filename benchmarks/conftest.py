@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from budgets import BUDGETS, LOOP
+
+from .budgets import BUDGETS, LOOP
 
 
 def _added_costs(session: pytest.Session) -> dict[str, float]:

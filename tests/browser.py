@@ -21,7 +21,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -106,6 +109,17 @@ def run(pages: list[dict[str, Any]], timeout: float = 120.0) -> list[dict[str, A
     return result
 
 
+def _listen(page: Page) -> tuple[list[str], list[str]]:
+    """The page's console errors and uncaught exceptions, and the URLs it requests, as they
+    come."""
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    return errors, requests
+
+
 def _inspect(pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
@@ -122,14 +136,7 @@ def _inspect(pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for spec in pages:
                 page = context.new_page()
                 page.set_viewport_size({"width": int(spec.get("width", 1280)), "height": 900})
-                errors: list[str] = []
-                requests: list[str] = []
-                page.on(
-                    "console",
-                    lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None,
-                )
-                page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-                page.on("request", lambda r, requests=requests: requests.append(r.url))
+                errors, requests = _listen(page)
                 url = Path(spec["html"]).resolve().as_uri()
                 page.goto(url, wait_until="load")
                 page.wait_for_timeout(300)  # anything late (a lazy fetch) gets its chance

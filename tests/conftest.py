@@ -95,7 +95,7 @@ def registered_hypothesis(unique_id: Callable[..., str]) -> Callable[..., tuple[
 
 
 def eventually(
-    condition: Callable[[], _T],
+    condition: Callable[[], _T | None],
     timeout: float = 30,
     interval: float = 0.05,
     explain: Callable[[], str] = lambda: "",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -22,6 +22,13 @@ from hypoprobe.model import Snapshot
 
 EXPECTED = Path(__file__).parent / "expected"
 HOUR = 3600.0
+
+
+class _Owned(TypedDict):
+    """What every hypothesis of the scenario says besides its own fields."""
+
+    owner: str
+    expires: str
 
 
 def _fixed_window(snap: Snapshot, created_at: float = 2_000_000_000.0) -> Snapshot:
@@ -46,7 +53,7 @@ def scenario() -> dict[str, Any]:
 
         return query
 
-    common = {"owner": "perf-team", "expires": "2031-01-01"}
+    common: _Owned = {"owner": "perf-team", "expires": "2031-01-01"}
     hypoprobe.hypothesis(
         "PERF-A",
         claim="the report query dominates GET /quarterly-reports",
@@ -94,11 +101,14 @@ def scenario() -> dict[str, Any]:
     finally:
         hypoprobe.configure(clock=previous.clock, customer_key=previous.customer_key)
     ids = {"PERF-A", "PERF-B", "PERF-C", "PERF-D"}
-    keep = lambda s: replace(  # noqa: E731 - only this scenario's hypotheses
-        s,
-        hypotheses=tuple(h for h in s.hypotheses if h.id in ids),
-        customers=tuple(c for c in s.customers if c.hypothesis in ids),
-    )
+
+    def keep(s: Snapshot) -> Snapshot:  # only this scenario's hypotheses
+        return replace(
+            s,
+            hypotheses=tuple(h for h in s.hypotheses if h.id in ids),
+            customers=tuple(c for c in s.customers if c.hypothesis in ids),
+        )
+
     over_time = [
         replace(keep(snap), created_at=2_000_000_000.0 + HOUR * i)
         for i, snap in enumerate((start, before, full))

@@ -8,6 +8,7 @@ included) and snapshot files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -17,9 +18,9 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -31,13 +32,15 @@ from hypoprobe._observers import _customers
 from hypoprobe.analysis import customer_impact
 from hypoprobe.model import Snapshot
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import NumberDataPoint
+
 KEY = "test-customer-key-0123456789"
 
 
 @pytest.fixture
-def keyed(restore_config: None) -> Iterator[None]:
+def keyed(restore_config: None) -> None:
     hypoprobe.configure(customer_key=KEY)
-    return
 
 
 Scenario = Callable[..., None]
@@ -222,7 +225,7 @@ def test_the_wsgi_middleware_names_the_customer(unique_id: Any, keyed: None) -> 
 def _sketch_of(
     ids: list[str], values: dict[str, float], kind: str = _sketch.SEEN
 ) -> _sketch.CustomerSketch:
-    key = _customers.hashlib.sha256(KEY.encode()).digest()
+    key = hashlib.sha256(KEY.encode()).digest()
     entries: dict[int, float | None] = {_customers.hash_id(i, key): values[i] for i in ids}
     return _sketch.CustomerSketch.of(("H", "GET /x", "", kind), entries)
 
@@ -474,7 +477,7 @@ def test_opentelemetry_export_carries_the_customer_figures(
                     mine = attrs.get(otel.attribute_name("hypothesis")) == hid
                     if mine and metric.name.startswith("hypoprobe_customer"):
                         kind = str(attrs[otel.attribute_name("kind")])
-                        points[(metric.name, kind)] = p.value
+                        points[(metric.name, kind)] = cast("NumberDataPoint", p).value
     assert points[("hypoprobe_customers", "seen")] == 6
     assert points[("hypoprobe_customers", "affected")] == 2
     assert points[("hypoprobe_customers_value", "affected")] == 4.0

@@ -45,7 +45,7 @@ TRACER = TracerProvider().get_tracer("hypoprobe-tests")
 
 @pytest.fixture
 def setup(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> tuple[str, str, Callable[..., Span | None]]:
     """A hypothesis with one probe, and ``request(endpoint_ms, probe_ms, traced=True)``."""
     hid, ep = unique_id(), unique_id("ep")
@@ -105,7 +105,7 @@ def _registry(snap: Snapshot) -> CollectorRegistry:
 
 
 def _bucket_samples(text: str, family: str, **labels: str) -> list[Sample]:
-    for fam in text_string_to_metric_families(text):
+    for fam in text_string_to_metric_families(text):  # type: ignore[no-untyped-call]
         if fam.name == family:
             return [
                 s
@@ -116,7 +116,7 @@ def _bucket_samples(text: str, family: str, **labels: str) -> list[Sample]:
     return []
 
 
-def _exemplars_by_trace(samples: list[Sample]) -> dict[str, tuple[float, float, str]]:
+def _exemplars_by_trace(samples: list[Sample]) -> dict[str, tuple[float, float, float]]:
     """trace id -> (bucket's lower le, bucket's le, exemplar value), checking span ids too."""
     out = {}
     lower = 0.0
@@ -143,7 +143,7 @@ def test_openmetrics_exposition_carries_the_trace_ids_of_traced_requests(
     slow = request(300, 240)
     request(2000, 100, traced=False)  # counted, but no trace to show
 
-    text = generate_openmetrics(_registry(_own(hid, ep))).decode()
+    text = generate_openmetrics(_registry(_own(hid, ep))).decode()  # type: ignore[no-untyped-call]
 
     endpoint = _exemplars_by_trace(
         _bucket_samples(text, "hypoprobe_endpoint_duration_seconds", endpoint=ep)
@@ -230,7 +230,7 @@ class _BrokenSpan(trace.NonRecordingSpan):
 
 
 def test_segment_exemplars_land_on_their_segment_series(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5, segments=["pro"])

@@ -52,7 +52,7 @@ def test_the_model_is_a_module_and_snapshot_a_function() -> None:
     assert callable(hypoprobe.snapshot)
     assert isinstance(hypoprobe.snapshot(), model.Snapshot)
     # The module's old name still imports: code written against hypoprobe.snapshot.X.
-    from hypoprobe.model import Histogram  # type: ignore[import-not-found]
+    from hypoprobe.model import Histogram
 
     assert Histogram is model.Histogram
 

@@ -127,7 +127,7 @@ def flat(families_: list[pb.MetricFamily]) -> dict[tuple[str, tuple[tuple[str, s
             elif fam.type == pb.HISTOGRAM:
                 h = m.histogram
                 for b in h.bucket:
-                    le = prometheus_client.utils.floatToGoString(b.upper_bound)
+                    le = prometheus_client.utils.floatToGoString(b.upper_bound)  # type: ignore[no-untyped-call]
                     put(fam.name + "_bucket", {**labels, "le": le}, b.cumulative_count)
                 put(fam.name + "_bucket", {**labels, "le": "+Inf"}, h.sample_count)
                 put(fam.name + "_count", labels, h.sample_count)
@@ -298,7 +298,11 @@ def test_asgi_app_negotiates_too(registry: CollectorRegistry) -> None:
             "query_string": b"",
             "headers": [(b"accept", accept.encode())],
         }
-        asyncio.run(app(scope, receive, send))
+
+        async def serve() -> None:  # asyncio.run takes a coroutine; an ASGI app's awaitable
+            await app(scope, receive, send)
+
+        asyncio.run(serve())
         start, body = sent
         return {k.decode().lower(): v.decode() for k, v in start["headers"]}, body["body"]
 

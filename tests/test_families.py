@@ -8,6 +8,7 @@ compare the series, with and without slow thresholds and segments.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -28,6 +29,9 @@ from hypoprobe import otel
 Series = set[tuple[str, frozenset[tuple[str, str]], float]]
 FAMILIES = {f.name: f for f in (*_families.HISTOGRAM_FAMILIES, *_families.NUMBER_FAMILIES)}
 MS = 1_000_000
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 
 
 class _Fixed(Collector):
@@ -85,7 +89,12 @@ def otel_series(snap: Snapshot) -> Series:
                         for k, v in (point.attributes or {}).items()
                         if _text(v) != ""
                     )
-                    value = point.count if family.kind == "histogram" else point.value
+                    # The family says which kind of point it is (explicit histograms here).
+                    value = (
+                        cast("HistogramDataPoint", point).count
+                        if family.kind == "histogram"
+                        else cast("NumberDataPoint", point).value
+                    )
                     out.add((metric.name, labels, float(value)))
     return out
 

@@ -8,7 +8,7 @@ the deterministic ``fake_clock`` (per task), so endpoint times are exact.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -38,7 +38,7 @@ def _get(app: Any, *paths: str) -> list[httpx.Response]:
 
 
 def test_streamed_chunks_are_inside_the_scope_and_later_work_is_not(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, tok = unique_id(), unique_id("r")
     endpoint = f"GET /{tok}/export/{{id}}"
@@ -73,7 +73,7 @@ def test_streamed_chunks_are_inside_the_scope_and_later_work_is_not(
     assert moments.endpoint_seconds == pytest.approx(0.140)
 
 
-def test_unmatched_and_method_fallbacks(unique_id: Callable[[str], str]) -> None:
+def test_unmatched_and_method_fallbacks(unique_id: Callable[..., str]) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -88,7 +88,7 @@ class Boom(Exception):
     pass
 
 
-def test_exceptions_propagate_unchanged_and_the_scope_ends(unique_id: Callable[[str], str]) -> None:
+def test_exceptions_propagate_unchanged_and_the_scope_ends(unique_id: Callable[..., str]) -> None:
     name = f"GET /{unique_id()}"
     raised = Boom("app failed")
 
@@ -104,7 +104,7 @@ def test_exceptions_propagate_unchanged_and_the_scope_ends(unique_id: Callable[[
 
 
 def test_a_client_disconnect_ends_the_scope(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     name = f"GET /{unique_id()}"
 
@@ -114,7 +114,9 @@ def test_a_client_disconnect_ends_the_scope(
         assert (await receive())["type"] == "http.disconnect"
         fake_clock.advance(1000 * MS)  # the app notices late; the client is long gone
 
-    messages = iter([{"type": "http.request", "body": b""}, {"type": "http.disconnect"}])
+    messages: Iterator[dict[str, Any]] = iter(
+        [{"type": "http.request", "body": b""}, {"type": "http.disconnect"}]
+    )
 
     async def receive() -> dict[str, Any]:
         return next(messages)
@@ -126,10 +128,11 @@ def test_a_client_disconnect_ends_the_scope(
     asyncio.run(HypoprobeASGIMiddleware(app, name=lambda s: name)(scope, receive, send))
     data = hypoprobe.snapshot().endpoint(name)
     assert data is not None
-    assert (data.duration.count, data.duration.sum) == (1, pytest.approx(0.030))
+    assert data.duration.count == 1
+    assert data.duration.sum == pytest.approx(0.030)
 
 
-def test_lifespan_and_websocket_pass_through_untouched(unique_id: Callable[[str], str]) -> None:
+def test_lifespan_and_websocket_pass_through_untouched(unique_id: Callable[..., str]) -> None:
     name = f"GET /{unique_id()}"
     seen: list[tuple[str, Any, Any]] = []
 

@@ -19,11 +19,11 @@ from hypoprobe.integrations.django import normalise_route
 from servers import need_component
 
 try:
-    import django
-    from django.conf import settings
-    from django.http import HttpResponse, StreamingHttpResponse
-    from django.test import Client, override_settings
-    from django.urls import include, path, re_path
+    import django  # type: ignore[import-untyped]
+    from django.conf import settings  # type: ignore[import-untyped]
+    from django.http import HttpResponse, StreamingHttpResponse  # type: ignore[import-untyped]
+    from django.test import Client, override_settings  # type: ignore[import-untyped]
+    from django.urls import include, path, re_path  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - the test extra installs Django
     django = None
 
@@ -72,7 +72,7 @@ def test_routes_are_normalised_to_templates() -> None:
 
 
 def test_two_ids_of_one_route_are_one_endpoint_and_view_probes_count(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, tok = unique_id(), unique_id("app")
     endpoint = f"GET /{tok}/campaigns/{{id}}/"
@@ -99,7 +99,7 @@ def test_two_ids_of_one_route_are_one_endpoint_and_view_probes_count(
     assert moments.endpoint_seconds == pytest.approx(0.200)
 
 
-def test_included_and_regex_routes_and_unmatched(unique_id: Callable[[str], str]) -> None:
+def test_included_and_regex_routes_and_unmatched(unique_id: Callable[..., str]) -> None:
     tok = unique_id("app")
 
     def ok(request: Any, **kwargs: Any) -> HttpResponse:
@@ -121,7 +121,7 @@ def test_included_and_regex_routes_and_unmatched(unique_id: Callable[[str], str]
 
 
 def test_a_streamed_response_ends_when_the_response_is_closed(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, tok = unique_id(), unique_id("app")
     endpoint = f"GET /{tok}/export"
@@ -157,7 +157,7 @@ class Boom(Exception):
 
 
 def test_view_exceptions_reach_the_caller_unchanged_and_the_scope_ends(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     tok = unique_id("app")
     raised = Boom("view failed")
@@ -174,7 +174,7 @@ def test_view_exceptions_reach_the_caller_unchanged_and_the_scope_ends(
 
 
 def test_naming_from_settings_and_bad_settings_fail_at_startup(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     tok = unique_id("app")
 
@@ -197,7 +197,7 @@ def test_naming_from_settings_and_bad_settings_fail_at_startup(
         Client().get(f"/{tok}/x")
 
 
-def test_an_async_streamed_response_is_timed_to_its_end(unique_id: Callable[[str], str]) -> None:
+def test_an_async_streamed_response_is_timed_to_its_end(unique_id: Callable[..., str]) -> None:
     tok = unique_id("app")
     endpoint = f"GET /{tok}/async-export"
 

@@ -37,7 +37,7 @@ def test_rules_are_normalised_to_templates() -> None:
 
 
 def test_two_ids_of_one_route_are_one_endpoint_and_view_probes_count(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, tok = unique_id(), unique_id("app")
     endpoint = f"GET /{tok}/campaigns/{{campaign_id}}"
@@ -71,7 +71,7 @@ def test_two_ids_of_one_route_are_one_endpoint_and_view_probes_count(
 
 
 def test_a_streamed_response_is_inside_the_scope(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, tok = unique_id(), unique_id("app")
     endpoint = f"GET /{tok}/export"
@@ -99,7 +99,7 @@ def test_a_streamed_response_is_inside_the_scope(
     assert moments.endpoint_seconds == pytest.approx(0.100)
 
 
-def test_404_and_405_are_unmatched(unique_id: Callable[[str], str]) -> None:
+def test_404_and_405_are_unmatched(unique_id: Callable[..., str]) -> None:
     tok = unique_id("app")
     app = _app(tok)
 
@@ -121,7 +121,7 @@ class Boom(Exception):
 
 
 def test_view_exceptions_propagate_unchanged_and_the_scope_ends(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     tok = unique_id("app")
     app = _app(tok)
@@ -142,7 +142,7 @@ def test_view_exceptions_propagate_unchanged_and_the_scope_ends(
     assert _count(f"GET /{tok}/fail") == 2
 
 
-def test_a_custom_naming_function_overrides_the_rule(unique_id: Callable[[str], str]) -> None:
+def test_a_custom_naming_function_overrides_the_rule(unique_id: Callable[..., str]) -> None:
     tok = unique_id("app")
     app = Flask(tok)
     instrument_app(app, name=lambda environ: f"GET /{tok}/custom")
@@ -156,7 +156,7 @@ def test_a_custom_naming_function_overrides_the_rule(unique_id: Callable[[str], 
     assert _count(f"GET /{tok}/{{x}}") == 0
 
 
-def test_host_matching_rules_are_matched_per_host(unique_id: Callable[[str], str]) -> None:
+def test_host_matching_rules_are_matched_per_host(unique_id: Callable[..., str]) -> None:
     tok = unique_id("app")
     app = Flask(tok, host_matching=True, static_host="static.test")
     instrument_app(app)

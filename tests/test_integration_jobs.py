@@ -18,7 +18,7 @@ from hypoprobe.integrations.jobs import instrument_celery, job, job_endpoint, un
 from servers import need_component
 
 try:
-    from celery import Celery
+    from celery import Celery  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - the test extra installs Celery
     Celery = None
 
@@ -31,7 +31,7 @@ def _count(name: str) -> int:
 
 
 def test_job_decorates_sync_and_async_functions_and_is_a_context_manager(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, name = unique_id(), unique_id("newsletter")
     endpoint = job_endpoint(name)
@@ -84,7 +84,7 @@ class Boom(Exception):
 
 
 def test_celery_tasks_get_one_scope_each_whatever_their_outcome(
-    celery_app: Any, unique_id: Callable[[str], str], fake_clock: FakeClock
+    celery_app: Any, unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, tok = unique_id(), unique_id("tasks")
     endpoint = f"job {tok}.rollup"
@@ -123,7 +123,7 @@ def test_celery_tasks_get_one_scope_each_whatever_their_outcome(
 
 
 def test_an_eager_task_inside_a_request_is_part_of_that_request(
-    celery_app: Any, unique_id: Callable[[str], str]
+    celery_app: Any, unique_id: Callable[..., str]
 ) -> None:
     tok = unique_id("tasks")
 
@@ -138,7 +138,7 @@ def test_an_eager_task_inside_a_request_is_part_of_that_request(
 
 
 def test_uninstrumented_celery_opens_no_scopes(
-    celery_app: Any, unique_id: Callable[[str], str]
+    celery_app: Any, unique_id: Callable[..., str]
 ) -> None:
     tok = unique_id("tasks")
 

@@ -59,7 +59,7 @@ def _flask(tok: str, before: Callable[[], None]) -> Any:
         before()  # a WSGI middleware inside hypoprobe's: Flask has not routed yet
         return inner(environ, start_response)
 
-    app.wsgi_app = inside
+    app.wsgi_app = inside  # type: ignore[method-assign]  # as Flask documents for middleware
     instrument_app(app)
 
     @app.get(f"/{tok}/items/<int:item>")
@@ -126,7 +126,7 @@ class ProbingMiddleware:
 @pytest.fixture
 def django_settings() -> Iterator[None]:
     django = pytest.importorskip("django")
-    from django.conf import settings
+    from django.conf import settings  # type: ignore[import-untyped]
 
     if not settings.configured:
         settings.configure(
@@ -144,8 +144,8 @@ def django_settings() -> Iterator[None]:
 
 
 def _django_urls(tok: str) -> types.ModuleType:
-    from django.http import HttpResponse
-    from django.urls import path
+    from django.http import HttpResponse  # type: ignore[import-untyped]
+    from django.urls import path  # type: ignore[import-untyped]
 
     module = types.ModuleType("hypoprobe_routing_urls")
     module.urlpatterns = [  # type: ignore[attr-defined]
@@ -164,7 +164,7 @@ _DJANGO_MIDDLEWARE = [
 def test_django_probes_before_resolution_count_for_the_resolved_route(
     django_settings: None, unique_id: Callable[..., str], early: tuple[str, Callable[[], None]]
 ) -> None:
-    from django.test import Client, override_settings
+    from django.test import Client, override_settings  # type: ignore[import-untyped]
 
     hid, before = early
     tok = unique_id("app")
@@ -185,7 +185,7 @@ def test_django_resolves_each_request_once(
 ) -> None:
     from django.test import Client, override_settings
     from django.urls import get_resolver
-    from django.urls.resolvers import URLResolver
+    from django.urls.resolvers import URLResolver  # type: ignore[import-untyped]
 
     tok = unique_id("app")
     urls = _django_urls(tok)

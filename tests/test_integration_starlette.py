@@ -36,7 +36,7 @@ def _faults() -> dict[str, int]:
 
 
 def test_fastapi_two_ids_are_one_endpoint_and_view_probes_count(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, tok = unique_id(), unique_id("app")
     endpoint = f"GET /{tok}/campaigns/{{campaign_id}}"
@@ -47,7 +47,7 @@ def test_fastapi_two_ids_are_one_endpoint_and_view_probes_count(
         fake_clock.advance(45 * MS)
         return campaign_id
 
-    app = instrument_app(FastAPI())
+    app: FastAPI = instrument_app(FastAPI())
 
     @app.get(f"/{tok}/campaigns/{{campaign_id}}")
     async def campaign(campaign_id: int) -> dict[str, int]:
@@ -65,7 +65,7 @@ def test_fastapi_two_ids_are_one_endpoint_and_view_probes_count(
 
 
 def test_streamed_body_and_background_task(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, tok = unique_id(), unique_id("app")
     endpoint = f"GET /{tok}/export/{{fmt}}"
@@ -98,7 +98,7 @@ def test_streamed_body_and_background_task(
     assert _faults() == faults  # ending in the streaming task is not a fault
 
 
-def test_mounts_unmatched_and_wrong_method(unique_id: Callable[[str], str]) -> None:
+def test_mounts_unmatched_and_wrong_method(unique_id: Callable[..., str]) -> None:
     tok = unique_id("app")
 
     async def ok(request: Request) -> PlainTextResponse:
@@ -121,11 +121,11 @@ class Boom(Exception):
 
 
 def test_exceptions_propagate_unchanged_and_websockets_pass_through(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     tok = unique_id("app")
     raised = Boom("view failed")
-    app = instrument_app(FastAPI())
+    app: FastAPI = instrument_app(FastAPI())
 
     @app.get(f"/{tok}/fail")
     async def fail() -> Any:

@@ -67,7 +67,7 @@ def _serve(app: Any) -> tuple[WSGIServer, threading.Thread, str]:
 
 
 def test_streamed_body_under_a_real_server_is_inside_the_scope(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, tok = unique_id(), unique_id("r")
     endpoint = f"GET /{tok}/reports/{{id}}"
@@ -122,7 +122,7 @@ def test_streamed_body_under_a_real_server_is_inside_the_scope(
 
 
 def test_unmatched_requests_use_the_method_and_a_bounded_method_set(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     def app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         start_response("404 Not Found", [])
@@ -165,7 +165,7 @@ class Boom(Exception):
 
 
 def test_exceptions_propagate_unchanged_and_the_scope_still_ends(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     tok = unique_id()
     raised = Boom("from the app")
@@ -197,7 +197,7 @@ def test_exceptions_propagate_unchanged_and_the_scope_still_ends(
 
 
 def test_a_body_the_server_never_closes_is_dropped_not_left_open(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     # A non-compliant server (here: this test, calling the app as a server would) never
     # calls close(); the next request of the thread must still get its own scope.
@@ -218,7 +218,7 @@ def test_a_body_the_server_never_closes_is_dropped_not_left_open(
 
 
 def test_inside_an_outer_scope_the_app_is_part_of_that_request(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     inner, outer = f"GET /{unique_id()}", unique_id("outer")
     body = [b"ok"]
@@ -235,7 +235,7 @@ def test_inside_an_outer_scope_the_app_is_part_of_that_request(
 
 
 def test_the_segment_hook_is_called_only_when_the_core_has_segments(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     seen: list[str] = []
 
@@ -253,7 +253,7 @@ def test_the_segment_hook_is_called_only_when_the_core_has_segments(
 
 
 @pytest.mark.usefixtures("restore_config")
-def test_when_disabled_the_app_and_its_body_are_untouched(unique_id: Callable[[str], str]) -> None:
+def test_when_disabled_the_app_and_its_body_are_untouched(unique_id: Callable[..., str]) -> None:
     name = f"GET /{unique_id()}"
     body = [b"ok"]
 
@@ -270,7 +270,7 @@ def test_when_disabled_the_app_and_its_body_are_untouched(unique_id: Callable[[s
 
 
 def test_a_body_closed_on_another_thread_ends_the_request_there(
-    unique_id: Callable[[str], str],
+    unique_id: Callable[..., str],
 ) -> None:
     # Some servers hand the body to another thread; the request still ends at close(),
     # and the thread that began it is not left inside a finished request.
@@ -293,7 +293,7 @@ def test_a_body_closed_on_another_thread_ends_the_request_there(
 
 
 def test_the_segment_hook_tags_each_request_and_never_breaks_it(
-    unique_id: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+    unique_id: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Stands in for the core's hypoprobe.segment (added later): records what it is given
     # and whether a scope was open at that moment.

@@ -313,9 +313,9 @@ def test_native_histograms_through_real_prometheus(tmp_path: Path) -> None:
 
             # The shipped recording rules and dashboard work from the native series alone.
             wait_for_rules_after(prom, seen_end)
-            for q in ("0.5", "0.95"):
-                rule = f'{_rules.LATENCY}{{endpoint="{ENDPOINT}",quantile="{q}"}}'
-                want = window.endpoint(ENDPOINT).duration.quantile(float(q))  # type: ignore[union-attr]
+            for quantile in ("0.5", "0.95"):
+                rule = f'{_rules.LATENCY}{{endpoint="{ENDPOINT}",quantile="{quantile}"}}'
+                want = window.endpoint(ENDPOINT).duration.quantile(float(quantile))  # type: ignore[union-attr]
                 assert want is not None
                 assert off(value(prom, rule), want) <= 0.05, rule
             calls_rule = f'{_rules.CALLS}{{hypothesis="{HYP}"}}'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -76,7 +77,7 @@ def test_wsgi_responses_are_counted_by_status_class() -> None:
 def test_asgi_responses_are_counted_by_status_class() -> None:
     n = next(_n)
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 302, "headers": []})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

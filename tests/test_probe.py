@@ -6,7 +6,7 @@ import asyncio
 import functools
 import inspect
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -318,9 +318,11 @@ def test_async_def_stays_a_coroutine_function_and_its_awaited_time_is_measured(
         asyncio.run(fail())
 
     hist = _calls(hid, "fetch")
-    assert (hist.count, hist.sum) == (1, pytest.approx(0.25, abs=1e-12))
+    assert hist.count == 1
+    assert hist.sum == pytest.approx(0.25, abs=1e-12)
     failed = _calls(hid, "fail")
-    assert (failed.count, failed.sum) == (1, pytest.approx(0.001, abs=1e-12))
+    assert failed.count == 1
+    assert failed.sum == pytest.approx(0.001, abs=1e-12)
     assert _exceptions(hid) == {("fail", f"{__name__}.Boom"): 1}
 
 
@@ -345,7 +347,8 @@ def test_async_method_and_coroutine_cancellation(
 
     asyncio.run(main())
     hist = _calls(hid, "get")
-    assert (hist.count, hist.sum) == (1, pytest.approx(3e-6, abs=1e-12))
+    assert hist.count == 1
+    assert hist.sum == pytest.approx(3e-6, abs=1e-12)
     assert _exceptions(hid) == {("get", "asyncio.exceptions.CancelledError"): 1}
 
 
@@ -360,7 +363,7 @@ def test_generator_time_inside_is_measured_as_one_call(
     received: list[object] = []
 
     @hypoprobe.probe(hid, name="rows")
-    def rows(n: int) -> Iterator[int]:
+    def rows(n: int) -> Generator[int, object, int]:
         fake_clock.advance(5)  # set-up, before the first value
         for i in range(n):
             fake_clock.advance(1_000 * (i + 1))
@@ -405,7 +408,7 @@ def test_generator_closed_early_is_one_call(
     closed: list[bool] = []
 
     @hypoprobe.probe(hid, name="items")
-    def items() -> Iterator[int]:
+    def items() -> Generator[int, None, None]:
         try:
             for i in range(10):
                 fake_clock.advance(100)
@@ -429,7 +432,7 @@ def test_generator_throw_reaches_the_generator(unique_id: Callable[..., str]) ->
     hid = unique_id()
 
     @hypoprobe.probe(hid, name="resilient")
-    def resilient() -> Iterator[str]:
+    def resilient() -> Generator[str, None, None]:
         while True:
             try:
                 yield "value"
@@ -460,7 +463,7 @@ def test_generator_that_raises_is_one_call(
             yield i
 
     @hypoprobe.probe(hid, name="unhandled")
-    def unhandled() -> Iterator[int]:
+    def unhandled() -> Generator[int, None, None]:
         fake_clock.advance(10)
         yield 1
 
@@ -473,9 +476,11 @@ def test_generator_that_raises_is_one_call(
         gen.throw(ValueError("not handled"))
 
     hist = _calls(hid, "items")
-    assert (hist.count, hist.sum) == (1, pytest.approx(300e-9, abs=1e-15))
+    assert hist.count == 1
+    assert hist.sum == pytest.approx(300e-9, abs=1e-15)
     hist = _calls(hid, "unhandled")
-    assert (hist.count, hist.sum) == (1, pytest.approx(10e-9, abs=1e-15))
+    assert hist.count == 1
+    assert hist.sum == pytest.approx(10e-9, abs=1e-15)
     assert _exceptions(hid) == {("items", f"{__name__}.Boom"): 1, ("unhandled", "ValueError"): 1}
 
 
@@ -485,7 +490,7 @@ def test_async_generator_time_inside_is_measured_as_one_call(
     hid = unique_id()
 
     @hypoprobe.probe(hid, name="stream")
-    async def stream(n: int) -> AsyncIterator[int]:
+    async def stream(n: int) -> AsyncGenerator[int, None]:
         for i in range(n):
             fake_clock.advance(10_000)
             await asyncio.sleep(0)
@@ -527,7 +532,8 @@ def test_async_generator_that_raises_is_one_call(
 
     asyncio.run(main())
     failed = _calls(hid, "broken")
-    assert (failed.count, failed.sum) == (1, pytest.approx(70e-9, abs=1e-15))
+    assert failed.count == 1
+    assert failed.sum == pytest.approx(70e-9, abs=1e-15)
     assert _exceptions(hid) == {("broken", f"{__name__}.Boom"): 1}
 
 
@@ -579,7 +585,8 @@ def test_async_context_manager_measures_the_block(
 
     asyncio.run(main())
     hist = _calls(hid, "fetch")
-    assert (hist.count, hist.sum) == (2, pytest.approx(7e-6, abs=1e-15))
+    assert hist.count == 2
+    assert hist.sum == pytest.approx(7e-6, abs=1e-15)
 
 
 def test_context_manager_default_name_is_the_enclosing_function(

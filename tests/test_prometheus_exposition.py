@@ -156,7 +156,7 @@ def test_exposition_round_trips_through_the_parser(recorded: tuple[str, str]) ->
 
 def _exactly_equal(exposed: dict[str, float], hist: Histogram) -> None:
     cumulative = dict(
-        zip((floatToGoString(b) for b in hist.bounds), hist.cumulative(), strict=False)
+        zip((floatToGoString(b) for b in hist.bounds), hist.cumulative(), strict=False)  # type: ignore[no-untyped-call]
     )
     assert exposed, "no buckets exposed"
     assert exposed.pop("+Inf") == hist.count
@@ -213,7 +213,7 @@ def test_openmetrics_output_parses(recorded: tuple[str, str]) -> None:
     hid, ep = recorded
     text = _exposition(_own(hid, ep), openmetrics=True)
     assert text.endswith("# EOF\n")
-    families = {fam.name: fam for fam in parse_openmetrics(text)}
+    families = {fam.name: fam for fam in parse_openmetrics(text)}  # type: ignore[no-untyped-call]
     assert families["hypoprobe_probe_duration_seconds"].type == "histogram"
     assert families["hypoprobe_hypothesis_requests"].type == "counter"
     samples = families["hypoprobe_hypothesis_info"].samples

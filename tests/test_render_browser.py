@@ -143,8 +143,7 @@ def test_report_in_a_browser(can_browse: None, series: list[Snapshot], tmp_path:
 def test_a_narrow_window_gets_one_column(
     can_browse: None, series: list[Snapshot], tmp_path: Path
 ) -> None:
-    seen = _open({"narrow": render.render_report(_report(series), "html")}, tmp_path, 700)
-    seen = seen["narrow"]
+    seen = _open({"narrow": render.render_report(_report(series), "html")}, tmp_path, 700)["narrow"]
     assert seen["console_errors"] == []
     assert seen["requests"] == []
     assert seen["scroll_width"] <= 700  # the table scrolls in its own box, not the page

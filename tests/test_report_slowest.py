@@ -15,9 +15,10 @@ from hypoprobe import analysis
 from hypoprobe.render import render_report
 
 
-def _schema() -> object:
+def _schema() -> dict[str, object]:
     path = Path(hypoprobe.render.__file__).with_name("report.schema.json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    schema: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
 
 
 def _traffic(clock: FakeClock, hid: str, endpoint: str) -> None:

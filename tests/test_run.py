@@ -138,7 +138,8 @@ class Launched:
 
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as resp:
-        return resp.read().decode()
+        body: str = resp.read().decode()
+    return body
 
 
 def _samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -48,8 +48,15 @@ def _traffic(unique_id: Callable[..., str], requests: int, calls: int) -> tuple[
     (the second probe only in every other request), plus 3 calls outside any scope."""
     hid, ep = unique_id("H"), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5)
-    a = hypoprobe.probe(hid, name="a")(lambda: None)
-    b = hypoprobe.probe(hid, name="b")(lambda: None)
+
+    @hypoprobe.probe(hid, name="a")
+    def a() -> None:
+        pass
+
+    @hypoprobe.probe(hid, name="b")
+    def b() -> None:
+        pass
+
     for i in range(requests):
         with hypoprobe.endpoint(ep):
             for _ in range(calls):

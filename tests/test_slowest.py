@@ -28,7 +28,7 @@ Request = Callable[..., None]
 
 
 @pytest.fixture
-def setup(unique_id: Callable[[str], str], fake_clock: FakeClock) -> tuple[str, str, Request]:
+def setup(unique_id: Callable[..., str], fake_clock: FakeClock) -> tuple[str, str, Request]:
     """A hypothesis with two probes, and ``request(endpoint_ms, a_ms=0, b_ms=0, a_calls=1)``."""
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="a and b dominate", endpoint=ep, min_share=0.5)
@@ -132,7 +132,7 @@ def test_requests_older_than_the_window_are_dropped(
 
 
 def test_a_hypothesis_about_one_segment_lists_only_its_requests(
-    unique_id: Callable[[str], str], fake_clock: FakeClock
+    unique_id: Callable[..., str], fake_clock: FakeClock
 ) -> None:
     hid, ep = unique_id(), unique_id("ep")
     hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.5, segment="enterprise")

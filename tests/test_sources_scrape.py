@@ -224,7 +224,7 @@ def test_openmetrics_answer_is_parsed_too(
     _mixed(_traffic(fake_clock, hid, endpoint), 15)
     truth = hypoprobe.snapshot()
     # A server that answers OpenMetrics whatever was asked for.
-    body = openmetrics_exposition.generate_latest(REGISTRY)
+    body = openmetrics_exposition.generate_latest(REGISTRY)  # type: ignore[no-untyped-call]
     url = plain_server(200, body, openmetrics_exposition.CONTENT_TYPE_LATEST)
 
     got = scrape_metrics([url])

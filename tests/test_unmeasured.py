@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -203,7 +204,7 @@ def test_a_failed_target_is_unmeasured_even_when_its_other_probe_ran(
     path.write_text(toml(hid, endpoint, [f"{pkg}.models:Post.render", f"{pkg}.models:nope"]))
     hypoprobe.load(path)
     try:
-        models = importlib.import_module(f"{pkg}.models")
+        models: Any = importlib.import_module(f"{pkg}.models")  # written by the app factory
         models.CLOCK = fake_clock
         for _ in range(40):
             with hypoprobe.endpoint(endpoint):
@@ -296,7 +297,9 @@ def test_sqlalchemys_early_bound_loader_strategy_is_unmeasured_not_disproved(
         s.add(User(id=1, posts=[Post(id=1), Post(id=2)]))
         s.commit()
     with Session(engine) as s:  # the application has started: mappers are configured
-        assert len(s.get(User, 1).posts) == 2
+        user = s.get(User, 1)
+        assert user is not None
+        assert len(user.posts) == 2
 
     hid, endpoint = unique_id("MB"), unique_id("GET /explore")
     target = f"sqlalchemy.orm.strategies:{loader}._load_for_state"
@@ -308,7 +311,9 @@ def test_sqlalchemys_early_bound_loader_strategy_is_unmeasured_not_disproved(
     try:
         for _ in range(40):
             with hypoprobe.endpoint(endpoint), Session(engine) as s:
-                assert len(s.get(User, 1).posts) == 2  # a lazy load per request
+                user = s.get(User, 1)
+                assert user is not None
+                assert len(user.posts) == 2  # a lazy load per request
         (v,) = analysis.report(hypoprobe.snapshot(), hypotheses=[hid]).verdicts
     finally:
         hypoprobe.unload(path)

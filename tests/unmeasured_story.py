@@ -20,6 +20,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import hypoprobe
 from apps import AppFactory, toml
@@ -59,7 +60,7 @@ def setup(
     )
     hypoprobe.load(first)  # as HYPOPROBE_CONFIG: before the application is imported
     views = importlib.import_module(f"{pkg}.views")  # imports <pkg> and <pkg>.models
-    models = importlib.import_module(f"{pkg}.models")
+    models: Any = importlib.import_module(f"{pkg}.models")  # written by the app factory
     models.CLOCK = clock
     second = tmp_path / "late.toml"
     second.write_text(toml(ids["early"], endpoint, [f"{pkg}.models:helper"]))

@@ -35,7 +35,8 @@ def _set(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, An
     return doc
 
 
-_CORRUPT = {
+#: A corrupt document's text, or (the path of a value in a real document, what to put there).
+_CORRUPT: dict[str, str | tuple[tuple[Any, ...], Any]] = {
     "nested 100,000 deep": '{"schema": "hypoprobe.snapshot/1", "a": '
     + "[" * 10**5
     + "]" * 10**5

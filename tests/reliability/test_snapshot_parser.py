@@ -40,7 +40,8 @@ def _slow_request(doc: dict[str, Any]) -> dict[str, Any]:
                 "trace_id": None,
             }
         )
-    return doc["slowest"][0]
+    entry: dict[str, Any] = doc["slowest"][0]
+    return entry
 
 
 def _every_view(snap: Snapshot) -> None:

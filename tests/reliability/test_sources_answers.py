@@ -152,6 +152,7 @@ _HIST = {"count": "10", "sum": "1.5", "buckets": [[0, "0.001", "0.002", "10"]]}
 def test_native_histogram_answers_of_the_wrong_shape_do_not_escape(series: list[Any]) -> None:
     # Every query (float and native) gets the same answer: each parser sees what it can use.
     doc = _answer({"resultType": "vector", "result": series})
+    error: SourceError | None
     with serving(fixed_json(doc)) as server:
         try:
             snap = query_prometheus(server.url, 60.0, timeout=10.0)

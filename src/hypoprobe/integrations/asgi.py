@@ -27,6 +27,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 #: An ASGI 3 application: scope, receive, send.
 ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+# A server's receive and send, typed as it likes (dicts, TypedDicts): their messages are
+# only passed on between server and app.
+_ServerReceive = Callable[[], Awaitable[Any]]
+_ServerSend = Callable[[Any], Awaitable[None]]
 
 
 class HypoprobeASGIMiddleware:
@@ -60,7 +64,9 @@ class HypoprobeASGIMiddleware:
         #: request -> customer id, (id, value) or None (see hypoprobe.customer).
         self.customer = customer
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, scope: MutableMapping[str, Any], receive: _ServerReceive, send: _ServerSend
+    ) -> None:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
@@ -77,7 +83,7 @@ class HypoprobeASGIMiddleware:
         scope_ = req.scope
 
         async def receive_watching() -> Message:
-            message = await receive()
+            message: Message = await receive()
             try:
                 if message.get("type") == "http.disconnect":
                     req.finish()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from celery import Celery
+from celery import Celery  # type: ignore[import-untyped]
 from digest import render, subject
 
 app = Celery("tasks")

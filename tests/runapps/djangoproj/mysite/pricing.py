@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from django.db import connection
+from django.db import connection  # type: ignore[import-untyped]
 
 
 def lookup(item_id: int) -> int:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path  # type: ignore[import-untyped]
 
 from mysite.views import item
 

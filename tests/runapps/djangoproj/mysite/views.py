@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
 
 from mysite.pricing import discount, lookup
 
