@@ -375,6 +375,9 @@ def _proxies() -> tuple[Any, Any]:
     from .integrations import dbapi
 
     class _SurveyConnectionProxy(dbapi._ConnectionProxy):
+        # The layer's statement runner, called directly (no super() frame per statement).
+        _statement = dbapi._ConnectionProxy._run
+
         def cursor(self, *args: Any, **kwargs: Any) -> Any:
             if _unsurveyed():
                 return self.__wrapped__.cursor(*args, **kwargs)
@@ -383,16 +386,16 @@ def _proxies() -> tuple[Any, Any]:
         def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
             if _unsurveyed():
                 return self.__wrapped__.execute(operation, *args, **kwargs)
-            return super().execute(operation, *args, **kwargs)
+            return self._statement("execute", operation, args, kwargs)
 
         def executemany(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
             if _unsurveyed():
                 return self.__wrapped__.executemany(operation, *args, **kwargs)
-            return super().executemany(operation, *args, **kwargs)
+            return self._statement("executemany", operation, args, kwargs)
 
-    # The same bypass, before the awaited shortcuts (the MRO puts this class's methods first).
     class _SurveyAsyncConnectionProxy(_SurveyConnectionProxy, dbapi._AsyncConnectionProxy):
-        pass
+        # The same bypass; a surveyed statement's shortcut is awaited.
+        _statement = dbapi._AsyncConnectionProxy._arun
 
     return _SurveyConnectionProxy, _SurveyAsyncConnectionProxy
 
