@@ -10,10 +10,11 @@ scope's end the hypotheses that name the endpoint with every series offset.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import _metrics as m
 from . import _clock, _faults, _state, _targets
@@ -159,6 +160,9 @@ class Plan:
     segment_rows: tuple[tuple[frozenset[str], str | None, dict[str, Row], HypothesisPlan], ...] = ()
     #: False for the plan of requests the survey's sampling left out (see _survey).
     surveyed: bool = True
+    #: The request's end for this plan (``_request_end.compile_end``); None: the generic
+    #: ``_scope._finish``.
+    end: Callable[[Any, int], None] | None = None
 
 
 #: Distinct exception classes counted per endpoint before the rest count as "other".
@@ -499,6 +503,9 @@ def plan(eidx: int, surveyed: bool = True) -> Plan:
             surveyed,
         )
         outcome_series(made, "")  # the common case exists (at zero) from the start
+        from . import _request_end  # it reads _scope, which imports this module
+
+        made = dataclasses.replace(made, end=_request_end.compile_end(made))
         if surveyed:
             PLANS[eidx] = made
         else:

@@ -314,7 +314,7 @@ def finish(scope: Scope, exc: BaseException | None = None) -> None:
         if elapsed < 0:
             _faults.record("clock_backwards")
             return
-        _finish(scope, elapsed)
+        (scope.plan.end or _finish)(scope, elapsed)
     except Exception:
         _faults.record("scope_exit")
 
@@ -617,7 +617,7 @@ class endpoint:
             if elapsed < 0:
                 _faults.record("clock_backwards")
                 return
-            _finish(scope, elapsed)
+            (scope.plan.end or _finish)(scope, elapsed)
         except Exception:
             _faults.record("scope_exit")
 
