@@ -23,13 +23,14 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIServer
 
 import prometheus_client
 from prometheus_client.exposition import ThreadingWSGIServer, gzip_accepted
 from prometheus_client.registry import REGISTRY, CollectorRegistry, RestrictedRegistry
 
 from ._core import _faults
+from ._serving import BackgroundServer, base_url, bind
 
 __all__ = [
     "metrics_asgi_app",
@@ -231,13 +232,6 @@ def metrics_asgi_app(
     return app
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No access log line per scrape on stderr."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 def start_metrics_server(
     port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None
 ) -> tuple[WSGIServer, threading.Thread]:
@@ -266,8 +260,6 @@ def start_metrics_server(
     class _Server(ThreadingWSGIServer):
         address_family = family
 
-    app = metrics_wsgi_app(registry)
-    httpd = make_server(addr, port, app, _Server, handler_class=_QuietHandler)
-    thread = threading.Thread(target=httpd.serve_forever, name="hypoprobe-metrics", daemon=True)
-    thread.start()
+    httpd = bind(metrics_wsgi_app(registry), addr, port, _Server)
+    thread = BackgroundServer(httpd, base_url(addr, httpd.server_port) + "/metrics").start()
     return httpd, thread

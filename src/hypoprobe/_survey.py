@@ -60,6 +60,7 @@ from ._core._hypothesis import Hypothesis
 from ._core._probe import probe
 from ._core._scope import CURRENT, resolve_now
 from .errors import ConfigurationError
+from .integrations._engine_events import _Listeners
 from .integrations._fingerprint import OVERFLOW, fingerprint, statement_text
 
 __all__ = ["survey"]
@@ -374,6 +375,9 @@ def _proxies() -> tuple[Any, Any]:
     from .integrations import dbapi
 
     class _SurveyConnectionProxy(dbapi._ConnectionProxy):
+        # The layer's statement runner, called directly (no super() frame per statement).
+        _statement = dbapi._ConnectionProxy._run
+
         def cursor(self, *args: Any, **kwargs: Any) -> Any:
             if _unsurveyed():
                 return self.__wrapped__.cursor(*args, **kwargs)
@@ -382,28 +386,16 @@ def _proxies() -> tuple[Any, Any]:
         def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
             if _unsurveyed():
                 return self.__wrapped__.execute(operation, *args, **kwargs)
-            return self._run("execute", operation, args, kwargs)
+            return self._statement("execute", operation, args, kwargs)
 
         def executemany(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
             if _unsurveyed():
                 return self.__wrapped__.executemany(operation, *args, **kwargs)
-            return self._run("executemany", operation, args, kwargs)
+            return self._statement("executemany", operation, args, kwargs)
 
-    class _SurveyAsyncConnectionProxy(dbapi._AsyncConnectionProxy):
-        def cursor(self, *args: Any, **kwargs: Any) -> Any:
-            if _unsurveyed():
-                return self.__wrapped__.cursor(*args, **kwargs)
-            return super().cursor(*args, **kwargs)
-
-        def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
-            if _unsurveyed():
-                return self.__wrapped__.execute(operation, *args, **kwargs)
-            return self._arun("execute", operation, args, kwargs)
-
-        def executemany(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
-            if _unsurveyed():
-                return self.__wrapped__.executemany(operation, *args, **kwargs)
-            return self._arun("executemany", operation, args, kwargs)
+    class _SurveyAsyncConnectionProxy(_SurveyConnectionProxy, dbapi._AsyncConnectionProxy):
+        # The same bypass; a surveyed statement's shortcut is awaited.
+        _statement = dbapi._AsyncConnectionProxy._arun
 
     return _SurveyConnectionProxy, _SurveyAsyncConnectionProxy
 
@@ -434,47 +426,19 @@ def wrap_connection(conn: Any) -> Any:
     return proxy(conn, _PROBES_CLASS())
 
 
-class _EngineListeners:
+class _EngineListeners(_Listeners):
     """Class-level SQLAlchemy listeners: each statement an engine sends, in surveyed requests."""
 
     key = "hypoprobe.survey.open"
+    faults = ("survey_sqlalchemy", "survey_sqlalchemy", "survey_sqlalchemy")
 
-    def before(  # noqa: PLR0917
-        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
-        try:
-            scope = _surveyed_scope()
-            if scope is None:
-                return
-            name = _fingerprint(statement)
-            entry = _entry(scope.eidx, SQL, name, _engine_probe)
-            if entry is None:
-                return
-            opened = probe(*entry)  # the candidate's (id, name): the overflow's past the cap
-            opened.__enter__()
-            conn.info[self.key] = opened
-        except Exception:
-            _faults.record("survey_sqlalchemy")
-
-    def after(  # noqa: PLR0917
-        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
-        try:
-            opened = conn.info.pop(self.key, None)
-            if opened is not None:
-                opened.__exit__(None, None, None)
-        except Exception:
-            _faults.record("survey_sqlalchemy")
-
-    def error(self, ctx: Any) -> None:
-        try:
-            conn = ctx.connection
-            opened = None if conn is None else conn.info.pop(self.key, None)
-            if opened is not None:
-                exc = ctx.original_exception
-                opened.__exit__(type(exc), exc, exc.__traceback__)
-        except Exception:
-            _faults.record("survey_sqlalchemy")
+    def _probe(self, conn: Any, statement: str) -> Any:
+        scope = _surveyed_scope()
+        if scope is None:
+            return None
+        entry = _entry(scope.eidx, SQL, _fingerprint(statement), _engine_probe)
+        # The candidate's (id, name): the overflow's past the cap.
+        return None if entry is None else probe(*entry)
 
 
 def _engine_probe(hid: str, name: str) -> tuple[str, str]:
@@ -489,16 +453,13 @@ _engines_hooked = False
 def _on_sqlalchemy(module: Any) -> None:
     global _engines_hooked
     try:
-        from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
         with _lock:
             if _engines_hooked:
                 return
             _engines_hooked = True
-        event.listen(Engine, "before_cursor_execute", _listeners.before)
-        event.listen(Engine, "after_cursor_execute", _listeners.after)
-        event.listen(Engine, "handle_error", _listeners.error)
+        _listeners.listen(Engine)
     except Exception:
         _faults.record("survey_sqlalchemy")
 

@@ -11,7 +11,7 @@ import hypoprobe
 from hypoprobe import analysis
 from hypoprobe.analysis._survey import survey_of
 from hypoprobe.demo import loadgen
-from hypoprobe.demo._server import BackgroundServer
+from hypoprobe.demo._server import serve_app
 from hypoprobe.demo._story import current_hypotheses
 from hypoprobe.demo.app import HYPOTHESES, create_app
 from hypoprobe.render._survey import as_dict, propose
@@ -21,7 +21,7 @@ requests = int(sys.argv[2])
 rate = float(sys.argv[3])
 hypoprobe.survey(rate=rate, modules=["hypoprobe.demo.app._web"], slow_threshold=0.025)
 app = create_app(f"sqlite:///{out / 'campaigns.sqlite'}")
-with BackgroundServer(app) as server:
+with serve_app(app) as server:
     start = hypoprobe.snapshot()
     loadgen.run(server.url, requests=requests, seed=3)
     a = hypoprobe.snapshot().minus(start)
@@ -37,7 +37,7 @@ with BackgroundServer(app) as server:
 hypoprobe.unload(declared)  # phase C: the proposed hypotheses alone
 hypoprobe.load(out / "proposed.toml")
 # A new app: SQL matchers apply to the connections opened after they are loaded.
-with BackgroundServer(create_app(f"sqlite:///{out / 'campaigns.sqlite'}")) as server:
+with serve_app(create_app(f"sqlite:///{out / 'campaigns.sqlite'}")) as server:
     start = hypoprobe.snapshot()
     loadgen.run(server.url, requests=requests, seed=5)
     c = hypoprobe.snapshot().minus(start)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib
 import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
@@ -25,7 +26,9 @@ __all__ = [
     "Progress",
     "add_filter_arguments",
     "add_output_arguments",
+    "add_output_file_argument",
     "add_source_arguments",
+    "import_modules",
     "join_option_values",
     "load_source",
     "output_format",
@@ -144,9 +147,25 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
         help="table (default), markdown (for the ticket), json or html (one file with plots); "
         "default: from the -o file's suffix (.md, .json, .html), else table",
     )
+    add_output_file_argument(parser)
+
+
+def add_output_file_argument(parser: argparse.ArgumentParser) -> None:
+    """``-o FILE``: where :func:`write_output` writes (default: standard output)."""
     parser.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
     )
+
+
+def import_modules(names: Iterable[str]) -> None:
+    """Import each ``--import`` module; one that fails to import is a usage error (exit 2)."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise UsageError(
+                f"--import {name}: {type(exc).__name__}: {exc}; check the module path"
+            ) from None
 
 
 #: Output file suffix -> format, when --format is not given.

@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import re
 import sys
@@ -32,7 +31,7 @@ from .. import _load
 from .._core import _targets
 from ..errors import ConfigurationError
 from ..run import _options
-from ._common import write_output
+from ._common import add_output_file_argument, import_modules, write_output
 
 HELP = "preflight a TOML file: import the app, resolve every probe target, print its state"
 
@@ -66,9 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR[,DIR]",
         help="more directories on the import path (as gunicorn's --pythonpath)",
     )
-    parser.add_argument(
-        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
-    )
+    add_output_file_argument(parser)
     # hypoprobe run's options and its command, so that `run` can be replaced by `check`;
     # the metrics options are checked as run checks them, and otherwise unused here.
     _options.add_arguments(parser)
@@ -161,13 +158,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     _import_path(args.chdir or server.chdir, [*pythonpath, *server.pythonpath])
     imports = list(dict.fromkeys([*args.imports, *server.imports]))
-    for name in imports:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:
-            raise UsageError(
-                f"--import {name}: {type(exc).__name__}: {exc}; check the module path"
-            ) from None
+    import_modules(imports)
     _load.settle_pending(
         "not imported by "
         + (", ".join(imports) if imports else "anything")

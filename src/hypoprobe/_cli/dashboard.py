@@ -323,11 +323,11 @@ def expressions(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ._common import add_output_file_argument
+
     add_hypothesis_arguments(parser)
     parser.add_argument("--title", default="hypoprobe: hypotheses", help="the dashboard's title")
-    parser.add_argument(
-        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
-    )
+    add_output_file_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

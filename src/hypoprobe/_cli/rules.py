@@ -44,7 +44,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -389,6 +388,7 @@ def imported_hypotheses(imports: Sequence[str], configs: Sequence[str] = ()) -> 
     from .._core._hypothesis import REGISTRY
     from .._load import load
     from ..errors import ConfigurationError, UsageError
+    from ._common import import_modules
 
     for path in configs:
         try:
@@ -398,13 +398,7 @@ def imported_hypotheses(imports: Sequence[str], configs: Sequence[str] = ()) -> 
 
     if imports and "" not in sys.path:
         sys.path.insert(0, "")
-    for name in imports:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:
-            raise UsageError(
-                f"--import {name}: {type(exc).__name__}: {exc}; check the module path"
-            ) from None
+    import_modules(imports)
     return list(REGISTRY.all())
 
 
@@ -420,6 +414,8 @@ def _min_share(text: str) -> Threshold:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ._common import add_output_file_argument
+
     add_hypothesis_arguments(parser)
     parser.add_argument(
         "--alerts", action="store_true", help="add alerting rules (confirmed, expired)"
@@ -440,9 +436,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with --alerts: requests in the last hour needed before confirming (default 100)",
     )
-    parser.add_argument(
-        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
-    )
+    add_output_file_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

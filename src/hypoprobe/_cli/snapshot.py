@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import sources
-from ._common import Progress, parse_window, write_output
+from ._common import Progress, add_output_file_argument, parse_window, write_output
 
 HELP = "scrape live /metrics endpoints and write a snapshot file for report and compare"
 
@@ -29,9 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="scrape twice, this far apart, and keep only the difference",
     )
-    parser.add_argument(
-        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
-    )
+    add_output_file_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import argparse
 from ..analysis._survey import survey_of
 from ..errors import UsageError
 from ..render._survey import FORMATS, propose, render_survey
-from ._common import add_source_arguments, load_source, write_output
+from ._common import add_output_file_argument, add_source_arguments, load_source, write_output
 
 HELP = "step zero: rank each endpoint's statements and functions by their measured share"
 
@@ -54,9 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DAYS",
         help="with --propose: the proposed hypotheses expire this many days from today",
     )
-    parser.add_argument(
-        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
-    )
+    add_output_file_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Histogram, HypothesisInfo, Snapshot
 from . import _ratio
+from ._fields import json_fields
 from ._meaning import subject
 from ._text import MISSING, count, pct, seconds
 from ._verdict import NoDataError, Verdict, verdict_for
@@ -166,13 +167,7 @@ class Comparison:
     endpoint_histogram_after: Histogram | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if "_histogram" in f.name:
-                continue
-            value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
+        return json_fields(self)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from ..model import (
     TargetState,
 )
 from . import _ratio
+from ._fields import json_fields
 from ._impact import CustomerImpact, customer_impact
 from ._meaning import meaning
 from ._selfshare import self_figures
@@ -135,21 +136,20 @@ class Verdict:
     calls_histogram: Histogram | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name.endswith("_histogram"):
-                continue
-            value = getattr(self, f.name)
-            if f.name == "segments":
-                value = [seg.to_dict() for seg in value]
-            elif f.name == "customers":
-                value = None if value is None else value.to_dict()
-            elif f.name == "slowest_requests":
-                value = [{k: getattr(r, k) for k in _SLOW_KEYS} for r in value]
-            elif f.name == "quantile_buckets":
-                value = {k: [lo, None if math.isinf(hi) else hi] for k, (lo, hi) in value.items()}
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
+        return json_fields(self, _json_value)
+
+
+def _json_value(name: str, value: Any) -> Any:
+    """A :class:`Verdict` field as JSON: the nested results as dicts too."""
+    if name == "segments":
+        return [seg.to_dict() for seg in value]
+    if name == "customers":
+        return None if value is None else value.to_dict()
+    if name == "slowest_requests":
+        return [{k: getattr(r, k) for k in _SLOW_KEYS} for r in value]
+    if name == "quantile_buckets":
+        return {k: [lo, None if math.isinf(hi) else hi] for k, (lo, hi) in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -413,16 +413,26 @@ def _serving_states(targets: list[TargetState]) -> list[TargetState]:
     return [t for t in targets if not (t.state == "pending" and t.target in attached)]
 
 
+def _config_targets(targets: Sequence[TargetState]) -> list[TargetState]:
+    """The targets of the TOML file, by name."""
+    return sorted((t for t in targets if t.kind == "config"), key=lambda t: t.target)
+
+
+def _idle(t: TargetState) -> str | None:
+    """Why a pending or detached target measures nothing (None in any other state)."""
+    if t.state == "pending":
+        return f"target {t.target} is pending: its module was never imported"
+    if t.state == "detached":
+        return f"target {t.target} was detached (unloaded)"
+    return None
+
+
 def _silence(targets: Sequence[TargetState], n: int) -> str:
     """Why probes that did not fail still measured nothing, target by target."""
     parts = []
-    for t in sorted(targets, key=lambda t: t.target):
-        if t.kind != "config":
-            continue
-        if t.state == "pending":
-            parts.append(f"target {t.target} is pending: its module was never imported")
-        elif t.state == "detached":
-            parts.append(f"target {t.target} was detached (unloaded)")
+    for t in _config_targets(targets):
+        if (idle := _idle(t)) is not None:
+            parts.append(idle)
         elif t.state == "attached":
             late = f" ({t.reason})" if t.reason else ""
             parts.append(
@@ -454,13 +464,9 @@ def _warnings(
                 f"probe {r.probe} never ran in {round(n):,} requests of {endpoint}: the share "
                 "counts only the probes that did"
             )
-    for t in sorted(targets, key=lambda t: t.target):
-        if t.kind != "config":
-            continue
-        if t.state == "pending":
-            out.append(f"target {t.target} is pending: its module was never imported")
-        elif t.state == "detached":
-            out.append(f"target {t.target} was detached (unloaded)")
+    for t in _config_targets(targets):
+        if (idle := _idle(t)) is not None:
+            out.append(idle)
         elif t.state == "attached" and "still call the original" in t.reason:
             out.append(f"target {t.target}: {t.reason}")
     return tuple(dict.fromkeys(out))

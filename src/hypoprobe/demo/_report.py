@@ -5,8 +5,9 @@ The terminal gets the table; Markdown, JSON and HTML go to files in the output f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -30,12 +31,7 @@ def report(
     ``timeline``: the share per interval of the load phase, plotted in the HTML page.
     """
     rep = replace(analysis.report(window, hypotheses=list(ids)), timeline=tuple(timeline))
-    stream.write(render.render_report(rep, "table"))
-    written = []
-    for fmt, ext in _FILES:
-        path = out_dir / f"report.{ext}"
-        path.write_text(render.render_report(rep, fmt), encoding="utf-8")
-        written.append(path)
+    written = _shown_and_written(partial(render.render_report, rep), "report", out_dir, stream)
     return list(rep.verdicts), written
 
 
@@ -44,10 +40,18 @@ def compare(
 ) -> tuple[list[analysis.Comparison], list[Path]]:
     """Print the before/after comparison of ``ids``; write it as Markdown, JSON and HTML."""
     rep = analysis.compare(before, after, hypotheses=list(ids))
-    stream.write(render.render_comparison(rep, "table"))
+    written = _shown_and_written(partial(render.render_comparison, rep), "compare", out_dir, stream)
+    return list(rep.comparisons), written
+
+
+def _shown_and_written(
+    rendered: Callable[[str], str], name: str, out_dir: Path, stream: TextIO
+) -> list[Path]:
+    """The table on ``stream``; ``name.md``, ``.json`` and ``.html`` in ``out_dir``."""
+    stream.write(rendered("table"))
     written = []
     for fmt, ext in _FILES:
-        path = out_dir / f"compare.{ext}"
-        path.write_text(render.render_comparison(rep, fmt), encoding="utf-8")
+        path = out_dir / f"{name}.{ext}"
+        path.write_text(rendered(fmt), encoding="utf-8")
         written.append(path)
-    return list(rep.comparisons), written
+    return written

@@ -22,7 +22,7 @@ from .. import analysis
 from ..model import Snapshot
 from . import _report
 from ._progress import ProgressBar
-from ._server import BackgroundServer
+from ._server import serve_app
 
 __all__ = ["DatabaseUnavailable", "DemoOptions", "DemoResult", "run_demo"]
 
@@ -396,7 +396,7 @@ def run_demo(options: DemoOptions, stream: TextIO) -> DemoResult:
     built = " (built and seeded now)" if app.config["CAMPAIGNS_BUILT"] else ""
     _say(stream, f"hypoprobe demo: the campaigns app on {db.kind} at {where}{built}")
     try:
-        with BackgroundServer(app) as server:
+        with serve_app(app) as server:
             _say(stream, f"serving {server.url}/  (an in-process WSGI server)\n")
             result.anecdote_share = _step1_anecdote(server.url, stream, filed_anecdotes(hypotheses))
 

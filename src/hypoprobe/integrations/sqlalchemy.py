@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, ExceptionContext
+from sqlalchemy.engine import Connection, Engine
 
-from .._core import _faults
 from .._core._probe import probe
 from ..errors import ConfigurationError
+from ._engine_events import _Listeners
 from ._fingerprint import DEFAULT_MAX_FINGERPRINTS, Matcher, Statements
 
 __all__ = [
@@ -30,102 +29,48 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
-_installed: weakref.WeakKeyDictionary[Engine, list[_Listeners]] = weakref.WeakKeyDictionary()
+_installed: weakref.WeakKeyDictionary[Engine, list[_Instrumentation]] = weakref.WeakKeyDictionary()
 #: Class-level listeners (every engine) by hypothesis id.
 _every_engine: dict[str, _EveryEngine] = {}
 
 
-class _Listeners:
-    """The three event handlers of one instrumentation, and the probes they have open."""
+class _Instrumentation(_Listeners):
+    """The listeners of one :func:`instrument_engine`: its matched statements, probed."""
+
+    faults = ("sqlalchemy_before", "sqlalchemy_after", "sqlalchemy_error")
 
     def __init__(self, statements: Statements) -> None:
         self.statements = statements
-        # The open probe lives in the connection's own ``info`` dict: a DB connection runs
-        # one statement at a time, and handle_error is given the connection, not the cursor.
         self.key = f"hypoprobe.open.{id(self)}"
 
-    # The signatures of before/after are SQLAlchemy's event contract.
-    def before(  # noqa: PLR0917
-        self,
-        conn: Connection,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> None:
-        try:
-            name = self.statements.name_for(statement)
-            if name is None:
-                return
-            opened = probe(self.statements.hypothesis_id, name=name)
-            opened.__enter__()
-            conn.info[self.key] = opened
-        except Exception:
-            _faults.record("sqlalchemy_before")
-
-    def after(  # noqa: PLR0917
-        self,
-        conn: Connection,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> None:
-        try:
-            opened = conn.info.pop(self.key, None)
-            if opened is not None:
-                opened.__exit__(None, None, None)
-        except Exception:
-            _faults.record("sqlalchemy_after")
-
-    def error(self, ctx: ExceptionContext) -> None:
-        try:
-            conn = ctx.connection
-            if conn is None:
-                return
-            opened = conn.info.pop(self.key, None)
-            if opened is not None:
-                exc = ctx.original_exception
-                opened.__exit__(type(exc), exc, exc.__traceback__)
-        except Exception:
-            _faults.record("sqlalchemy_error")
-
-    def listen(self, engine: Engine | type[Engine]) -> None:
-        event.listen(engine, "before_cursor_execute", self.before)
-        event.listen(engine, "after_cursor_execute", self.after)
-        event.listen(engine, "handle_error", self.error)
-
-    def remove(self, engine: Engine | type[Engine]) -> None:
-        event.remove(engine, "before_cursor_execute", self.before)
-        event.remove(engine, "after_cursor_execute", self.after)
-        event.remove(engine, "handle_error", self.error)
+    def _probe(self, conn: Connection, statement: str) -> Any:
+        name = self.statements.name_for(statement)
+        return None if name is None else probe(self.statements.hypothesis_id, name=name)
 
 
-class _EveryEngine(_Listeners):
+class _EveryEngine(_Instrumentation):
     """Class-level listeners: they step aside on an engine instrumented for the same
     hypothesis by :func:`instrument_engine`, so no statement is timed twice."""
 
-    def before(  # noqa: PLR0917
-        self,
-        conn: Connection,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> None:
-        try:
-            own = _installed.get(conn.engine)
-            if own and any(
-                o.statements.hypothesis_id == self.statements.hypothesis_id for o in own
-            ):
-                return
-        except Exception:
-            _faults.record("sqlalchemy_before")
-            return
-        super().before(conn, cursor, statement, parameters, context, executemany)
+    def _probe(self, conn: Connection, statement: str) -> Any:
+        own = _installed.get(conn.engine)
+        if own and any(o.statements.hypothesis_id == self.statements.hypothesis_id for o in own):
+            return None
+        return super()._probe(conn, statement)
+
+
+_I = TypeVar("_I", bound=_Instrumentation)
+
+
+def _made(
+    kind: type[_I], hypothesis: str, match: Matcher, name: str | None, max_fingerprints: int
+) -> _I:
+    listeners = kind(
+        Statements(hypothesis, match=match, name=name, max_fingerprints=max_fingerprints)
+    )
+    if name is not None:
+        probe(hypothesis, name=name)  # resolve the site now: the first request counts it too
+    return listeners
 
 
 def _sync_engine(engine: Any) -> Engine:
@@ -161,11 +106,7 @@ def instrument_engine(
         instrument_engine(engine, "PERF-1", match=r"FROM campaigns")
     """
     sync = _sync_engine(engine)
-    listeners = _Listeners(
-        Statements(hypothesis, match=match, name=name, max_fingerprints=max_fingerprints)
-    )
-    if name is not None:
-        probe(hypothesis, name=name)  # resolve the site now: the first request counts it too
+    listeners = _made(_Instrumentation, hypothesis, match, name, max_fingerprints)
     with _lock:
         if any(
             other.statements.hypothesis_id == listeners.statements.hypothesis_id
@@ -210,11 +151,7 @@ def instrument_all_engines(
 
         instrument_all_engines("PERF-1", match=r"FROM campaigns")
     """
-    listeners = _EveryEngine(
-        Statements(hypothesis, match=match, name=name, max_fingerprints=max_fingerprints)
-    )
-    if name is not None:
-        probe(hypothesis, name=name)
+    listeners = _made(_EveryEngine, hypothesis, match, name, max_fingerprints)
     with _lock:
         if hypothesis in _every_engine:
             raise ConfigurationError(

@@ -10,11 +10,13 @@ from ..analysis import MIN_REQUESTS, UNMEASURED, Comparison, Verdict
 from ..analysis._text import DASH, MISSING, count, pct, pct_claim, pct_range, seconds
 
 __all__ = [
+    "COMPACT_LEAD",
     "COMPARE_HEADERS",
     "HEADERS",
     "NO_TRACE_HINT",
     "SHOWN_PER_KIND",
     "UNSAFE_FOR_TERMINALS",
+    "compact_lead",
     "compare_rows",
     "printable",
     "quantile",
@@ -70,6 +72,18 @@ HEADERS = (
     "calls/req",
     "saving/req",
 )
+
+
+#: The first columns of the compact tables (terminal, HTML): a share and its interval in one.
+COMPACT_LEAD = ("hypothesis", "endpoint", "verdict", "share (95% CI)", "claim", "requests")
+
+
+def compact_lead(v: Verdict, share: str) -> tuple[str, ...]:
+    """The cells of :data:`COMPACT_LEAD` for ``v``, its share as the format shows it.
+
+    Example: ``compact_lead(v, "7.1% (6.5-7.8%)")[3]`` is ``"7.1% (6.5-7.8%)"``.
+    """
+    return (v.hypothesis, v.endpoint, v.verdict, share, pct_claim(v.min_share), count(v.requests))
 
 
 def quantile(v: Verdict, name: str) -> str:

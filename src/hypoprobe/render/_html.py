@@ -20,12 +20,14 @@ from html import escape
 
 from ..analysis import Comparison, ComparisonReport, Report, Verdict
 from ..analysis._impact import sentence as customers_sentence
-from ..analysis._text import count, pct, pct_claim, pct_range, seconds
+from ..analysis._text import pct, pct_claim, pct_range, seconds
 from ..model import Histogram
 from ._common import (
+    COMPACT_LEAD,
     COMPARE_HEADERS,
     NO_TRACE_HINT,
     SHOWN_PER_KIND,
+    compact_lead,
     compare_rows,
     self_cost_lines,
     slowest_lines,
@@ -120,12 +122,7 @@ def _page(title: str, body: list[str]) -> str:
 
 #: The summary table's columns (the verdict's own CSS class, numbers right-aligned).
 HEADERS = (
-    "hypothesis",
-    "endpoint",
-    "verdict",
-    "share (95% CI)",
-    "claim",
-    "requests",
+    *COMPACT_LEAD,
     "anecdote (top)",
     "slow share",
     "p50 / p95 / p99",
@@ -157,12 +154,7 @@ def _row(v: Verdict) -> tuple[str, ...]:
     if v.anecdote_percentile is not None:
         anecdote += f" (top {pct(v.anecdote_percentile)})"
     return (
-        v.hypothesis,
-        v.endpoint,
-        v.verdict,
-        share,
-        pct_claim(v.min_share),
-        count(v.requests),
+        *compact_lead(v, share),
         anecdote,
         pct(v.slow_share),
         _latencies(v.endpoint_p50, v.endpoint_p95, v.endpoint_p99),

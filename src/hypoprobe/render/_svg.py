@@ -198,14 +198,18 @@ def _axes(
     top: float,
     x_ticks: Sequence[tuple[float, str]],
     sx: Callable[[float], float],
-    y_ticks: Sequence[tuple[float, str]],
+    y_at: Sequence[float],
     sy: Callable[[float], float],
     x_label: str,
     y_label: str,
     height: int,
 ) -> None:
+    """The grid, both axes with their ticks and labels; ``y_at``: shares (from :func:`y_ticks`),
+    labelled as percentages with the decimals their step needs."""
     bottom = top + PLOT_H
-    for y, text in y_ticks:
+    y_step = y_at[1] - y_at[0] if len(y_at) > 1 else y_at[-1]
+    for y in y_at:
+        text = _pct_tick(y, y_step)
         py = sy(y)
         out.append(f'<line class="grid" x1="{LEFT}" y1="{py:.1f}" x2="{W - RIGHT}" y2="{py:.1f}"/>')
         out.append(
@@ -337,8 +341,6 @@ def histogram(
             f'width="{max(x1 - x0, 1.5):.1f}" height="{PLOT_H}"><title>{escape(band.label)}'
             "</title></rect>"
         )
-    y_step = y_ticks_at[1] - y_ticks_at[0] if len(y_ticks_at) > 1 else y_top
-    y_labels = [(y, _pct_tick(y, y_step)) for y in y_ticks_at]
     if x_ticks is None:
         at = log_ticks(lo, hi) if log_x else linear_ticks(lo, hi)
         x_ticks = [(x, x_format(x)) for x in at]
@@ -347,7 +349,7 @@ def histogram(
         top=top,
         x_ticks=x_ticks,
         sx=sx,
-        y_ticks=y_labels,
+        y_at=y_ticks_at,
         sy=sy,
         x_label=x_label,
         y_label=y_label,
@@ -437,14 +439,12 @@ def timeline(
 
     span = hi - lo
     x_ticks = [(t, clock(t, span)) for t in time_ticks(lo, hi)]
-    y_step = y_ticks_at[1] - y_ticks_at[0] if len(y_ticks_at) > 1 else y_top
-    y_labels = [(y, _pct_tick(y, y_step)) for y in y_ticks_at]
     _axes(
         out,
         top=top,
         x_ticks=x_ticks,
         sx=sx,
-        y_ticks=y_labels,
+        y_at=y_ticks_at,
         sy=sy,
         x_label="interval end (UTC)",
         y_label=y_label,

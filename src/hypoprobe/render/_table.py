@@ -7,9 +7,11 @@ from collections.abc import Sequence
 
 from ..analysis import UNMEASURED, ComparisonReport, Report, Verdict
 from ..analysis._impact import sentence as customers_sentence
-from ..analysis._text import MISSING, pct, pct_claim, pct_range, seconds
+from ..analysis._text import MISSING, pct, pct_range, seconds
 from ._common import (
+    COMPACT_LEAD,
     COMPARE_HEADERS,
+    compact_lead,
     compare_rows,
     printable,
     quantile,
@@ -24,12 +26,7 @@ WIDTH = 100
 
 #: The terminal's columns: fewer than the full table of the other formats, to fit.
 HEADERS = (
-    "hypothesis",
-    "endpoint",
-    "verdict",
-    "share (95% CI)",
-    "claim",
-    "requests",
+    *COMPACT_LEAD,
     "top",
     "slow share",
     "p95",
@@ -47,12 +44,7 @@ def row(v: Verdict) -> tuple[str, ...]:
     elif v.ci_low is None:
         share = pct(v.aggregate_share)
     return (
-        v.hypothesis,
-        v.endpoint,
-        v.verdict,
-        share,
-        pct_claim(v.min_share),
-        f"{v.requests:,}",
+        *compact_lead(v, share),
         pct(v.anecdote_percentile),
         pct(v.slow_share),
         quantile(v, "endpoint_p95"),

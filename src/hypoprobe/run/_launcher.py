@@ -28,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from .._serving import BackgroundServer
 from .._survey import (
     ENV_MAX_CANDIDATES,
     ENV_MODULES,
@@ -40,7 +41,7 @@ from ..errors import EXIT_USAGE, UsageError
 from . import _states, _status
 from ._bootstrap import banner
 from ._options import Options
-from ._serve import MetricsServer, bind_metrics
+from ._serve import bind_metrics
 
 __all__ = ["BOOT_DIR", "SUMMARY_AFTER_SECONDS", "child_environment", "launch", "summary"]
 
@@ -282,7 +283,7 @@ def launch(options: Options) -> int:
     import hypoprobe
 
     run_dir = Path(tempfile.mkdtemp(prefix="hypoprobe-run-"))
-    server: MetricsServer | None = None
+    server: BackgroundServer | None = None
     child: subprocess.Popen[bytes] | None = None
     forwarder = _Forwarder()
     try:

@@ -17,9 +17,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from ._errors import EXIT_UNREACHABLE, EXIT_USAGE, SourceError
 
@@ -126,6 +128,44 @@ class Deadline:
             watched, self._sockets = self._sockets, []
         for sock in watched:
             _shutdown(sock)
+
+
+_K = TypeVar("_K")
+_T = TypeVar("_T")
+
+
+def concurrently(
+    calls: Sequence[tuple[_K, Callable[[Deadline], _T]]],
+    *,
+    timeout: float,
+    workers: int,
+    each: Callable[[_K, _T, int], None],
+) -> None:
+    """Run each ``(key, call)`` in ``workers`` threads, all under one :class:`Deadline` of
+    ``timeout`` s; ``each(key, result, done)`` runs here as each call completes (``done``:
+    how many have, so far).
+
+    The first error, a call's or ``each``'s, cancels the calls not started yet and is
+    raised; on Ctrl-C the requests in flight are aborted instead of awaited.
+
+    Example::
+
+        concurrently(
+            [(url, functools.partial(get_one, url)) for url in urls],  # get_one(url, deadline)
+            timeout=10.0, workers=4, each=lambda url, resp, done: print(done, url),
+        )
+    """
+    with Deadline(timeout) as deadline, ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(call, deadline): key for key, call in calls}
+        try:
+            for done, future in enumerate(as_completed(futures), 1):
+                each(futures[future], future.result(), done)
+        except BaseException as exc:
+            for future in futures:
+                future.cancel()
+            if not isinstance(exc, Exception):
+                deadline.abort()  # Ctrl-C: stop the requests in flight instead of awaiting them
+            raise
 
 
 def _shutdown(sock: socket.socket) -> None:

@@ -16,12 +16,12 @@ affected because numerator and denominator are scaled alike. See ``docs/sources.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from typing import Any
 
@@ -80,32 +80,26 @@ def query_prometheus(
 
     samples: list[Sample] = []
     native: dict[str, list[Sample]] = {}
+
+    def take(name: str, result: Any, done: int) -> None:
+        if name.startswith(_NATIVE):
+            family = name[len(_NATIVE) :]
+            found = list(_native_samples(family, result))
+            if found:
+                native[family] = found
+        else:
+            samples.extend(Sample(name, labels, value) for labels, value in _floats(result))
+        if progress is not None:
+            progress(f"queried {done}/{len(queries)}: {name}")
+
     # One deadline for every query: ``timeout`` bounds the whole read, however the server
     # answers (or trickles), and Ctrl-C aborts the queries in flight instead of awaiting them.
-    with _http.Deadline(timeout) as deadline, ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
-        futures = {
-            pool.submit(_instant_result, base, expr, when, deadline): name for name, expr in queries
-        }
-        try:
-            for done, future in enumerate(as_completed(futures), 1):
-                name = futures[future]
-                if name.startswith(_NATIVE):
-                    family = name[len(_NATIVE) :]
-                    found = list(_native_samples(family, future.result()))
-                    if found:
-                        native[family] = found
-                else:
-                    samples.extend(
-                        Sample(name, labels, value) for labels, value in _floats(future.result())
-                    )
-                if progress is not None:
-                    progress(f"queried {done}/{len(queries)}: {name}")
-        except BaseException as exc:
-            for future in futures:
-                future.cancel()
-            if not isinstance(exc, Exception):
-                deadline.abort()  # Ctrl-C: stop the requests in flight instead of awaiting them
-            raise
+    _http.concurrently(
+        [(name, functools.partial(_instant_result, base, expr, when)) for name, expr in queries],
+        timeout=timeout,
+        workers=MAX_PARALLEL,
+        each=take,
+    )
 
     if native:
         classic = {f"{f}_bucket" for f in native} | {f"{f}_sum" for f in native}

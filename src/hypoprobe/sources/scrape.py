@@ -8,9 +8,9 @@ that restarted in the window contributes what it recorded since its restart).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
@@ -110,25 +110,18 @@ def _scrape_all(
             progress(f"scraped {targets[0]}")
         return [snap]
     results: dict[int, Snapshot] = {}
-    with (
-        _http.Deadline(timeout) as deadline,
-        ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(targets))) as pool,
-    ):
-        futures = {
-            pool.submit(scrape_one, url, timeout, deadline): i for i, url in enumerate(targets)
-        }
-        try:
-            for future in as_completed(futures):
-                i = futures[future]
-                results[i] = future.result()
-                if progress is not None:
-                    progress(f"scraped {len(results)}/{len(targets)}: {targets[i]}")
-        except BaseException as exc:
-            for future in futures:
-                future.cancel()
-            if not isinstance(exc, Exception):
-                deadline.abort()  # Ctrl-C: stop the requests in flight instead of awaiting them
-            raise
+
+    def take(i: int, snap: Snapshot, done: int) -> None:
+        results[i] = snap
+        if progress is not None:
+            progress(f"scraped {done}/{len(targets)}: {targets[i]}")
+
+    _http.concurrently(
+        [(i, functools.partial(scrape_one, url, timeout)) for i, url in enumerate(targets)],
+        timeout=timeout,
+        workers=min(MAX_PARALLEL, len(targets)),
+        each=take,
+    )
     return [results[i] for i in range(len(targets))]
 
 
