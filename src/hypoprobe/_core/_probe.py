@@ -14,7 +14,6 @@ import functools
 import inspect
 import sys
 import time
-from bisect import bisect_left
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -37,13 +36,13 @@ CLOCK: Callable[[], int] = time.perf_counter_ns
 #: a bound method held in a global is one call.)
 _current_scope = _scope_module.CURRENT.get
 
-_BOUNDS = _buckets.DURATION.bounds
 _SUM = _buckets.DURATION.sum_slot
-#: Bucket of every duration below _FAST_LIMIT ns, by value: one list index instead of a
-#: bisect for the short calls whose overhead matters most (512 KiB, built once).
-_FAST_LIMIT = 1 << 16
-assert _FAST_LIMIT == 1 << 16  # the recording code tests ``dt >> 16``
-_FAST_INDEX = [bisect_left(_BOUNDS, v) for v in range(_FAST_LIMIT)]
+#: Bucket of every duration below 2**16 ns, by value: one list index instead of a bisect
+#: for the short calls whose overhead matters most (see _buckets.DURATION_FAST).
+_FAST_INDEX = _buckets.DURATION_FAST
+assert _buckets.FAST_LIMIT == 1 << 16  # the recording code tests ``dt >> 16``
+_PREFIX = _buckets.DURATION_PREFIX
+_CEILINGS = _buckets.DURATION_CEILINGS
 _ONE_CALL = _plan.ONE_CALL
 _TIME_LIMIT = _plan.TIME_LIMIT
 _MAX_NAME = 200
@@ -70,7 +69,7 @@ def _record(site: _plan.Site, dt: int) -> None:
     slot = None if scope is None else scope.sites.get(site)
     if slot is not None:  # a probe of the request's plan: its series, and its slot
         off, pos = slot
-        # ``not dt >> 16``: 0 <= dt < _FAST_LIMIT, in one operation.
+        # ``not dt >> 16``: 0 <= dt < 2**16, in one operation.
         ints[off + (_FAST_INDEX[dt] if not dt >> 16 else _bucket(dt))] += 1
         ints[off + _SUM] += dt
         scope.acc[pos] += dt + _ONE_CALL  # type: ignore[union-attr]
@@ -81,9 +80,12 @@ def _record(site: _plan.Site, dt: int) -> None:
 
 
 def _bucket(dt: int) -> int:
+    """The bucket of a call of 2**16 ns or more (``_buckets.duration_index``, inlined)."""
     if dt < 0 or dt >= _TIME_LIMIT:  # backwards, or past the accumulator's limit
         raise ValueError(f"call of {dt} ns")
-    return bisect_left(_BOUNDS, dt)
+    shift = dt.bit_length() - 9
+    i = _PREFIX[shift][dt >> shift]
+    return i + 1 if dt > _CEILINGS[i] else i
 
 
 def _record_slow(site: _plan.Site, dt: int) -> None:
@@ -182,7 +184,7 @@ def _wrap_function(fn: Callable[..., Any], site: _plan.Site) -> Callable[..., An
             slot = None if scope is None else scope.sites.get(site)
             if slot is not None:  # a probe of the request's plan: its series, and its slot
                 off, pos = slot
-                # ``not dt >> 16``: 0 <= dt < _FAST_LIMIT, in one operation.
+                # ``not dt >> 16``: 0 <= dt < 2**16, in one operation.
                 ints[off + (_FAST_INDEX[dt] if not dt >> 16 else _bucket(dt))] += 1
                 ints[off + _SUM] += dt
                 scope.acc[pos] += dt + _ONE_CALL  # type: ignore[union-attr]

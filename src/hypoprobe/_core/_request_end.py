@@ -57,6 +57,20 @@ class _Source:
         self.lines.extend("    " * self.depth + line for line in lines)
 
 
+def _duration_bucket(src: _Source, value: str, into: str) -> None:
+    # _buckets.duration_index(value), inlined: a bisect over the duration bounds costs as
+    # much as the rest of a request's end.
+    src.add(
+        f"if {value} < {_buckets.FAST_LIMIT}:",
+        f"    {into} = FAST[{value}]",
+        "else:",
+        f"    shift = {value}.bit_length() - 9",
+        f"    {into} = PREFIX[shift][{value} >> shift]",
+        f"    if {value} > CEILINGS[{into}]:",
+        f"        {into} += 1",
+    )
+
+
 def _moments(src: _Source, m: int, f: int) -> None:
     # The moments every request of the hypothesis adds: requests, endpoint time, its square.
     src.add(f"ints[{m}] += 1", f"ints[{m + 3}] += elapsed", f"floats[{f + 1}] += e2")
@@ -105,14 +119,19 @@ def _called_row(src: _Source, row: _plan.Row, i: int) -> None:
             "    total += p",
             "    calls += n",
             f"    req = {r1} if slow else {r0}",
-            "    ints[req + bisect_left(DURATION, p)] += 1",
-            f"    ints[req + {d}] += p",
-            "    share = p * 1000000000 // elapsed if elapsed > 0 else 0",
-            f"    ints[{share_off} + bisect_left(SHARE, share)] += 1",
-            f"    ints[{share_off + s}] += share",
-            f"    ints[{calls_off} + bisect_left(CALLS, n)] += 1",
-            f"    ints[{calls_off + c}] += n",
         )
+        src.depth += 1
+        _duration_bucket(src, "p", "b")
+        src.add(
+            "ints[req + b] += 1",
+            f"ints[req + {d}] += p",
+            "share = p * 1000000000 // elapsed if elapsed > 0 else 0",
+            f"ints[{share_off} + bisect_left(SHARE, share)] += 1",
+            f"ints[{share_off + s}] += share",
+            f"ints[{calls_off} + bisect_left(CALLS, n)] += 1",
+            f"ints[{calls_off + c}] += n",
+        )
+        src.depth -= 1
     src.add(
         "if calls:",
         f"    m = {m1} if slow else {m0}",
@@ -151,7 +170,9 @@ def compile_end(plan: _plan.Plan) -> End:
         "offer": S._offer_slowest,
         "observe": _run_observers,
         "bisect_left": bisect_left,
-        "DURATION": _buckets.DURATION.bounds,
+        "FAST": _buckets.DURATION_FAST,
+        "PREFIX": _buckets.DURATION_PREFIX,
+        "CEILINGS": _buckets.DURATION_CEILINGS,
         "SHARE": _buckets.SHARE.bounds,
         "CALLS": _buckets.CALLS.bounds,
         "outcomes": plan.outcomes,
@@ -177,7 +198,10 @@ def compile_end(plan: _plan.Plan) -> End:
         f" or len(floats) < {STORAGE.float_slots}:",
         "    return generic(scope, elapsed)",
         "ints[off] += 1",
-        f"ints[{plan.endpoint_offset} + bisect_left(DURATION, elapsed)] += 1",
+    )
+    _duration_bucket(src, "elapsed", "b")
+    src.add(
+        f"ints[{plan.endpoint_offset} + b] += 1",
         f"ints[{plan.endpoint_offset + _buckets.DURATION.sum_slot}] += elapsed",
     )
     if rows:
