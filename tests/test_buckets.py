@@ -64,7 +64,6 @@ def test_durations_above_the_range_are_clamped_into_the_last_bucket(ns: int) -> 
     assert _buckets.DURATION.index(ns) == len(_buckets.DURATION.bounds)
 
 
-
 def test_the_bisect_free_duration_bucket_agrees_at_and_around_every_bound() -> None:
     bounds = _buckets.DURATION.bounds
     for value in (0, 1, (1 << 16) - 1, 1 << 16, (1 << 64) - 1):
@@ -77,6 +76,7 @@ def test_the_bisect_free_duration_bucket_agrees_at_and_around_every_bound() -> N
 @given(st.integers(0, (1 << 64) - 1) | st.integers(0, 1 << 24))
 def test_the_bisect_free_duration_bucket_is_the_bisect(ns: int) -> None:
     assert _buckets.duration_index(ns) == _buckets.DURATION.index(ns)
+
 
 @given(st.integers(min_value=0, max_value=10**9))
 def test_every_share_lands_in_a_bucket_at_most_half_a_percent_wide(ppb: int) -> None:
