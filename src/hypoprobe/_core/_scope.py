@@ -45,7 +45,19 @@ class Scope:
     request pays for what it uses.
     """
 
-    __slots__ = ("__dict__", "acc", "eidx", "opener", "plan", "sites", "start", "status", "token")
+    __slots__ = (
+        "__dict__",
+        "acc",
+        "eidx",
+        "opener",
+        "pending",
+        "plan",
+        "sites",
+        "start",
+        "state",
+        "status",
+        "token",
+    )
 
     #: The request's segment (hypoprobe.segment); only allow-listed values become labels.
     segment: str | None = None
@@ -53,8 +65,8 @@ class Scope:
     customer: tuple[str | int, float | None] | None = None
     #: Class of the exception that ended the request; "" if none.
     exception: str = ""
-    #: While the endpoint name is not known yet (see begin()): what names it later.
-    pending: _Pending | None = None
+    #: Probe calls made before the name was known: (site, ns), recorded at bind().
+    early: list[tuple[_plan.Site, int]] | None = None
     #: How often the endpoint object that opened this scope was entered again inside it
     #: (those exits are ignored).
     reentered: int = 0
@@ -70,21 +82,22 @@ class Scope:
         #: Kept per request, so one endpoint object can serve concurrent requests.
         self.opener: object = None
         self.token: Token[Scope | None] | None = None
+        #: While the endpoint name is not known yet (see begin()): what names it later.
+        self.pending: _Pending | None = None
+        #: Bits: FINISHED (recorded), and the integrations' (see integrations/_request).
+        self.state = 0
         #: Per relevant site: ``calls << CALLS_SHIFT | probe_ns`` (see _plan.CALLS_SHIFT).
         self.acc = [0] * plan.width
 
 
-class _Pending:
-    """How a scope opened before routing gets its name, and the probe calls made meanwhile."""
+#: Scope.state: the request has been recorded (finish() ran); further finish() calls
+#: do nothing.
+FINISHED = 1
 
-    __slots__ = ("arg", "early", "fallback", "resolve")
 
-    def __init__(self, fallback: str, resolve: Resolver | None, arg: Any) -> None:
-        self.fallback = fallback
-        self.resolve = resolve
-        self.arg = arg
-        #: Probe calls made before the name was known: (site, ns), recorded at bind().
-        self.early: list[tuple[_plan.Site, int]] = []
+#: How a scope opened before routing gets its name: (fallback name, resolver or None, the
+#: resolver's argument). A plain tuple: most framework requests make one.
+_Pending = tuple[str, "Resolver | None", Any]
 
 
 #: A function naming a pending scope from ``arg`` once the framework has routed the
@@ -95,6 +108,7 @@ Resolver = Callable[[Any], "str | None"]
 MAX_EARLY_CALLS = 1000
 
 CURRENT: ContextVar[Scope | None] = ContextVar("hypoprobe_scope", default=None)
+_PENDING_PLAN = _plan.PENDING_PLAN
 
 #: Status class by the status a framework gave (``200``, ``"404 Not Found"``), bounded.
 _STATUS_CLASS: dict[object, str] = {}
@@ -186,8 +200,8 @@ def begin(
         if start >= _plan.NEXT_DEADLINE:
             _plan.expire_due(start)
         if name is None:
-            scope = Scope(_plan.PENDING_PLAN, start)
-            scope.pending = _Pending(fallback, resolve, arg)
+            scope = Scope(_PENDING_PLAN, start)
+            scope.pending = (fallback, resolve, arg)
         else:
             eidx = _plan.KNOWN_ENDPOINTS.get(name) if type(name) is str else None
             if not eidx:  # unseen, invalid or the reserved "<none>"
@@ -208,13 +222,15 @@ def bind(scope: Scope, name: str | None) -> None:
     try:
         eidx = _plan.KNOWN_ENDPOINTS.get(name) if type(name) is str else None
         if not eidx:  # unseen, invalid, None (unmatched) or the reserved "<none>"
-            eidx = _index(name, pending.fallback) if name else _index(pending.fallback, "")
+            eidx = _index(name, pending[0]) if name else _index(pending[0], "")
         plan = _plan.for_request(eidx)
         scope.plan, scope.eidx, scope.sites = plan, eidx, plan.sites
-        scope.acc = [0] * plan.width
+        if plan.width:
+            scope.acc = [0] * plan.width
         scope.pending = None
-        if pending.early:
-            _replay(scope, pending.early)
+        early = scope.early
+        if early:
+            _replay(scope, early)
     except Exception:
         scope.pending = None
         _faults.record("scope_bind")
@@ -244,14 +260,15 @@ def resolve_now(scope: Scope) -> bool:
     pending = scope.pending
     if pending is None:
         return True
-    resolve = pending.resolve
+    fallback, resolve, arg = pending
     if resolve is None:
         return False
     try:
-        name = resolve(pending.arg)
+        name = resolve(arg)
     except Exception:
         _faults.record("integration_name")
-        pending.resolve = name = None
+        scope.pending = (fallback, None, arg)
+        name = None
     if name:
         bind(scope, name)
     return scope.pending is None
@@ -264,10 +281,13 @@ def keep_early(scope: Scope, site: _plan.Site, dt: int) -> bool:
     pending = scope.pending
     if pending is None:
         return False
-    if pending.resolve is not None and resolve_now(scope):
+    if pending[1] is not None and resolve_now(scope):
         return False  # bound: record as usual
-    if len(pending.early) < MAX_EARLY_CALLS:
-        pending.early.append((site, dt))
+    early = scope.early
+    if early is None:
+        early = scope.early = []
+    if len(early) < MAX_EARLY_CALLS:
+        early.append((site, dt))
     else:
         _faults.record("probe_before_name_dropped")
     return True
@@ -283,28 +303,34 @@ def settle(scope: Scope) -> None:
     if pending is None:
         return
     name = None
-    if pending.resolve is not None:
+    _, resolve, arg = pending
+    if resolve is not None:
         try:
-            name = pending.resolve(pending.arg)
+            name = resolve(arg)
         except Exception:
             _faults.record("integration_name")
     bind(scope, name)
 
 
 def finish(scope: Scope, exc: BaseException | None = None) -> None:
-    """Record the request as ended now, from any context; call it once per scope.
+    """Record the request as ended now, from any context; only the first call records.
 
     ``exc``: the exception that ended the request, counted by class. A scope still unnamed
     is named by its resolver, else its fallback.
     """
     try:
         end = CLOCK()
+        state = scope.state
+        if state & FINISHED:
+            return
+        scope.state = state | FINISHED
         pending = scope.pending
         if pending is not None:  # settle(), inlined: most framework requests end here
             name = None
-            if pending.resolve is not None:
+            _, resolve, arg = pending
+            if resolve is not None:
                 try:
-                    name = pending.resolve(pending.arg)
+                    name = resolve(arg)
                 except Exception:
                     _faults.record("integration_name")
             bind(scope, name)

@@ -6,9 +6,11 @@ starts when the request enters, before the framework has routed it, so its name 
 route the first time a probe needs the name, or at the end); a WSGI request ends when the
 *server* closes the body iterable; and an ASGI request ends when the last body message is
 sent, possibly from a child task (Starlette streams from a task group), i.e. from a copied
-context where the ContextVar token cannot be reset. So a :class:`Request` splits the
-scope's end in two: :meth:`Request.finish` records the request now, from any context;
-:meth:`Request.detach` unsets the current scope in the context that entered it.
+context where the ContextVar token cannot be reset. So the request's end is split in
+two: :func:`finish` records the request now, from any context; :func:`detach` unsets the
+current scope in the context that entered it. The core's scope is the request's handle
+(no object of its own per request: a middleware runs on every request); its ``state``
+bits say where the request is.
 
 Everything here is on the application's path: it never raises; faults are counted.
 """
@@ -72,113 +74,105 @@ def call_namer(name: Namer | None, arg: Any, fallback: str) -> str:
     return found if found else fallback
 
 
-class Request:
-    """One request's endpoint scope; see the module docstring for why it is split in two.
+#: Scope.state bits of a request a middleware opened (the core's FINISHED is bit 0): opened
+#: by a middleware (so the next request of its context may clean it up), its body handed
+#: to the server, and the server iterating that body (more may come).
+MIDDLEWARE = 2
+HANDED_OFF = 4
+ITERATING = 8
+_FINISHED = _core.FINISHED
 
-    States: open (between :meth:`start` and :meth:`finish`), finished, detached. While the
-    body is with the server (WSGI, streamed Django), ``handed_off`` is True and
-    ``iterating`` says whether the server has started iterating it and more may come (a
-    request starting then is nested in producing a chunk, not a sign of a leak).
+
+def start(
+    name: str | None,
+    fallback: str,
+    segment: Segmenter | None = None,
+    arg: Any = None,
+    resolve: Resolver | None = None,
+) -> _core.Scope | None:
+    """Open the scope of one request now; None when nested, disabled or faulty.
+
+    ``name``: the endpoint name (``fallback`` if it is invalid), or None to have it named
+    later by ``resolve(arg)`` from the framework's matched route (``fallback`` if none).
+    The scope is the request's handle: :func:`finish`, :func:`detach`, :func:`end`.
+
+    Example::
+
+        scope = start(None, "GET <unmatched>", None, environ, route_of)
+        ...
+        end(scope)
     """
+    scope = None
+    try:
+        prev = _current()
+        if prev is not None and prev.state & MIDDLEWARE:
+            _clean_up(prev)  # this context's previous request, never detached
+        scope = _core.begin(name, fallback, resolve, arg)
+        if scope is not None:
+            scope.state = MIDDLEWARE
+            if segment is not None:
+                set_segment(segment, arg)
+    except Exception:
+        _faults.record("integration_start")
+    return scope
 
-    __slots__ = ("_scope", "handed_off", "iterating", "scope")
 
-    def __init__(self) -> None:
-        self.scope: _core.Scope | None = None  # the core's scope, kept for detach()
-        self._scope: _core.Scope | None = None  # the same, until finished
-        self.handed_off = False
-        self.iterating = False
+_current = _core.CURRENT.get
+#: Record the request as ended now, from any context; only the first call records.
+finish = _core.finish
 
-    @classmethod
-    def start(
-        cls,
-        name: str | None,
-        fallback: str,
-        segment: Segmenter | None = None,
-        arg: Any = None,
-        resolve: Resolver | None = None,
-    ) -> Request:
-        """Open the scope of one request now.
 
-        ``name``: the endpoint name (``fallback`` if it is invalid), or None to have it named
-        later by ``resolve(arg)`` from the framework's matched route (``fallback`` if none).
-        """
-        req = cls()
+def detach(scope: _core.Scope) -> None:
+    """Unset the current scope in the context :func:`start` ran in. Idempotent.
+
+    Called from another context (a server closing a WSGI body on another thread), it
+    cannot: the entering context is then cleaned when its next request starts.
+    """
+    if scope.token is not None:
+        _core.detach(scope)
+
+
+def end(scope: _core.Scope, exc: BaseException | None = None) -> None:
+    """:func:`finish`, then :func:`detach`: the request ended in the context it began.
+
+    ``exc``: the exception that ended the request, counted by class.
+    """
+    _core.finish(scope, exc)
+    if scope.token is not None:
+        _core.detach(scope)
+
+
+def set_status(scope: _core.Scope, status: object) -> None:
+    """The response's status (``"200 OK"`` or ``200``), counted by class. Never raises."""
+    if not scope.state & _FINISHED:
         try:
-            prev = _core.CURRENT.get()
-            if prev is not None and isinstance(prev.opener, Request):
-                prev.opener._clean_up()  # this context's previous request, never detached
-            scope = _core.begin(name, fallback, resolve, arg)
-            if scope is not None:
-                scope.opener = req
-                req.scope = req._scope = scope
+            _core.set_status(scope, status)
         except Exception:
-            _faults.record("integration_start")
-        if segment is not None and req.scope is not None:
-            set_segment(segment, arg)
-        return req
+            _faults.record("integration_status")
 
-    def finish(self) -> None:
-        """Record the request as ended now. Idempotent; works from any context."""
-        scope = self._scope
-        if scope is None:
-            return
-        self._scope = None
-        _core.finish(scope)
 
-    def detach(self) -> None:
-        """Unset the current scope in the context start() ran in. Idempotent.
+def failed(scope: _core.Scope, exc: BaseException) -> None:
+    """The exception that ended the request, counted by class. Never raises."""
+    if not scope.state & _FINISHED:
+        try:
+            scope.exception = _plan.exception_name(type(exc))
+        except Exception:
+            _faults.record("integration_exception")
 
-        Called from another context (a server closing a WSGI body on another thread), it
-        cannot: the entering context is then cleaned when its next request starts.
-        """
-        scope = self.scope
-        if scope is not None and scope.token is not None:
-            _core.detach(scope)
 
-    def end(self, exc: BaseException | None = None) -> None:
-        """:meth:`finish`, then :meth:`detach`: the request ended in the context it began.
-
-        ``exc``: the exception that ended the request, counted by class.
-        """
-        scope = self._scope
-        if scope is not None:
-            self._scope = None
-            _core.finish(scope, exc)
-        scope = self.scope
-        if scope is not None and scope.token is not None:
-            _core.detach(scope)
-
-    def set_status(self, status: object) -> None:
-        """The response's status (``"200 OK"`` or ``200``), counted by class. Never raises."""
-        scope = self._scope
-        if scope is not None:
-            try:
-                _core.set_status(scope, status)
-            except Exception:
-                _faults.record("integration_status")
-
-    def failed(self, exc: BaseException) -> None:
-        """The exception that ended the request, counted by class. Never raises."""
-        scope = self._scope
-        if scope is not None:
-            try:
-                scope.exception = _plan.exception_name(type(exc))
-            except Exception:
-                _faults.record("integration_exception")
-
-    def _clean_up(self) -> None:
-        # Called when a request starts while this one is still this context's latest.
-        # Left alone, a request that will never be ended here makes every later request
-        # of the thread a nested scope that records nothing.
-        if self._scope is None:  # finished, detached elsewhere or not yet: detach here
-            self.detach()
-        elif self.handed_off and not self.iterating:
-            # A body the server never closed (PEP 3333 says it must): its end is unknown,
-            # so drop it rather than record a made-up duration.
-            _faults.record("integration_body_not_closed")
-            self._scope = None
-            self.detach()
+def _clean_up(scope: _core.Scope) -> None:
+    # Called when a request starts while this one is still this context's latest.
+    # Left alone, a request that will never be ended here makes every later request
+    # of the thread a nested scope that records nothing.
+    state = scope.state
+    if state & _FINISHED:  # finished, not yet detached here: detach here
+        detach(scope)
+    elif state & HANDED_OFF and not state & ITERATING:
+        # A body the server never closed (PEP 3333 says it must): its end is unknown,
+        # so drop it rather than record a made-up duration.
+        _faults.record("integration_body_not_closed")
+        scope.state = state | _FINISHED
+        detach(scope)
 
 
 def set_segment(segment: Segmenter, arg: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from .._core import _faults
 from .._core._scope import _STATUS_CLASS, Resolver
 from .._observers import _customers
-from ._request import Namer, Request, Segmenter, call_namer, fallback_for
+from ._request import Namer, Segmenter, call_namer, end, fallback_for, finish, set_status, start
 
 __all__ = ["ASGIApp", "HypoprobeASGIMiddleware"]
 
@@ -73,20 +73,18 @@ class HypoprobeASGIMiddleware:
         fallback = fallback_for(scope.get("method"))
         resolve = self._resolve
         name = None if resolve is not None else call_namer(self.name, scope, fallback)
-        req = Request.start(name, fallback, self.segment, scope, resolve)
-        if self.customer is not None:
-            _customers.from_request(self.customer, scope, req.scope)
-        if req.scope is None:  # nested in another scope, or disabled
+        req = start(name, fallback, self.segment, scope, resolve)
+        if req is None:  # nested in another scope, or disabled
             await self.app(scope, receive, send)
             return
-
-        scope_ = req.scope
+        if self.customer is not None:
+            _customers.from_request(self.customer, scope, req)
 
         async def receive_watching() -> Message:
             message: Message = await receive()
             try:
                 if message.get("type") == "http.disconnect":
-                    req.finish()
+                    finish(req)
             except Exception:
                 _faults.record("asgi_receive")
             return message
@@ -98,17 +96,17 @@ class HypoprobeASGIMiddleware:
                 if kind == "http.response.start":
                     status = message.get("status")
                     try:  # a status seen before: one lookup
-                        scope_.status = _STATUS_CLASS[status]
+                        req.status = _STATUS_CLASS[status]
                     except Exception:
-                        req.set_status(status)
+                        set_status(req, status)
                 elif kind == "http.response.body" and not message.get("more_body", False):
-                    req.finish()
+                    finish(req)
             except Exception:
                 _faults.record("asgi_send")
 
         try:
             await self.app(scope, receive_watching, send_watching)
         except BaseException as exc:
-            req.end(exc)
+            end(req, exc)
             raise
-        req.end()
+        end(req)

@@ -27,10 +27,22 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .. import _customerconfig
-from .._core._scope import _STATUS_CLASS
+from .._core._scope import _STATUS_CLASS, Scope
 from .._observers import _customers
 from ..errors import ConfigurationError
-from ._request import Namer, Request, Segmenter, call_namer, fallback_for, method_of
+from ._request import (
+    HANDED_OFF,
+    Namer,
+    Segmenter,
+    call_namer,
+    detach,
+    end,
+    fallback_for,
+    finish,
+    method_of,
+    set_status,
+    start,
+)
 from .wsgi import ClosingBody
 
 __all__ = ["HypoprobeMiddleware", "django_route_name", "normalise_route"]
@@ -166,46 +178,44 @@ class HypoprobeMiddleware:
     def __call__(self, request: Any) -> Any:
         fallback = fallback_for(getattr(request, "method", None))
         if self.name is None:
-            req = Request.start(None, fallback, self.segment, request, _resolved_name)
+            scope = start(None, fallback, self.segment, request, _resolved_name)
         else:
-            req = Request.start(
-                call_namer(self.name, request, fallback), fallback, self.segment, request
-            )
+            scope = start(call_namer(self.name, request, fallback), fallback, self.segment, request)
+        if scope is None:  # nested in another scope, or disabled
+            return self.get_response(request)
         if self.customer is not None:
-            _customers.from_request(self.customer, request, req.scope)
+            _customers.from_request(self.customer, request, scope)
         try:
             response = self.get_response(request)
         except BaseException as exc:
-            req.end(exc)
+            end(scope, exc)
             raise
-        if req.scope is None:
-            return response
         status = getattr(response, "status_code", "")
         try:  # a status seen before: one lookup
-            req.scope.status = _STATUS_CLASS[status]
+            scope.status = _STATUS_CLASS[status]
         except Exception:
-            req.set_status(status)
+            set_status(scope, status)
         if not getattr(response, "streaming", False):
-            req.end()
+            end(scope)
             return response
         try:
             content = response.streaming_content
             if getattr(response, "is_async", False):
-                req.detach()  # iterated on another thread's loop: time it, no more
-                response.streaming_content = _finish_async(content, req)
+                detach(scope)  # iterated on another thread's loop: time it, no more
+                response.streaming_content = _finish_async(content, scope)
             else:
                 # The setter registers our generator's close() with response.close(),
                 # which the WSGI server calls: the scope ends there.
-                req.handed_off = True
-                response.streaming_content = ClosingBody(content, req)
+                scope.state |= HANDED_OFF
+                response.streaming_content = ClosingBody(content, scope)
         except Exception:
-            req.end()
+            end(scope)
         return response
 
 
-async def _finish_async(content: AsyncIterator[bytes], req: Request) -> AsyncIterator[bytes]:
+async def _finish_async(content: AsyncIterator[bytes], scope: Scope) -> AsyncIterator[bytes]:
     try:
         async for chunk in content:
             yield chunk
     finally:
-        req.finish()
+        finish(scope)

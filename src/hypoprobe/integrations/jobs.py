@@ -18,7 +18,8 @@ from typing import Any
 import hypoprobe
 
 from .._core import _faults
-from ._request import Request
+from .._core._scope import Scope
+from ._request import end, start
 
 __all__ = ["instrument_celery", "job", "job_endpoint", "uninstrument_celery"]
 
@@ -53,7 +54,7 @@ def job(name: str) -> hypoprobe.endpoint:
 
 _DISPATCH_UID = "hypoprobe.integrations.jobs"
 #: Open scopes by task id: prerun and postrun are separate signal calls.
-_running: dict[str, Request] = {}
+_running: dict[str, Scope] = {}
 _lock = threading.Lock()
 
 
@@ -61,8 +62,8 @@ def _prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **
     try:
         task_name = getattr(task or sender, "name", None) or "<unnamed>"
         name = job_endpoint(str(task_name))
-        req = Request.start(name, job_endpoint("<unnamed>"))
-        if req.scope is not None and task_id is not None:
+        req = start(name, job_endpoint("<unnamed>"))
+        if req is not None and task_id is not None:
             with _lock:
                 _running[task_id] = req
     except Exception:
@@ -74,7 +75,7 @@ def _postrun(task_id: str | None = None, **_: Any) -> None:
         with _lock:
             req = _running.pop(task_id, None) if task_id is not None else None
         if req is not None:
-            req.end()
+            end(req)
     except Exception:
         _faults.record("celery_postrun")
 

@@ -17,9 +17,19 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .._core import _faults
-from .._core._scope import _STATUS_CLASS, Resolver
+from .._core._scope import _STATUS_CLASS, Resolver, Scope
 from .._observers import _customers
-from ._request import Namer, Request, Segmenter, call_namer, fallback_for
+from ._request import (
+    HANDED_OFF,
+    ITERATING,
+    Namer,
+    Segmenter,
+    call_namer,
+    end,
+    fallback_for,
+    set_status,
+    start,
+)
 
 __all__ = ["HypoprobeMiddleware", "WSGIApp"]
 
@@ -72,48 +82,46 @@ class HypoprobeMiddleware:
         except Exception:  # environ is not a dict: the app will say so itself
             _faults.record("wsgi_name")
             endpoint_name = fallback = "OTHER <unmatched>"
-        req = Request.start(endpoint_name, fallback, self.segment, environ, resolve)
-
-        scope = req.scope
+        scope = start(endpoint_name, fallback, self.segment, environ, resolve)
+        if scope is None:  # nested in another scope, or disabled: leave the request alone
+            return self.app(environ, start_response)
         if self.customer is not None:
             _customers.from_request(self.customer, environ, scope)
 
         def start_response_watching(status: str, headers: Any, *exc_info: Any) -> Any:
             try:  # a status seen before: one lookup
-                scope.status = _STATUS_CLASS[status]  # type: ignore[union-attr]
+                scope.status = _STATUS_CLASS[status]
             except Exception:
-                req.set_status(status)
+                set_status(scope, status)
             return start_response(status, headers, *exc_info)
 
         try:
-            body = self.app(environ, start_response_watching if req.scope else start_response)
+            body = self.app(environ, start_response_watching)
         except BaseException as exc:
-            req.end(exc)
+            end(scope, exc)
             raise
-        if req.scope is None:  # nested in another scope, or disabled: leave the body alone
-            return body
-        req.handed_off = True
-        return ClosingBody(body, req)
+        scope.state |= HANDED_OFF
+        return ClosingBody(body, scope)
 
 
 class ClosingBody:
     """The app's body iterable, ending the request's scope when the server closes it."""
 
-    __slots__ = ("_body", "_req")
+    __slots__ = ("_body", "_scope")
 
-    def __init__(self, body: Iterable[bytes], req: Request) -> None:
+    def __init__(self, body: Iterable[bytes], scope: Scope) -> None:
         self._body = body
-        self._req = req
+        self._scope = scope
 
     def __iter__(self) -> Iterator[bytes]:
         # A generator: its body runs at the first next(), i.e. when the server starts
         # sending (Django calls iter() long before), and `yield from` passes chunks in C.
-        req = self._req
-        req.iterating = True
+        scope = self._scope
+        scope.state |= ITERATING
         try:
             yield from self._body
         finally:
-            req.iterating = False
+            scope.state &= ~ITERATING
 
     def close(self) -> None:
         try:
@@ -121,4 +129,4 @@ class ClosingBody:
             if close is not None:
                 close()
         finally:
-            self._req.end()
+            end(self._scope)
