@@ -87,8 +87,13 @@ class Scope:
         #: Bits: FINISHED (recorded), and the integrations' (see integrations/_request).
         self.state = 0
         #: Per relevant site: ``calls << CALLS_SHIFT | probe_ns`` (see _plan.CALLS_SHIFT).
-        self.acc = [0] * plan.width
+        #: A plan without sites (a pending scope's, say) shares one empty list: nothing
+        #: indexes it.
+        width = plan.width
+        self.acc = [0] * width if width else _NO_SITES
 
+
+_NO_SITES: list[int] = []
 
 #: Scope.state: the request has been recorded (finish() ran); further finish() calls
 #: do nothing.
@@ -109,6 +114,7 @@ MAX_EARLY_CALLS = 1000
 
 CURRENT: ContextVar[Scope | None] = ContextVar("hypoprobe_scope", default=None)
 _PENDING_PLAN = _plan.PENDING_PLAN
+_PLANS = _plan.PLANS  # never rebound: plans are replaced in place
 
 #: Status class by the status a framework gave (``200``, ``"404 Not Found"``), bounded.
 _STATUS_CLASS: dict[object, str] = {}
@@ -206,7 +212,10 @@ def begin(
             eidx = _plan.KNOWN_ENDPOINTS.get(name) if type(name) is str else None
             if not eidx:  # unseen, invalid or the reserved "<none>"
                 eidx = _index(name, fallback)
-            scope = Scope(_plan.for_request(eidx), start)
+            plan = _PLANS[eidx] or _plan.plan(eidx)
+            if _plan.SURVEY_RATE < 1.0:  # _plan.for_request(), inlined
+                plan = _plan.for_request(eidx)
+            scope = Scope(plan, start)
         scope.token = CURRENT.set(scope)
         return scope
     except Exception:  # never let instrumentation break the request

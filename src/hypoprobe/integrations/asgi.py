@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .._core import _faults
-from .._core._scope import _STATUS_CLASS, Resolver
+from .._core._scope import _STATUS_CLASS, Resolver, Scope
 from .._observers import _customers
 from ._request import Namer, Segmenter, call_namer, end, fallback_for, finish, set_status, start
 
@@ -89,20 +89,25 @@ class HypoprobeASGIMiddleware:
                 _faults.record("asgi_receive")
             return message
 
-        async def send_watching(message: Message) -> None:
-            await send(message)
+        def send_watching(message: Message) -> Awaitable[None]:
+            # A plain function handing back the server's own awaitable: one coroutine less
+            # per message. Only the last body message is awaited here, to end the request
+            # once the server has taken it.
+            sent = send(message)
             try:
                 kind = message.get("type")
-                if kind == "http.response.start":
+                if kind == "http.response.body":
+                    if not message.get("more_body", False):
+                        return _then_finish(sent, req)
+                elif kind == "http.response.start":
                     status = message.get("status")
                     try:  # a status seen before: one lookup
                         req.status = _STATUS_CLASS[status]
                     except Exception:
                         set_status(req, status)
-                elif kind == "http.response.body" and not message.get("more_body", False):
-                    finish(req)
             except Exception:
                 _faults.record("asgi_send")
+            return sent
 
         try:
             await self.app(scope, receive_watching, send_watching)
@@ -110,3 +115,12 @@ class HypoprobeASGIMiddleware:
             end(req, exc)
             raise
         end(req)
+
+
+async def _then_finish(sent: Awaitable[None], scope: Scope) -> None:
+    """Await the server's send of a request's last body message, then end the request."""
+    await sent
+    try:
+        finish(scope)
+    except Exception:
+        _faults.record("asgi_send")
