@@ -62,6 +62,32 @@ def fallback_for(raw_method: object) -> str:
         return _OTHER
 
 
+class RouteNames(dict[tuple[str, object], str]):
+    """Endpoint names by (route, method), made on first sight: ``names[route, method]``.
+
+    A hit is one dict lookup (``__missing__`` runs only on a miss); ``template(route)``
+    turns the framework's route into the name's template. Bounded: past ``limit`` entries
+    names are made, not kept (routes times methods, which the app bounds anyway).
+
+    Example::
+
+        names = RouteNames(normalise_rule)
+        names["/campaigns/<int:id>", "GET"]  # "GET /campaigns/{id}"
+    """
+
+    def __init__(self, template: Callable[[str], str], limit: int = 4096) -> None:
+        super().__init__()
+        self.template = template
+        self.limit = limit
+
+    def __missing__(self, key: tuple[str, object]) -> str:
+        route, method = key
+        found = f"{method_of(method)} {self.template(route)}"
+        if len(self) < self.limit:
+            self[key] = found
+        return found
+
+
 def call_namer(name: Namer | None, arg: Any, fallback: str) -> str:
     """The endpoint name for one request: ``name(arg)``, else the fallback; never raises."""
     if name is None:
