@@ -48,7 +48,7 @@ def test_run_survey_under_gunicorn_names_the_hot_statements(tmp_path: Path) -> N
         run.wait_http(f"{base}/items/1")
         for i in range(40):
             _get(f"{base}/report")
-            _get(f"{base}/items/{20 + i % 10}")
+            _get(f"{base}/items/{80 + i % 10}")
         done = _survey(run.url, "--format", "json")
         assert done.returncode == 0, done.stderr + run.err()
         doc = json.loads(done.stdout)
@@ -68,7 +68,9 @@ def test_run_survey_under_gunicorn_names_the_hot_statements(tmp_path: Path) -> N
     top_two = {c["probe"] for c in items["candidates"][:2]}
     assert top_two == {"SELECT name FROM items WHERE id = ?", "helpers:render"}
     first = next(c for c in items["candidates"] if c["probe"].startswith("SELECT name"))
-    assert 20 <= first["calls_per_request_mean"] <= 30  # the N+1 loop, 20 to 29 per request
+    # The N+1 loop, 80 to 89 per request: enough that one preemption landing in the LIMIT
+    # query (on a machine shared with other jobs) cannot outrank it.
+    assert 80 <= first["calls_per_request_mean"] <= 90
     assert first["n_plus_one"]
     # The slow formatter, called through its module (`helpers.render`), surveyed too.
     rendered = next(c for c in items["candidates"] if c["probe"] == "helpers:render")
@@ -100,7 +102,7 @@ def test_hypoprobe_survey_reads_prometheus(tmp_path: Path) -> None:
         run.wait_http(f"{base}/items/1")
         for i in range(6):  # every candidate's series exists before the window opens
             _get(f"{base}/report")
-            _get(f"{base}/items/{20 + i}")
+            _get(f"{base}/items/{80 + i}")
         target = run.url.removeprefix("http://").removesuffix("/metrics")
         with start_prometheus(tmp_path / "prom", {"app": [target]}) as prom:
             prom.wait_for_up("app")
@@ -108,7 +110,7 @@ def test_hypoprobe_survey_reads_prometheus(tmp_path: Path) -> None:
             start = time.time()
             for i in range(30):
                 _get(f"{base}/report")
-                _get(f"{base}/items/{20 + i % 10}")
+                _get(f"{base}/items/{80 + i % 10}")
             prom.wait_for_scrape_after(time.time() + 0.5, "app")
             window = f"{time.time() - start + 1:.0f}s"
             done = subprocess.run(
@@ -138,4 +140,4 @@ def test_hypoprobe_survey_reads_prometheus(tmp_path: Path) -> None:
     assert by_endpoint["GET /report"]["candidates"][0]["probe"].startswith("WITH RECURSIVE")
     first = by_endpoint["GET /items/{n}"]["candidates"][0]
     assert first["probe"] == "SELECT name FROM items WHERE id = ?"
-    assert 20 <= first["calls_per_request_mean"] <= 30
+    assert 80 <= first["calls_per_request_mean"] <= 90
