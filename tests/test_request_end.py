@@ -145,3 +145,17 @@ def test_plans_that_keep_segments_apart_use_the_generic_end() -> None:
     )
     plan = _plan.plan(_plan.endpoint_index(endpoint))
     assert plan.end is _scope._finish
+
+
+def test_a_plan_built_inside_another_build_stays_generic(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A signal handler's request building a plan while the interrupted code builds one:
+    # compiling (about 1 ms) there would let a fast signal storm nest builds without end.
+    n = next(_names)
+    endpoint = f"GET /request-end-nested/{n}"
+    hypoprobe.hypothesis(f"END-NEST-{n}", claim="c", endpoint=endpoint, min_share=0.5)
+    eidx = _plan.endpoint_index(endpoint)
+    monkeypatch.setattr(_plan, "_building", 1)
+    assert _plan.plan(eidx).end is None
+    monkeypatch.setattr(_plan, "_building", 0)
+    _plan.invalidate()
+    assert _plan.plan(eidx).end is not None

@@ -7,3 +7,6 @@ hypotheses and probe targets (``_hypothesis``, ``_targets``), counted faults (``
 the clocks (``_clock``) and the one owner of process state (``_state``: one fork hook, one
 reset). Nothing here imports the read side (collection, exporters, analysis, renderers).
 """
+
+# Every plan built gets its compiled request end: the compiler is in place before any can be.
+from . import _request_end  # noqa: F401

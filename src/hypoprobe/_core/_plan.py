@@ -466,15 +466,35 @@ def _hypothesis_plan(
     return made, positions
 
 
+#: Compiles a plan's end of request (``_request_end.compile_end``, set when that module is
+#: imported: it reads ``_scope``, which imports this one).
+COMPILE_END: Callable[[Plan], Callable[[Any, int], None]] | None = None
+#: Plan builds in progress on the thread holding the lock. A build that starts inside
+#: another (a signal handler's request, say) leaves its plan uncompiled: compiling takes
+#: about a millisecond, and handlers arriving faster than that would nest without end.
+#: The interrupted build stores its compiled plan over it.
+_building = 0
+
+
 def plan(eidx: int, surveyed: bool = True) -> Plan:
     """The plan for an endpoint index, built on first use after any change.
 
     ``surveyed=False``: the plan of a request the survey's sampling left out.
     """
+    global _building
     with _lock:
         found = PLANS[eidx] if surveyed else UNSURVEYED[eidx]
         if found is not None:
             return found
+        _building += 1
+        try:
+            return _build(eidx, surveyed)
+        finally:
+            _building -= 1
+
+
+def _build(eidx: int, surveyed: bool) -> Plan:
+    with _lock:
         endpoint = ENDPOINT_NAMES[eidx]
         endpoint_series = _series(m.ENDPOINT_DURATION.name, (endpoint,), m.ENDPOINT_DURATION.layout)
         hyps: list[HypothesisPlan] = []
@@ -503,9 +523,8 @@ def plan(eidx: int, surveyed: bool = True) -> Plan:
             surveyed,
         )
         outcome_series(made, "")  # the common case exists (at zero) from the start
-        from . import _request_end  # it reads _scope, which imports this module
-
-        made = dataclasses.replace(made, end=_request_end.compile_end(made))
+        if COMPILE_END is not None and _building == 1:  # not nested in another build
+            made = dataclasses.replace(made, end=COMPILE_END(made))
         if surveyed:
             PLANS[eidx] = made
         else:

@@ -333,16 +333,8 @@ def finish(scope: Scope, exc: BaseException | None = None) -> None:
         if state & FINISHED:
             return
         scope.state = state | FINISHED
-        pending = scope.pending
-        if pending is not None:  # settle(), inlined: most framework requests end here
-            name = None
-            _, resolve, arg = pending
-            if resolve is not None:
-                try:
-                    name = resolve(arg)
-                except Exception:
-                    _faults.record("integration_name")
-            bind(scope, name)
+        if scope.pending is not None:  # most framework requests are named here
+            settle(scope)
         if exc is not None:
             scope.exception = _plan.exception_name(type(exc))
         elapsed = end - scope.start
@@ -644,17 +636,7 @@ class endpoint:
         except Exception:  # exited in another context than entered
             CURRENT.set(None)
             _faults.record("scope_context")
-        try:
-            end = CLOCK()
-            if exc is not None:
-                scope.exception = _plan.exception_name(type(exc))
-            elapsed = end - scope.start
-            if elapsed < 0:
-                _faults.record("clock_backwards")
-                return
-            (scope.plan.end or _finish)(scope, elapsed)
-        except Exception:
-            _faults.record("scope_exit")
+        finish(scope, exc)
 
     async def __aenter__(self) -> endpoint:
         return self.__enter__()

@@ -208,6 +208,10 @@ class Storage:
             weakref.finalize(owner, self._retire, key, self._generation)
             spare = TLS.spare = (self._generation, owner, ints, floats)
         ints, floats = spare[2], spare[3]
+        return self._install(ints, floats)
+
+    def _install(self, ints: list[int], floats: list[float]) -> tuple[list[int], list[float]]:
+        """Grow an in-memory shard to cover every series so far; make it the thread's."""
         if len(ints) < self.int_slots:
             ints.extend([0] * (self.int_slots - len(ints)))
         if len(floats) < self.float_slots:
@@ -240,13 +244,7 @@ class Storage:
             TLS.owner = owner
             TLS.generation = self._generation
             TLS.file = None
-        if len(ints) < self.int_slots:
-            ints.extend([0] * (self.int_slots - len(ints)))
-        if len(floats) < self.float_slots:
-            floats.extend([0.0] * (self.float_slots - len(floats)))
-        TLS.ints = ints
-        TLS.floats = floats
-        return ints, floats
+        return self._install(ints, floats)
 
     def _file_shard(self, stale: bool) -> tuple[Any, Any]:
         assert self.directory is not None

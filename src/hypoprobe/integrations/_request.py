@@ -18,7 +18,7 @@ Everything here is on the application's path: it never raises; faults are counte
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import hypoprobe
 
@@ -62,6 +62,32 @@ def fallback_for(raw_method: object) -> str:
         return _OTHER
 
 
+class RouteNames(dict[tuple[str, object], str]):
+    """Endpoint names by (route, method), made on first sight: ``names[route, method]``.
+
+    A hit is one dict lookup (``__missing__`` runs only on a miss); ``template(route)``
+    turns the framework's route into the name's template. Bounded: past ``limit`` entries
+    names are made, not kept (routes times methods, which the app bounds anyway).
+
+    Example::
+
+        names = RouteNames(normalise_rule)
+        names["/campaigns/<int:id>", "GET"]  # "GET /campaigns/{id}"
+    """
+
+    def __init__(self, template: Callable[[str], str], limit: int = 4096) -> None:
+        super().__init__()
+        self.template = template
+        self.limit = limit
+
+    def __missing__(self, key: tuple[str, object]) -> str:
+        route, method = key
+        found = f"{method_of(method)} {self.template(route)}"
+        if len(self) < self.limit:
+            self[key] = found
+        return found
+
+
 def call_namer(name: Namer | None, arg: Any, fallback: str) -> str:
     """The endpoint name for one request: ``name(arg)``, else the fallback; never raises."""
     if name is None:
@@ -72,6 +98,37 @@ def call_namer(name: Namer | None, arg: Any, fallback: str) -> str:
         _faults.record("integration_name")
         return fallback
     return found if found else fallback
+
+
+App = TypeVar("App")
+
+
+class Middleware(Generic[App]):
+    """What every web middleware is configured with: the app it wraps, and per request its
+    endpoint name (``name``, or a framework's matched route), segment and customer.
+
+    Example::
+
+        class HypoprobeMiddleware(Middleware[WSGIApp]):
+            def __call__(self, environ, start_response): ...
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        name: Namer | None = None,
+        segment: Segmenter | None = None,
+        customer: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.app = app
+        self.name = name
+        self.segment = segment
+        #: Set by a framework integration instead of ``name``: names the request from the
+        #: route the framework matched, once it has (see ``hypoprobe._core._scope.begin``).
+        self._resolve: Resolver | None = None
+        #: request -> customer id, (id, value) or None (see hypoprobe.customer).
+        self.customer = customer
 
 
 #: Scope.state bits of a request a middleware opened (the core's FINISHED is bit 0): opened

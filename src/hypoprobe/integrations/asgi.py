@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .._core import _faults
-from .._core._scope import _STATUS_CLASS, Resolver, Scope
+from .._core._scope import _STATUS_CLASS, Scope
 from .._observers import _customers
-from ._request import Namer, Segmenter, call_namer, end, fallback_for, finish, set_status, start
+from ._request import Middleware, call_namer, end, fallback_for, finish, set_status, start
 
 __all__ = ["ASGIApp", "HypoprobeASGIMiddleware"]
 
@@ -33,7 +33,7 @@ _ServerReceive = Callable[[], Awaitable[Any]]
 _ServerSend = Callable[[Any], Awaitable[None]]
 
 
-class HypoprobeASGIMiddleware:
+class HypoprobeASGIMiddleware(Middleware[ASGIApp]):
     """Wrap an ASGI app so every HTTP request is an endpoint scope ``"METHOD template"``.
 
     ``name(scope)`` returns the endpoint name (``"GET /campaigns/{id}"``) or None for
@@ -46,23 +46,6 @@ class HypoprobeASGIMiddleware:
 
         app = HypoprobeASGIMiddleware(app, name=lambda scope: f"{scope['method']} /health")
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        name: Namer | None = None,
-        segment: Segmenter | None = None,
-        customer: Callable[[Any], Any] | None = None,
-    ) -> None:
-        self.app = app
-        self.name = name
-        self.segment = segment
-        #: Set by a framework integration instead of ``name``: names the request from the
-        #: route the framework matched, once it has (see ``hypoprobe._core._scope.begin``).
-        self._resolve: Resolver | None = None
-        #: request -> customer id, (id, value) or None (see hypoprobe.customer).
-        self.customer = customer
 
     async def __call__(
         self, scope: MutableMapping[str, Any], receive: _ServerReceive, send: _ServerSend

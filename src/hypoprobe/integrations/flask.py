@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core import _scope as _core
-from ._request import Namer, Segmenter, method_of
+from ._request import Namer, RouteNames, Segmenter, method_of
 from .wsgi import HypoprobeMiddleware
 
 __all__ = ["flask_namer", "instrument_app", "normalise_rule"]
@@ -96,27 +96,16 @@ def flask_namer(app: Any) -> Namer:
     return name
 
 
-#: Bound on cached endpoint names per app (URL rules x methods, which the app bounds).
-_MAX_NAMES = 4096
-
-
 def _matched_rule_namer() -> Namer:
     """``environ -> "METHOD template"`` from the rule Flask matched, None before or without."""
-    names: dict[tuple[str, object], str] = {}
+    names = RouteNames(normalise_rule)
 
     def resolve(environ: dict[str, Any]) -> str | None:
         # Werkzeug keeps the request object in its environ; Flask's has the matched rule.
         rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
         if rule is None:
             return None
-        method = environ.get("REQUEST_METHOD")
-        key = (rule.rule, method)
-        found = names.get(key)
-        if found is None:
-            found = f"{method_of(method)} {normalise_rule(rule.rule)}"
-            if len(names) < _MAX_NAMES:
-                names[key] = found
-        return found
+        return names[rule.rule, environ.get("REQUEST_METHOD")]
 
     return resolve
 

@@ -17,13 +17,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .._core import _faults
-from .._core._scope import _STATUS_CLASS, Resolver, Scope
+from .._core._scope import _STATUS_CLASS, Scope
 from .._observers import _customers
 from ._request import (
     HANDED_OFF,
     ITERATING,
-    Namer,
-    Segmenter,
+    Middleware,
     call_namer,
     end,
     fallback_for,
@@ -37,7 +36,7 @@ __all__ = ["HypoprobeMiddleware", "WSGIApp"]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class HypoprobeMiddleware:
+class HypoprobeMiddleware(Middleware[WSGIApp]):
     """Wrap a WSGI app so every request is an endpoint scope named ``"METHOD template"``.
 
     ``name(environ)`` returns the endpoint name (``"GET /campaigns/{id}"``) or None for
@@ -54,23 +53,6 @@ class HypoprobeMiddleware:
 
         app = HypoprobeMiddleware(app, name=name)
     """
-
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        name: Namer | None = None,
-        segment: Segmenter | None = None,
-        customer: Callable[[Any], Any] | None = None,
-    ) -> None:
-        self.app = app
-        self.name = name
-        self.segment = segment
-        #: Set by a framework integration instead of ``name``: names the request from the
-        #: route the framework matched, once it has (see ``hypoprobe._core._scope.begin``).
-        self._resolve: Resolver | None = None
-        #: request -> customer id, (id, value) or None (see hypoprobe.customer).
-        self.customer = customer
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         resolve = self._resolve
