@@ -32,6 +32,7 @@ from .._observers import _customers
 from ..errors import ConfigurationError
 from ._request import (
     HANDED_OFF,
+    METHODS,
     Namer,
     Segmenter,
     call_namer,
@@ -107,26 +108,34 @@ def django_route_name(request: Any) -> str | None:
     return f"{method_of(request.method)} {normalise_route(route)}"
 
 
-#: Endpoint names by (route pattern, method): bounded by the URL conf (and a cap).
-_NAMES: dict[tuple[str, object], str] = {}
+#: Endpoint names by route pattern, then method: bounded by the URL conf (and a cap). Two
+#: plain lookups per request, no key tuple to build.
+_NAMES: dict[str, dict[object, str]] = {}
 _MAX_NAMES = 4096
 
 
 def _resolved_name(request: Any) -> str | None:
     """``"METHOD /route"`` from the route Django resolved; None before routing or unmatched."""
-    match = getattr(request, "resolver_match", None)
+    try:  # an attribute read, not getattr(): HttpRequest has it, None until resolved
+        match = request.resolver_match
+    except AttributeError:
+        return None
     if match is None:
         return None
     route = match.route
     if not route:
         return None
     method = request.method
-    key = (route, method)
-    found = _NAMES.get(key)
-    if found is None:
-        found = f"{method_of(method)} {normalise_route(route)}"
-        if len(_NAMES) < _MAX_NAMES:
-            _NAMES[key] = found
+    by_method = _NAMES.get(route)
+    if by_method is not None:
+        found = by_method.get(method)
+        if found is not None:
+            return found
+    elif len(_NAMES) < _MAX_NAMES:
+        by_method = _NAMES[route] = {}
+    found = f"{method_of(method)} {normalise_route(route)}"
+    if by_method is not None and len(by_method) < len(METHODS) + 1:
+        by_method[method] = found  # the known methods, and one slot for "OTHER"s
     return found
 
 
