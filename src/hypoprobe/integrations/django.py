@@ -32,8 +32,8 @@ from .._observers import _customers
 from ..errors import ConfigurationError
 from ._request import (
     HANDED_OFF,
-    METHODS,
     Namer,
+    RouteNames,
     Segmenter,
     call_namer,
     detach,
@@ -108,10 +108,8 @@ def django_route_name(request: Any) -> str | None:
     return f"{method_of(request.method)} {normalise_route(route)}"
 
 
-#: Endpoint names by route pattern, then method: bounded by the URL conf (and a cap). Two
-#: plain lookups per request, no key tuple to build.
-_NAMES: dict[str, dict[object, str]] = {}
-_MAX_NAMES = 4096
+#: Endpoint names by (route pattern, method): bounded by the URL conf (and a cap).
+_NAMES = RouteNames(normalise_route)
 
 
 def _resolved_name(request: Any) -> str | None:
@@ -125,18 +123,7 @@ def _resolved_name(request: Any) -> str | None:
     route = match.route
     if not route:
         return None
-    method = request.method
-    by_method = _NAMES.get(route)
-    if by_method is not None:
-        found = by_method.get(method)
-        if found is not None:
-            return found
-    elif len(_NAMES) < _MAX_NAMES:
-        by_method = _NAMES[route] = {}
-    found = f"{method_of(method)} {normalise_route(route)}"
-    if by_method is not None and len(by_method) < len(METHODS) + 1:
-        by_method[method] = found  # the known methods, and one slot for "OTHER"s
-    return found
+    return _NAMES[route, request.method]
 
 
 def _setting(name: str) -> Callable[[Any], str | None] | None:

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
-from ._request import METHODS, Namer, Segmenter, method_of
+from ._request import METHODS, Namer, RouteNames, Segmenter, method_of
 from .asgi import ASGIApp, HypoprobeASGIMiddleware
 
 __all__ = ["HypoprobeMiddleware", "instrument_app", "starlette_namer"]
@@ -139,7 +139,7 @@ _UNSEEN = object()
 def _matched_route_namer() -> Namer:
     """``scope -> "METHOD template"`` from the route Starlette matched; None before routing."""
     tables: dict[int, _RouteTable] = {}
-    names: dict[tuple[str, object], str] = {}
+    names = RouteNames(str)  # the template is the name's already
     #: id of the matched route -> (the route, its endpoint name or None by request method):
     #: a request of a route seen before is named with two lookups, no key tuple built.
     #: Bounded like ``names``.
@@ -182,14 +182,7 @@ def _matched_route_namer() -> Namer:
             template = table.template(scope)[1]
         if template is None:
             return None
-        method = scope.get("method")
-        key = (template, method)
-        found = names.get(key)
-        if found is None:
-            found = f"{method_of(method)} {template}"
-            if len(names) < _MAX_NAMES:
-                names[key] = found
-        return found
+        return names[template, scope.get("method")]
 
     return resolve
 
