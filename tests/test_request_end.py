@@ -128,13 +128,14 @@ def test_compiled_end_leaves_what_it_cannot_do_to_the_generic_end(
     end(scope, 7)
     scope = _scope.Scope(plan, 0)
     end(scope, _plan.TIME_LIMIT)  # past the accumulator's limit
+    end(_scope.Scope(plan, 0), -1)  # a clock that went backwards
     saved = TLS.ints, TLS.floats
     TLS.ints, TLS.floats = [0], [0.0]  # a shard that does not cover the plan
     try:
         end(_scope.Scope(plan, 0), 9)
     finally:
         TLS.ints, TLS.floats = saved
-    assert calls == [7, _plan.TIME_LIMIT, 9]
+    assert calls == [7, _plan.TIME_LIMIT, -1, 9]
 
 
 def test_plans_that_keep_segments_apart_use_the_generic_end() -> None:

@@ -10,7 +10,8 @@ and ``namedtuple`` generate ``__init__``). What it leaves to ``_finish``, the re
 implementation, before it has written anything: a request with a sampled span (exemplars,
 span annotation), a plan that keeps segments apart, a thread whose shard does not cover
 the plan yet, an outcome (status, exception) first seen now, a request past the
-accumulator's limit. tests/test_request_end.py checks that both record the same.
+accumulator's limit or timed by a clock that went backwards. tests/test_request_end.py
+checks that both record the same.
 
 Example::
 
@@ -188,7 +189,7 @@ def compile_end(plan: _plan.Plan) -> End:
     src = _Source()
     # Everything that sends the request to the generic end is decided before any write.
     src.add(
-        f"if elapsed >= {_plan.TIME_LIMIT} or (S.TRACE and otel_context()):",
+        f"if not 0 <= elapsed < {_plan.TIME_LIMIT} or (S.TRACE and otel_context()):",
         "    return generic(scope, elapsed)",
         "try:",
         "    ints = TLS.ints",

@@ -337,11 +337,7 @@ def finish(scope: Scope, exc: BaseException | None = None) -> None:
             settle(scope)
         if exc is not None:
             scope.exception = _plan.exception_name(type(exc))
-        elapsed = end - scope.start
-        if elapsed < 0:
-            _faults.record("clock_backwards")
-            return
-        (scope.plan.end or _finish)(scope, elapsed)
+        (scope.plan.end or _finish)(scope, end - scope.start)
     except Exception:
         _faults.record("scope_exit")
 
@@ -393,6 +389,9 @@ def _finish(scope: Scope, elapsed: int) -> None:
     the first bucket. That keeps a request's cost proportional to the probes it called, not
     to the probes that exist.
     """
+    if elapsed < 0:
+        _faults.record("clock_backwards")
+        return
     if elapsed >= _TIME_LIMIT:  # the accumulator's limit (see _plan.CALLS_SHIFT)
         _faults.record("request_over_time_limit")
         return
@@ -636,7 +635,13 @@ class endpoint:
         except Exception:  # exited in another context than entered
             CURRENT.set(None)
             _faults.record("scope_context")
-        finish(scope, exc)
+        try:  # finish(), inlined: an endpoint scope is never pending, nor finished twice
+            end = CLOCK()
+            if exc is not None:
+                scope.exception = _plan.exception_name(type(exc))
+            (scope.plan.end or _finish)(scope, end - scope.start)
+        except Exception:
+            _faults.record("scope_exit")
 
     async def __aenter__(self) -> endpoint:
         return self.__enter__()
