@@ -328,10 +328,10 @@ def finish(scope: Scope, exc: BaseException | None = None) -> None:
     is named by its resolver, else its fallback.
     """
     try:
-        end = CLOCK()
         state = scope.state
-        if state & FINISHED:
+        if state & FINISHED:  # before the clock: an ASGI request ends twice, say
             return
+        end = CLOCK()
         scope.state = state | FINISHED
         if scope.pending is not None:  # most framework requests are named here
             settle(scope)
