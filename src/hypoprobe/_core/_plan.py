@@ -494,42 +494,42 @@ def plan(eidx: int, surveyed: bool = True) -> Plan:
 
 
 def _build(eidx: int, surveyed: bool) -> Plan:
-    with _lock:
-        endpoint = ENDPOINT_NAMES[eidx]
-        endpoint_series = _series(m.ENDPOINT_DURATION.name, (endpoint,), m.ENDPOINT_DURATION.layout)
-        hyps: list[HypothesisPlan] = []
-        slots: dict[Site, tuple[int, int]] = {}
-        width = 0
-        candidates = SURVEY_CANDIDATES
-        survey = candidates(endpoint) if candidates is not None and surveyed else []
-        for hyp in (*REGISTRY.all(), *survey):
-            expired = any(s.expired for s in SITES_BY_HYPOTHESIS.get(hyp.id, ()))
-            if endpoint not in hyp.endpoints or expired or hyp.is_expired():
-                continue
-            hp, positions = _hypothesis_plan(hyp, endpoint, width)
-            for s, position in positions.items():
-                slots[s] = (call_series(s, eidx), position)
-            width += len(hp.positions)
-            hyps.append(hp)
-        made = Plan(
-            eidx,
-            endpoint_series.int_offset,
-            slots,
-            width,
-            tuple(hyps),
-            OUTCOMES[eidx],
-            tuple(hp.rows[""] for hp in hyps if hp.allowed is None),
-            tuple((hp.allowed, hp.only, hp.rows, hp) for hp in hyps if hp.allowed is not None),
-            surveyed,
-        )
-        outcome_series(made, "")  # the common case exists (at zero) from the start
-        if COMPILE_END is not None and _building == 1:  # not nested in another build
-            made = dataclasses.replace(made, end=COMPILE_END(made))
-        if surveyed:
-            PLANS[eidx] = made
-        else:
-            UNSURVEYED[eidx] = made
-        return made
+    """Build and store the plan (called by plan(), the lock held)."""
+    endpoint = ENDPOINT_NAMES[eidx]
+    endpoint_series = _series(m.ENDPOINT_DURATION.name, (endpoint,), m.ENDPOINT_DURATION.layout)
+    hyps: list[HypothesisPlan] = []
+    slots: dict[Site, tuple[int, int]] = {}
+    width = 0
+    candidates = SURVEY_CANDIDATES
+    survey = candidates(endpoint) if candidates is not None and surveyed else []
+    for hyp in (*REGISTRY.all(), *survey):
+        expired = any(s.expired for s in SITES_BY_HYPOTHESIS.get(hyp.id, ()))
+        if endpoint not in hyp.endpoints or expired or hyp.is_expired():
+            continue
+        hp, positions = _hypothesis_plan(hyp, endpoint, width)
+        for s, position in positions.items():
+            slots[s] = (call_series(s, eidx), position)
+        width += len(hp.positions)
+        hyps.append(hp)
+    made = Plan(
+        eidx,
+        endpoint_series.int_offset,
+        slots,
+        width,
+        tuple(hyps),
+        OUTCOMES[eidx],
+        tuple(hp.rows[""] for hp in hyps if hp.allowed is None),
+        tuple((hp.allowed, hp.only, hp.rows, hp) for hp in hyps if hp.allowed is not None),
+        surveyed,
+    )
+    outcome_series(made, "")  # the common case exists (at zero) from the start
+    if COMPILE_END is not None and _building == 1:  # not nested in another build
+        made = dataclasses.replace(made, end=COMPILE_END(made))
+    if surveyed:
+        PLANS[eidx] = made
+    else:
+        UNSURVEYED[eidx] = made
+    return made
 
 
 def for_request(eidx: int) -> Plan:

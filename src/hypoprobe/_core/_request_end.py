@@ -25,7 +25,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
-from . import _buckets, _faults, _plan
+from . import _buckets, _plan
 from . import _scope as S
 from ._storage import STORAGE, TLS
 
@@ -42,14 +42,6 @@ MAX_COMPILED_SITES = 64
 #: object 60 us less; a plan rebuilt with the same offsets reuses it. Bounded.
 _COMPILED: dict[tuple[str, str], Any] = {}
 _MAX_COMPILED = 4096
-
-
-def _run_observers(observers: Any, scope: Any, elapsed: int) -> None:
-    for kind, observer in observers:
-        try:
-            observer(scope, elapsed, None)
-        except Exception:
-            _faults.record(kind)
 
 
 class _Source:
@@ -110,8 +102,12 @@ def _idle_row(src: _Source, row: _plan.Row, i: int) -> None:
 def _called_row(src: _Source, row: _plan.Row, i: int) -> None:
     slow_ns, m0, f0, m1, f1, sites, _, _, _ = row
     never = slow_ns >= _plan.TIME_LIMIT
-    src.add("slow = False" if never else f"slow = elapsed > {slow_ns}")
-    _split_moments(src, "slow", row)
+    if never:
+        src.add("slow = False")
+        _moments(src, m0, f0)
+    else:
+        src.add(f"slow = elapsed > {slow_ns}")
+        _split_moments(src, "slow", row)
     src.add("total = calls = 0")
     d, s, c = _buckets.DURATION.sum_slot, _buckets.SHARE.sum_slot, _buckets.CALLS.sum_slot
     for pos, (r0, r1), share_off, calls_off in sites:
@@ -166,14 +162,14 @@ def compile_end(plan: _plan.Plan) -> End:
     if plan.segment_rows or plan.width > MAX_COMPILED_SITES:
         return generic
     rows = plan.plain_rows
-    names = {row[8] for row in rows}
+    endpoint_name = _plan.ENDPOINT_NAMES[plan.endpoint_index]
     namespace: dict[str, Any] = {
         "S": S,
         "TLS": TLS,
         "generic": generic,
         "otel_context": S._otel_context,
         "offer": S._offer_slowest,
-        "observe": _run_observers,
+        "notify": S.notify,
         "bisect_left": bisect_left,
         "FAST": _buckets.DURATION_FAST,
         "PREFIX": _buckets.DURATION_PREFIX,
@@ -181,7 +177,7 @@ def compile_end(plan: _plan.Plan) -> End:
         "SHARE": _buckets.SHARE.bounds,
         "CALLS": _buckets.CALLS.bounds,
         "outcomes": plan.outcomes,
-        "endpoint_name": names.pop() if names else "",
+        "endpoint_name": endpoint_name,
     }
     for i, row in enumerate(rows):
         namespace[f"top{i}"] = row[6]
@@ -211,30 +207,21 @@ def compile_end(plan: _plan.Plan) -> End:
     )
     if rows:
         src.add("e = elapsed / 1000000000", "e2 = e * e", "slowest = S.SLOWEST")
-        if plan.width:
-            src.add("acc = scope.acc", "if any(acc):")
+        if plan.width:  # a request that called no probe skips every site
+            src.add("if any(scope.acc):")
             src.depth += 1
+            src.add("acc = scope.acc")
             for i, row in enumerate(rows):
                 _called_row(src, row, i)
-            src.add("return finish_observers(scope, elapsed)")
             src.depth -= 1
+            src.add("else:")
+            src.depth += 1
         for i, row in enumerate(rows):
             _idle_row(src, row, i)
-    src.add(
-        "observers = S.OBSERVERS",
-        "if observers:",
-        "    observe(observers, scope, elapsed)",
-    )
+        src.depth = 1
+    src.add("if S.OBSERVERS:", "    notify(S.OBSERVERS, scope, elapsed, None)")
     text = "\n".join(["def end(scope, elapsed):", *src.lines])
-    if plan.width and rows:
-        text += "\n\ndef finish_observers(scope, elapsed):\n" + "\n".join(
-            [
-                "    observers = S.OBSERVERS",
-                "    if observers:",
-                "        observe(observers, scope, elapsed)",
-            ]
-        )
-    filename = f"<hypoprobe request end: {namespace['endpoint_name']!r}>"
+    filename = f"<hypoprobe request end: {endpoint_name!r}>"
     code = _COMPILED.get((text, filename))
     if code is None:  # plans are rebuilt after every registration, mostly the same text
         if len(_COMPILED) >= _MAX_COMPILED:

@@ -114,7 +114,6 @@ MAX_EARLY_CALLS = 1000
 
 CURRENT: ContextVar[Scope | None] = ContextVar("hypoprobe_scope", default=None)
 _PENDING_PLAN = _plan.PENDING_PLAN
-_PLANS = _plan.PLANS  # never rebound: plans are replaced in place
 
 #: Status class by the status a framework gave (``200``, ``"404 Not Found"``), bounded.
 _STATUS_CLASS: dict[object, str] = {}
@@ -212,10 +211,7 @@ def begin(
             eidx = _plan.KNOWN_ENDPOINTS.get(name) if type(name) is str else None
             if not eidx:  # unseen, invalid or the reserved "<none>"
                 eidx = _index(name, fallback)
-            plan = _PLANS[eidx] or _plan.plan(eidx)
-            if _plan.SURVEY_RATE < 1.0:  # _plan.for_request(), inlined
-                plan = _plan.for_request(eidx)
-            scope = Scope(plan, start)
+            scope = Scope(_plan.for_request(eidx), start)
         scope.token = CURRENT.set(scope)
         return scope
     except Exception:  # never let instrumentation break the request
@@ -495,7 +491,13 @@ def _finish(scope: Scope, elapsed: int) -> None:
                     _offer_slowest(top, hid, endpoint_name, elapsed, total, calls, trace_id)
         elif SLOWEST and elapsed > top.latency_floor:  # share 0: only the latency list
             _offer_slowest(top, hid, endpoint_name, elapsed, 0, 0, trace_id)
-    for kind, observer in OBSERVERS:
+    if OBSERVERS:
+        notify(OBSERVERS, scope, elapsed, span)
+
+
+def notify(observers: Observers, scope: Scope, elapsed: int, span: Any) -> None:
+    """Call a request end's observers; a fault in one is counted under its kind."""
+    for kind, observer in observers:
         try:
             observer(scope, elapsed, span)
         except Exception:
@@ -517,7 +519,8 @@ def _offer_slowest(top: _slowest._Top, hid: str, endpoint_name: str, *request: i
 #: configured, customers from the first hypoprobe.customer() call), so a request pays one
 #: empty-tuple loop for them otherwise. Exemplar buckets and the slowest lists stay inline
 #: above: they need each site's decoded slot, and a call per site would cost every request.
-OBSERVERS: tuple[tuple[str, Callable[[Scope, int, Any], None]], ...] = ()
+Observers = tuple[tuple[str, Callable[[Scope, int, Any], None]], ...]
+OBSERVERS: Observers = ()
 
 
 def observe(kind: str, observer: Callable[[Scope, int, Any], None], on: bool = True) -> None:

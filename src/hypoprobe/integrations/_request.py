@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import hypoprobe
 
-from .._core import _faults, _plan
+from .._core import _faults
 from .._core import _scope as _core
 from .._core._scope import Resolver
 
@@ -179,14 +179,10 @@ _current = _core.CURRENT.get
 finish = _core.finish
 
 
-def detach(scope: _core.Scope) -> None:
-    """Unset the current scope in the context :func:`start` ran in. Idempotent.
-
-    Called from another context (a server closing a WSGI body on another thread), it
-    cannot: the entering context is then cleaned when its next request starts.
-    """
-    if scope.token is not None:
-        _core.detach(scope)
+#: Unset the current scope in the context :func:`start` ran in; idempotent. From another
+#: context (a server closing a WSGI body on another thread) it cannot: the entering context
+#: is then cleaned when its next request starts.
+detach = _core.detach
 
 
 def end(scope: _core.Scope, exc: BaseException | None = None) -> None:
@@ -195,8 +191,7 @@ def end(scope: _core.Scope, exc: BaseException | None = None) -> None:
     ``exc``: the exception that ended the request, counted by class.
     """
     _core.finish(scope, exc)
-    if scope.token is not None:
-        _core.detach(scope)
+    _core.detach(scope)
 
 
 def set_status(scope: _core.Scope, status: object) -> None:
@@ -206,15 +201,6 @@ def set_status(scope: _core.Scope, status: object) -> None:
             _core.set_status(scope, status)
         except Exception:
             _faults.record("integration_status")
-
-
-def failed(scope: _core.Scope, exc: BaseException) -> None:
-    """The exception that ended the request, counted by class. Never raises."""
-    if not scope.state & _FINISHED:
-        try:
-            scope.exception = _plan.exception_name(type(exc))
-        except Exception:
-            _faults.record("integration_exception")
 
 
 def _clean_up(scope: _core.Scope) -> None:

@@ -114,10 +114,7 @@ _NAMES = RouteNames(normalise_route)
 
 def _resolved_name(request: Any) -> str | None:
     """``"METHOD /route"`` from the route Django resolved; None before routing or unmatched."""
-    try:  # an attribute read, not getattr(): HttpRequest has it, None until resolved
-        match = request.resolver_match
-    except AttributeError:
-        return None
+    match = getattr(request, "resolver_match", None)
     if match is None:
         return None
     route = match.route

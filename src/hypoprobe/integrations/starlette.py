@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
-from ._request import METHODS, Namer, RouteNames, Segmenter, method_of
+from ._request import Namer, RouteNames, Segmenter, method_of
 from .asgi import ASGIApp, HypoprobeASGIMiddleware
 
 __all__ = ["HypoprobeMiddleware", "instrument_app", "starlette_namer"]
@@ -133,38 +133,28 @@ def _full_match(entry: tuple[Any, str | None], scope: MutableMapping[str, Any]) 
 
 
 _MAX_NAMES = 4096
-_UNSEEN = object()
 
 
 def _matched_route_namer() -> Namer:
     """``scope -> "METHOD template"`` from the route Starlette matched; None before routing."""
     tables: dict[int, _RouteTable] = {}
     names = RouteNames(str)  # the template is the name's already
-    #: id of the matched route -> (the route, its endpoint name or None by request method):
-    #: a request of a route seen before is named with two lookups, no key tuple built.
-    #: Bounded like ``names``.
-    by_route: dict[int, tuple[Any, dict[object, str | None]]] = {}
+    #: (id of the matched route, method) -> (the route, its endpoint name or None): a
+    #: request of a route seen before is named with one lookup. Bounded like ``names``.
+    by_route: dict[tuple[int, object], tuple[Any, str | None]] = {}
 
     def resolve(scope: MutableMapping[str, Any]) -> str | None:
         route = scope.get("route")
-        if route is None:
-            return named(scope)
-        hit = by_route.get(id(route))
-        if hit is not None and hit[0] is route:
-            by_method = hit[1]
-            method = scope.get("method")
-            found = by_method.get(method, _UNSEEN)
-            if found is not _UNSEEN:
-                return found  # type: ignore[return-value]
-        else:
-            by_method = {}
+        if route is not None:
+            key = (id(route), scope.get("method"))
+            hit = by_route.get(key)
+            if hit is not None and hit[0] is route:
+                return hit[1]
+            found = named(scope)
             if len(by_route) < _MAX_NAMES:
-                by_route[id(route)] = (route, by_method)
-            method = scope.get("method")
-        found = named(scope)
-        if len(by_method) <= len(METHODS):  # the known methods, and one slot for an "OTHER"
-            by_method[method] = found
-        return found
+                by_route[key] = (route, found)
+            return found
+        return named(scope)
 
     def named(scope: MutableMapping[str, Any]) -> str | None:
         router = scope.get("router")  # set by the outermost router when it starts routing
