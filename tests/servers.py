@@ -94,12 +94,21 @@ def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now.
 
     The kernel picks it (bind to port 0). Another process may grab it before the server
-    binds, which is why the ``start_*`` functions retry on "address already in use".
+    binds, which is why the ``start_*`` functions retry on "address already in use". A
+    port is never handed out twice in one test session: the kernel may give a just
+    released port again, and a test that asks for two (an app's and ``hypoprobe run``'s
+    /metrics) would then start both servers on one port.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+
+
+_HANDED_OUT: set[int] = set()
 
 
 def in_ci() -> bool:

@@ -12,7 +12,6 @@ import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from servers import free_port
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -35,13 +36,6 @@ _CALLS = re.compile(
     r'^hypoprobe_probe_duration_seconds_count\{[^}]*endpoint="GET /soak"[^}]*\} (\S+)$', re.M
 )
 _ERRORS = re.compile(r"^hypoprobe_internal_errors_total\{[^}]*\} (\S+)$", re.M)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _get(port: int, path: str, timeout: float = 10.0) -> str:
@@ -80,7 +74,7 @@ def _rss_kb(pid: int) -> int:
 def test_soak_recycled_workers_exact_counts_flat_memory_small_directory(tmp_path: Path) -> None:
     directory = tmp_path / "multiproc"
     directory.mkdir()
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "gunicorn.log"
     env = {**os.environ, "HYPOPROBE_MULTIPROC_DIR": str(directory)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
