@@ -74,7 +74,7 @@ def _record_into(
     ints, floats = STORAGE.shard()
     saved = TLS.ints, TLS.floats
     mine: tuple[list[int], list[float]] = ([0] * len(ints), [0.0] * len(floats))
-    TLS.ints, TLS.floats = mine
+    TLS.ints, TLS.floats = TLS.shard = mine
     try:
         for elapsed, slots, status, exception in reqs:
             scope = _scope.Scope(plan, 0)
@@ -87,7 +87,7 @@ def _record_into(
                 scope.exception = exception
             end(scope, elapsed)
     finally:
-        TLS.ints, TLS.floats = saved
+        TLS.ints, TLS.floats = TLS.shard = saved
     return mine
 
 
@@ -130,11 +130,11 @@ def test_compiled_end_leaves_what_it_cannot_do_to_the_generic_end(
     end(scope, _plan.TIME_LIMIT)  # past the accumulator's limit
     end(_scope.Scope(plan, 0), -1)  # a clock that went backwards
     saved = TLS.ints, TLS.floats
-    TLS.ints, TLS.floats = [0], [0.0]  # a shard that does not cover the plan
+    TLS.ints, TLS.floats = TLS.shard = [0], [0.0]  # a shard that does not cover the plan
     try:
         end(_scope.Scope(plan, 0), 9)
     finally:
-        TLS.ints, TLS.floats = saved
+        TLS.ints, TLS.floats = TLS.shard = saved
     assert calls == [7, _plan.TIME_LIMIT, -1, 9]
 
 

@@ -68,6 +68,8 @@ def request_totals(acc: list[int], positions: tuple[int, ...]) -> tuple[int, int
 
         probe_ns, calls = request_totals(scope.acc, hp.positions)
     """
+    if not acc:  # a request named at its end, no probe having run: no slots were made
+        return 0, 0
     probe_ns = calls = 0
     for pos in positions:
         slot = acc[pos]

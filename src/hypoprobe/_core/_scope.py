@@ -71,7 +71,7 @@ class Scope:
     #: (those exits are ignored).
     reentered: int = 0
 
-    def __init__(self, plan: _plan.Plan, start: int) -> None:
+    def __init__(self, plan: _plan.Plan, start: int, state: int = 0) -> None:
         self.plan = plan
         self.eidx = plan.endpoint_index
         self.sites = plan.sites
@@ -84,8 +84,8 @@ class Scope:
         self.token: Token[Scope | None] | None = None
         #: While the endpoint name is not known yet (see begin()): what names it later.
         self.pending: _Pending | None = None
-        #: Bits: FINISHED (recorded), and the integrations' (see integrations/_request).
-        self.state = 0
+        #: Bits: FINISHED (recorded), MIDDLEWARE, HANDED_OFF, ITERATING (see below).
+        self.state = state
         #: Per relevant site: ``calls << CALLS_SHIFT | probe_ns`` (see _plan.CALLS_SHIFT).
         #: A plan without sites (a pending scope's, say) shares one empty list: nothing
         #: indexes it.
@@ -95,9 +95,14 @@ class Scope:
 
 _NO_SITES: list[int] = []
 
-#: Scope.state: the request has been recorded (finish() ran); further finish() calls
-#: do nothing.
+#: Scope.state bits. FINISHED: the request has been recorded (finish() ran); further
+#: finish() calls do nothing. The others are set by web middlewares: opened by one
+#: (MIDDLEWARE: the next request of its context may reclaim it, see begin()), its body
+#: handed to the server (HANDED_OFF), and the server iterating that body (ITERATING).
 FINISHED = 1
+MIDDLEWARE = 2
+HANDED_OFF = 4
+ITERATING = 8
 
 
 #: How a scope opened before routing gets its name: (fallback name, resolver or None, the
@@ -114,6 +119,7 @@ MAX_EARLY_CALLS = 1000
 
 CURRENT: ContextVar[Scope | None] = ContextVar("hypoprobe_scope", default=None)
 _PENDING_PLAN = _plan.PENDING_PLAN
+_KNOWN_ENDPOINTS = _plan.KNOWN_ENDPOINTS
 
 #: Status class by the status a framework gave (``200``, ``"404 Not Found"``), bounded.
 _STATUS_CLASS: dict[object, str] = {}
@@ -183,6 +189,7 @@ def begin(
     fallback: str,
     resolve: Resolver | None = None,
     arg: Any = None,
+    state: int = 0,
 ) -> Scope | None:
     """Open the current context's request scope now; None when nested, disabled or faulty.
 
@@ -190,6 +197,9 @@ def begin(
     needs it, by ``resolve(arg)`` (the framework's matched route); a request never named
     ends as ``fallback`` (``"GET <unmatched>"``). Probe calls made before the name is known
     are kept and recorded under it. An invalid name counts a fault and uses ``fallback``.
+    ``state``: the scope's first state bits; a middleware passes ``MIDDLEWARE``, so that a
+    request of its context never ended there (a body the server never closed, say) is
+    reclaimed when the next one begins instead of making it a nested scope.
 
     Example (an integration)::
 
@@ -198,25 +208,46 @@ def begin(
         _scope.finish(scope)
         _scope.detach(scope)
     """
-    if not ENABLED or CURRENT.get() is not None:
+    if not ENABLED:
         return None
     try:
+        prev = CURRENT.get()
+        if prev is not None and not (prev.state & MIDDLEWARE and _reclaim(prev)):
+            return None  # nested in another request
         start = CLOCK()
         if start >= _plan.NEXT_DEADLINE:
             _plan.expire_due(start)
         if name is None:
-            scope = Scope(_PENDING_PLAN, start)
+            scope = Scope(_PENDING_PLAN, start, state)
             scope.pending = (fallback, resolve, arg)
         else:
-            eidx = _plan.KNOWN_ENDPOINTS.get(name) if type(name) is str else None
+            eidx = _KNOWN_ENDPOINTS.get(name) if type(name) is str else None
             if not eidx:  # unseen, invalid or the reserved "<none>"
                 eidx = _index(name, fallback)
-            scope = Scope(_plan.for_request(eidx), start)
+            scope = Scope(_plan.for_request(eidx), start, state)
         scope.token = CURRENT.set(scope)
         return scope
     except Exception:  # never let instrumentation break the request
         _faults.record("scope_enter")
         return None
+
+
+def _reclaim(scope: Scope) -> bool:
+    """A middleware's request still current as the next one begins: True once unset.
+
+    Left alone, a request that will never be ended in this context makes every later
+    request of it a nested scope recording nothing.
+    """
+    state = scope.state
+    if state & FINISHED:  # finished elsewhere, not yet detached here: detach here
+        detach(scope)
+    elif state & HANDED_OFF and not state & ITERATING:
+        # A body the server never closed (PEP 3333 says it must): its end is unknown,
+        # so drop it rather than record a made-up duration.
+        _faults.record("integration_body_not_closed")
+        scope.state = state | FINISHED
+        detach(scope)
+    return CURRENT.get() is None
 
 
 def bind(scope: Scope, name: str | None) -> None:
@@ -329,13 +360,45 @@ def finish(scope: Scope, exc: BaseException | None = None) -> None:
             return
         end = CLOCK()
         scope.state = state | FINISHED
-        if scope.pending is not None:  # most framework requests are named here
-            settle(scope)
+        pending = scope.pending
+        if pending is not None:  # most framework requests are named here
+            # settle(), inlined for a name seen before: the request is over, so its probe
+            # slots are never made (observers read an empty accumulator as "no probe").
+            _, resolve, arg = pending
+            name = None
+            if resolve is not None:
+                try:
+                    name = resolve(arg)
+                except Exception:
+                    _faults.record("integration_name")
+            eidx = _KNOWN_ENDPOINTS.get(name) if type(name) is str else None
+            if eidx and scope.early is None and _plan.SURVEY_RATE >= 1.0:
+                scope.plan = _plan.PLANS[eidx] or _plan.plan(eidx)
+                scope.eidx = eidx
+                scope.pending = None
+            else:  # unseen or no name, probe calls to replay, or the survey samples
+                bind(scope, name)
         if exc is not None:
             scope.exception = _plan.exception_name(type(exc))
         (scope.plan.end or _finish)(scope, end - scope.start)
     except Exception:
         _faults.record("scope_exit")
+
+
+def end(scope: Scope, exc: BaseException | None = None) -> None:
+    """:func:`finish` unless done, then :func:`detach`: the request ended where it began.
+
+    ``exc``: the exception that ended the request, counted by class.
+    """
+    if not scope.state & FINISHED:
+        finish(scope, exc)
+    token = scope.token
+    if token is not None:
+        try:  # detach(), inlined for the context that began
+            CURRENT.reset(token)
+            scope.token = None
+        except Exception:
+            detach(scope)
 
 
 def detach(scope: Scope) -> bool:
@@ -392,8 +455,7 @@ def _finish(scope: Scope, elapsed: int) -> None:
         _faults.record("request_over_time_limit")
         return
     try:
-        ints = TLS.ints
-        floats = TLS.floats
+        ints, floats = TLS.shard
         short = len(ints) < STORAGE.int_slots or len(floats) < STORAGE.float_slots
     except AttributeError:
         short = True

@@ -36,8 +36,10 @@ _log = logging.getLogger("hypoprobe")
 
 OVERFLOW = "__overflow__"
 
-#: Thread-local holder of the calling thread's shard (attributes ``ints`` and ``floats``).
-#: The recording path reads it directly; it is never replaced, so it can be imported.
+#: Thread-local holder of the calling thread's shard: ``ints`` and ``floats``, and both as
+#: one tuple ``shard`` (a request's end reads one thread-local attribute, not two; whoever
+#: sets one sets all three). The recording path reads it directly; it is never replaced,
+#: so it can be imported.
 TLS = threading.local()
 
 
@@ -218,6 +220,7 @@ class Storage:
             floats.extend([0.0] * (self.float_slots - len(floats)))
         TLS.ints = ints
         TLS.floats = floats
+        TLS.shard = (ints, floats)
         return ints, floats
 
     def _shard_locked(self) -> tuple[Any, Any]:
@@ -275,6 +278,7 @@ class Storage:
         ints, floats = shard.views(self.int_slots, self.float_slots)
         TLS.ints = ints
         TLS.floats = floats
+        TLS.shard = (ints, floats)
         return ints, floats
 
     def _retire(self, key: int, generation: int) -> None:

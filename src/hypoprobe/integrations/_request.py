@@ -50,16 +50,17 @@ def unmatched(method: str) -> str:
     return f"{method} <unmatched>"
 
 
-_FALLBACKS: dict[object, str] = {m: unmatched(m) for m in METHODS}
-_OTHER = unmatched("OTHER")
+#: The fallback name by raw method (see fallback_for), for middlewares that inline it.
+FALLBACKS: dict[object, str] = {m: unmatched(m) for m in METHODS}
+OTHER_FALLBACK = unmatched("OTHER")
 
 
 def fallback_for(raw_method: object) -> str:
     """``unmatched(method_of(raw_method))``, precomputed: it is needed on every request."""
     try:
-        return _FALLBACKS.get(raw_method, _OTHER)
+        return FALLBACKS.get(raw_method, OTHER_FALLBACK)
     except TypeError:  # unhashable
-        return _OTHER
+        return OTHER_FALLBACK
 
 
 class RouteNames(dict[tuple[str, object], str]):
@@ -131,13 +132,13 @@ class Middleware(Generic[App]):
         self.customer = customer
 
 
-#: Scope.state bits of a request a middleware opened (the core's FINISHED is bit 0): opened
-#: by a middleware (so the next request of its context may clean it up), its body handed
-#: to the server, and the server iterating that body (more may come).
-MIDDLEWARE = 2
-HANDED_OFF = 4
-ITERATING = 8
+#: Scope.state bits a middleware uses besides the core's FINISHED (see _core._scope).
+MIDDLEWARE = _core.MIDDLEWARE
+HANDED_OFF = _core.HANDED_OFF
+ITERATING = _core.ITERATING
 _FINISHED = _core.FINISHED
+#: The core's begin(): integrations on the hot path call it directly (one call less).
+begin = _core.begin
 
 
 def start(
@@ -152,6 +153,7 @@ def start(
     ``name``: the endpoint name (``fallback`` if it is invalid), or None to have it named
     later by ``resolve(arg)`` from the framework's matched route (``fallback`` if none).
     The scope is the request's handle: :func:`finish`, :func:`detach`, :func:`end`.
+    ``segment(arg)``, if given, tags the request (see :func:`set_segment`).
 
     Example::
 
@@ -159,39 +161,24 @@ def start(
         ...
         end(scope)
     """
-    scope = None
-    try:
-        prev = _current()
-        if prev is not None and prev.state & MIDDLEWARE:
-            _clean_up(prev)  # this context's previous request, never detached
-        scope = _core.begin(name, fallback, resolve, arg)
-        if scope is not None:
-            scope.state = MIDDLEWARE
-            if segment is not None:
-                set_segment(segment, arg)
-    except Exception:
-        _faults.record("integration_start")
+    scope = begin(name, fallback, resolve, arg, MIDDLEWARE)
+    if scope is not None and segment is not None:
+        set_segment(segment, arg)
     return scope
 
 
-_current = _core.CURRENT.get
 #: Record the request as ended now, from any context; only the first call records.
 finish = _core.finish
 
 
 #: Unset the current scope in the context :func:`start` ran in; idempotent. From another
 #: context (a server closing a WSGI body on another thread) it cannot: the entering context
-#: is then cleaned when its next request starts.
+#: is then reclaimed when its next request starts (see ``_core._scope.begin``).
 detach = _core.detach
 
-
-def end(scope: _core.Scope, exc: BaseException | None = None) -> None:
-    """:func:`finish`, then :func:`detach`: the request ended in the context it began.
-
-    ``exc``: the exception that ended the request, counted by class.
-    """
-    _core.finish(scope, exc)
-    _core.detach(scope)
+#: :func:`finish` unless done, then :func:`detach`: the request ended in the context it
+#: began. ``end(scope, exc)``: the exception that ended it, counted by class.
+end = _core.end
 
 
 def set_status(scope: _core.Scope, status: object) -> None:
@@ -201,21 +188,6 @@ def set_status(scope: _core.Scope, status: object) -> None:
             _core.set_status(scope, status)
         except Exception:
             _faults.record("integration_status")
-
-
-def _clean_up(scope: _core.Scope) -> None:
-    # Called when a request starts while this one is still this context's latest.
-    # Left alone, a request that will never be ended here makes every later request
-    # of the thread a nested scope that records nothing.
-    state = scope.state
-    if state & _FINISHED:  # finished, not yet detached here: detach here
-        detach(scope)
-    elif state & HANDED_OFF and not state & ITERATING:
-        # A body the server never closed (PEP 3333 says it must): its end is unknown,
-        # so drop it rather than record a made-up duration.
-        _faults.record("integration_body_not_closed")
-        scope.state = state | _FINISHED
-        detach(scope)
 
 
 def set_segment(segment: Segmenter, arg: Any) -> None:

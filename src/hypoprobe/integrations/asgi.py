@@ -18,7 +18,18 @@ from typing import Any
 from .._core import _faults
 from .._core._scope import _STATUS_CLASS, Scope
 from .._observers import _customers
-from ._request import Middleware, call_namer, end, fallback_for, finish, set_status, start
+from ._request import (
+    FALLBACKS,
+    MIDDLEWARE,
+    OTHER_FALLBACK,
+    Middleware,
+    begin,
+    call_namer,
+    end,
+    finish,
+    set_segment,
+    set_status,
+)
 
 __all__ = ["ASGIApp", "HypoprobeASGIMiddleware"]
 
@@ -53,13 +64,18 @@ class HypoprobeASGIMiddleware(Middleware[ASGIApp]):
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        fallback = fallback_for(scope.get("method"))
+        try:  # fallback_for(), inlined
+            fallback = FALLBACKS.get(scope.get("method"), OTHER_FALLBACK)
+        except TypeError:  # an unhashable method
+            fallback = OTHER_FALLBACK
         resolve = self._resolve
         name = None if resolve is not None else call_namer(self.name, scope, fallback)
-        req = start(name, fallback, self.segment, scope, resolve)
+        req = begin(name, fallback, resolve, scope, MIDDLEWARE)
         if req is None:  # nested in another scope, or disabled
             await self.app(scope, receive, send)
             return
+        if self.segment is not None:
+            set_segment(self.segment, scope)
         if self.customer is not None:
             _customers.from_request(self.customer, scope, req)
 
@@ -77,13 +93,13 @@ class HypoprobeASGIMiddleware(Middleware[ASGIApp]):
             # per message. Only the last body message is awaited here, to end the request
             # once the server has taken it.
             sent = send(message)
-            try:
-                kind = message.get("type")
+            try:  # subscripts, not get(): "type" and "status" are required by ASGI
+                kind = message["type"]
                 if kind == "http.response.body":
                     if not message.get("more_body", False):
                         return _then_finish(sent, req)
                 elif kind == "http.response.start":
-                    status = message.get("status")
+                    status = message["status"]
                     try:  # a status seen before: one lookup
                         req.status = _STATUS_CLASS[status]
                     except Exception:

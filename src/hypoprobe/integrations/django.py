@@ -32,17 +32,19 @@ from .._observers import _customers
 from ..errors import ConfigurationError
 from ._request import (
     HANDED_OFF,
+    MIDDLEWARE,
     Namer,
     RouteNames,
     Segmenter,
+    begin,
     call_namer,
     detach,
     end,
     fallback_for,
     finish,
     method_of,
+    set_segment,
     set_status,
-    start,
 )
 from .wsgi import ClosingBody
 
@@ -171,11 +173,14 @@ class HypoprobeMiddleware:
     def __call__(self, request: Any) -> Any:
         fallback = fallback_for(getattr(request, "method", None))
         if self.name is None:
-            scope = start(None, fallback, self.segment, request, _resolved_name)
+            scope = begin(None, fallback, _resolved_name, request, MIDDLEWARE)
         else:
-            scope = start(call_namer(self.name, request, fallback), fallback, self.segment, request)
+            name = call_namer(self.name, request, fallback)
+            scope = begin(name, fallback, None, request, MIDDLEWARE)
         if scope is None:  # nested in another scope, or disabled
             return self.get_response(request)
+        if self.segment is not None:
+            set_segment(self.segment, request)
         if self.customer is not None:
             _customers.from_request(self.customer, request, scope)
         try:

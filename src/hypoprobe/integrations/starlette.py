@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
-from ._request import Namer, RouteNames, Segmenter, method_of
+from ._request import METHODS, Namer, RouteNames, Segmenter, method_of
 from .asgi import ASGIApp, HypoprobeASGIMiddleware
 
 __all__ = ["HypoprobeMiddleware", "instrument_app", "starlette_namer"]
@@ -139,22 +139,31 @@ def _matched_route_namer() -> Namer:
     """``scope -> "METHOD template"`` from the route Starlette matched; None before routing."""
     tables: dict[int, _RouteTable] = {}
     names = RouteNames(str)  # the template is the name's already
-    #: (id of the matched route, method) -> (the route, its endpoint name or None): a
-    #: request of a route seen before is named with one lookup. Bounded like ``names``.
-    by_route: dict[tuple[int, object], tuple[Any, str | None]] = {}
+    #: id of the matched route -> (the route, {method: its endpoint name or None}): a
+    #: request of a route seen before is named with two lookups and no key to build.
+    #: Bounded like ``names``.
+    by_route: dict[int, tuple[Any, dict[object, str | None]]] = {}
 
     def resolve(scope: MutableMapping[str, Any]) -> str | None:
         route = scope.get("route")
-        if route is not None:
-            key = (id(route), scope.get("method"))
-            hit = by_route.get(key)
-            if hit is not None and hit[0] is route:
-                return hit[1]
-            found = named(scope)
-            if len(by_route) < _MAX_NAMES:
-                by_route[key] = (route, found)
-            return found
-        return named(scope)
+        if route is None:
+            return named(scope)
+        method = scope["method"]  # an http scope has one (a KeyError: a counted fault)
+        hit = by_route.get(id(route))
+        if hit is not None and hit[0] is route:
+            try:
+                return hit[1][method]
+            except (KeyError, TypeError):
+                pass
+        found = named(scope)
+        if hit is None or hit[0] is not route:
+            if len(by_route) >= _MAX_NAMES:
+                return found
+            hit = by_route[id(route)] = (route, {})
+        if len(hit[1]) < len(METHODS) + 1:
+            with contextlib.suppress(TypeError):
+                hit[1][method] = found
+        return found
 
     def named(scope: MutableMapping[str, Any]) -> str | None:
         router = scope.get("router")  # set by the outermost router when it starts routing
