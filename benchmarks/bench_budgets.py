@@ -216,7 +216,7 @@ def _two_shards(directory: Path) -> Iterator[Callable[[str], None]]:
         shards = {"single": memory, "multi": mapped}
 
         def use(mode: str) -> None:
-            TLS.ints, TLS.floats = shards[mode]
+            TLS.ints, TLS.floats = TLS.shard = shards[mode]
 
         yield use
     finally:
