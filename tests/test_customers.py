@@ -219,6 +219,69 @@ def test_the_wsgi_middleware_names_the_customer(unique_id: Any, keyed: None) -> 
     assert (impact.seen, impact.affected, impact.seen_value, impact.requests) == (2, 0, 6.0, 3)
 
 
+def test_a_request_named_at_its_end_counts_its_customers(unique_id: Any, keyed: None) -> None:
+    # Starlette's requests are named from the matched route when they end; one in which no
+    # probe ran gets no probe slots at all, and still counts its customer as seen.
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from hypoprobe.integrations.starlette import instrument_app
+
+    hid, path = unique_id("H"), "/" + unique_id("named")
+    ep = f"GET {path}/{{id}}"
+    hypoprobe.hypothesis(hid, claim="c", endpoint=ep, min_share=0.01)
+
+    @hypoprobe.probe(hid, name="query")
+    def query() -> None:
+        return None
+
+    async def view(request: Any) -> PlainTextResponse:
+        if request.path_params["id"] == 1:
+            query()  # after routing: the probe names the request, its slot is made
+        return PlainTextResponse("ok")
+
+    app = instrument_app(
+        Starlette(routes=[Route(path + "/{id:int}", view)]),
+        customer=lambda scope: dict(scope["headers"]).get(b"x-account", b"").decode() or None,
+    )
+
+    async def call(target: str, account: str) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": target,
+            "raw_path": target.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"t"), (b"x-account", account.encode())],
+            "server": ("t", 80),
+            "client": ("127.0.0.1", 1),
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            return None
+
+        await app(scope, receive, send)
+
+    async def requests() -> None:
+        for target, account in ((f"{path}/2", "a"), (f"{path}/3", "b"), (f"{path}/1", "c")):
+            await call(target, account)
+
+    asyncio.run(requests())
+    impact = customer_impact(hypoprobe.snapshot(), hid, ep)
+    assert impact is not None
+    assert (impact.seen, impact.requests) == (3, 3)
+
+
 # -- the sketch against exact sets --------------------------------------------------------
 
 
