@@ -4,9 +4,9 @@
 starts when the request enters, before the framework has routed it, so its name comes later
 (the core's ``begin`` / ``bind`` / ``finish``: a *resolver* reads the framework's matched
 route the first time a probe needs the name, or at the end); a WSGI request ends when the
-*server* closes the body iterable; and an ASGI request ends when the last body message is
-sent, possibly from a child task (Starlette streams from a task group), i.e. from a copied
-context where the ContextVar token cannot be reset. So the request's end is split in
+*server* closes the body iterable; and an ASGI request ends when the app hands over its
+last body message, possibly from a child task (Starlette streams from a task group), i.e.
+from a copied context where the ContextVar token cannot be reset. So the request's end is split in
 two: :func:`finish` records the request now, from any context; :func:`detach` unsets the
 current scope in the context that entered it. The core's scope is the request's handle
 (no object of its own per request: a middleware runs on every request); its ``state``

@@ -1,10 +1,11 @@
 """ASGI middleware: one endpoint scope per HTTP request, ending with the last body message.
 
 Only ``http`` connections are scoped; ``websocket`` and ``lifespan`` (and anything else)
-go to the app untouched. The scope opens when the request arrives and ends right after
-the app sends ``http.response.body`` with ``more_body`` false — so streamed bodies are
-covered and work done after the response (background tasks) is not — or when the client
-disconnects, or when the app returns or raises. Exceptions propagate unchanged.
+go to the app untouched. The scope opens when the request arrives and ends when the app
+hands the server ``http.response.body`` with ``more_body`` false — so streamed bodies are
+covered and work done after the response (background tasks) is not, nor the server's
+write of that last message — or when the client disconnects, or when the app returns or
+raises. Exceptions propagate unchanged.
 
 The scope ends from whichever task sends the last body (Starlette streams from a child
 task); the context is detached in the request's own task when the app returns.
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .._core import _faults
-from .._core._scope import _STATUS_CLASS, Scope
+from .._core._scope import _STATUS_CLASS
 from .._observers import _customers
 from ._request import (
     FALLBACKS,
@@ -89,15 +90,15 @@ class HypoprobeASGIMiddleware(Middleware[ASGIApp]):
             return message
 
         def send_watching(message: Message) -> Awaitable[None]:
-            # A plain function handing back the server's own awaitable: one coroutine less
-            # per message. Only the last body message is awaited here, to end the request
-            # once the server has taken it.
-            sent = send(message)
+            # A plain function handing back the server's own awaitable: no coroutine of
+            # ours per message. The request ends as the app hands over its last body
+            # message: its response is complete; the server's write of it (which waits on
+            # a slow client) is not the app's time.
             try:  # subscripts, not get(): "type" and "status" are required by ASGI
                 kind = message["type"]
                 if kind == "http.response.body":
                     if not message.get("more_body", False):
-                        return _then_finish(sent, req)
+                        finish(req)
                 elif kind == "http.response.start":
                     status = message["status"]
                     try:  # a status seen before: one lookup
@@ -106,7 +107,7 @@ class HypoprobeASGIMiddleware(Middleware[ASGIApp]):
                         set_status(req, status)
             except Exception:
                 _faults.record("asgi_send")
-            return sent
+            return send(message)
 
         try:
             await self.app(scope, receive_watching, send_watching)
@@ -114,12 +115,3 @@ class HypoprobeASGIMiddleware(Middleware[ASGIApp]):
             end(req, exc)
             raise
         end(req)
-
-
-async def _then_finish(sent: Awaitable[None], scope: Scope) -> None:
-    """Await the server's send of a request's last body message, then end the request."""
-    await sent
-    try:
-        finish(scope)
-    except Exception:
-        _faults.record("asgi_send")
