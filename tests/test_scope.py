@@ -411,3 +411,23 @@ def test_endpoint_on_a_generator_function_is_refused_or_covers_the_iteration(
     mo = hypoprobe.snapshot().moments_for(hid, ep)
     assert (mo.requests, mo.requests_with_probe) == (1, 1)
     assert mo.probe_seconds == pytest.approx(0.003)
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_scope_made_by_begin_has_every_slot(named: bool, unique_id: Callable[..., str]) -> None:
+    # begin() builds its scope without Scope.__init__ (a cheaper request): every slot
+    # __init__ sets must be set there too, to the same value.
+    from hypoprobe._core import _plan, _scope
+
+    name = unique_id("ep") if named else None
+    made = _scope.begin(name, "GET <unmatched>", None, None, _scope.MIDDLEWARE)
+    assert made is not None
+    try:
+        reference = _scope.Scope(made.plan, made.start, _scope.MIDDLEWARE)
+        reference.pending, reference.token = made.pending, made.token
+        assert (made.plan is _plan.PENDING_PLAN) is not named
+        for slot in _scope.Scope.__slots__:
+            if slot != "__dict__":
+                assert getattr(made, slot) == getattr(reference, slot), slot
+    finally:
+        _scope.end(made)

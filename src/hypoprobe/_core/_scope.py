@@ -72,6 +72,7 @@ class Scope:
     reentered: int = 0
 
     def __init__(self, plan: _plan.Plan, start: int, state: int = 0) -> None:
+        # begin() sets these same slots without calling here: keep the two in step.
         self.plan = plan
         self.eidx = plan.endpoint_index
         self.sites = plan.sites
@@ -119,6 +120,7 @@ MAX_EARLY_CALLS = 1000
 
 CURRENT: ContextVar[Scope | None] = ContextVar("hypoprobe_scope", default=None)
 _PENDING_PLAN = _plan.PENDING_PLAN
+_new = object.__new__
 _KNOWN_ENDPOINTS = _plan.KNOWN_ENDPOINTS
 
 #: Status class by the status a framework gave (``200``, ``"404 Not Found"``), bounded.
@@ -217,14 +219,27 @@ def begin(
         start = CLOCK()
         if start >= _plan.NEXT_DEADLINE:
             _plan.expire_due(start)
+        # Scope.__init__, inlined: a class call with a Python __init__ costs about as much
+        # again as the stores (test_scope_made_by_begin_has_every_slot keeps them in step).
+        scope = _new(Scope)
         if name is None:
-            scope = Scope(_PENDING_PLAN, start, state)
+            plan = _PENDING_PLAN
             scope.pending = (fallback, resolve, arg)
         else:
             eidx = _KNOWN_ENDPOINTS.get(name) if type(name) is str else None
             if not eidx:  # unseen, invalid or the reserved "<none>"
                 eidx = _index(name, fallback)
-            scope = Scope(_plan.for_request(eidx), start, state)
+            plan = _plan.for_request(eidx)
+            scope.pending = None
+        scope.plan = plan
+        scope.eidx = plan.endpoint_index
+        scope.sites = plan.sites
+        scope.start = start
+        scope.status = ""
+        scope.opener = None
+        scope.state = state
+        width = plan.width
+        scope.acc = [0] * width if width else _NO_SITES
         scope.token = CURRENT.set(scope)
         return scope
     except Exception:  # never let instrumentation break the request
