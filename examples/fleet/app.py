@@ -1,8 +1,9 @@
 """A small WSGI app for a pre-fork fleet: one hypothesis, one probe, known times.
 
 ``GET /report?probe_ms=P&rest_ms=R&calls=C`` is one ``GET /report`` request that spends
-``P`` ms inside the probed "query" (split over ``C`` calls) and ``R`` ms elsewhere, so a
-load generator knows each request's true probe and endpoint time. ``GET /metrics`` is the
+``P`` ms inside the probed "query" (split over ``C`` calls) and ``R`` ms elsewhere; it
+answers the serving worker's pid and the probe and endpoint seconds it timed itself, apart
+from hypoprobe, so a load generator knows each request's true times. ``GET /metrics`` is the
 Prometheus endpoint (:func:`hypoprobe.metrics_wsgi_app`: text, or protobuf with native
 histograms for a Prometheus that asks): in multi-process mode any worker reports the whole
 host.
@@ -39,8 +40,11 @@ hypoprobe.hypothesis(
 
 
 @hypoprobe.probe(HYPOTHESIS, name="report_query")
-def report_query(seconds: float) -> None:
+def report_query(seconds: float) -> float:
+    """Sleep ``seconds``; return how long that took (the probe passes it through)."""
+    started = time.perf_counter()
     time.sleep(seconds)
+    return time.perf_counter() - started
 
 
 def render_rest(seconds: float) -> None:
@@ -66,14 +70,18 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         probe_ms = _arg(query, "probe_ms", "10")
         rest_ms = _arg(query, "rest_ms", "10")
         calls = max(1, int(_arg(query, "calls", "1")))
+        # The app times itself, apart from hypoprobe and inside its bounds, so a load
+        # generator knows each request's true times: a sleep overshoots, by more on a
+        # loaded machine.
+        probe_s = 0.0
         with hypoprobe.endpoint(ENDPOINT):
-            # As many sleeps outside the probe as inside: a sleep overshoots by a little,
-            # and at a share near one half the overshoots then cancel in the ratio.
+            started = time.perf_counter()
             for _ in range(calls):
-                report_query(probe_ms / 1000 / calls)
+                probe_s += report_query(probe_ms / 1000 / calls)
                 render_rest(rest_ms / 1000 / calls)
+            endpoint_s = time.perf_counter() - started
         start_response("200 OK", [("Content-Type", "text/plain")])
         # The serving pid lets a load generator count what each worker completed.
-        return [str(os.getpid()).encode()]
+        return [f"{os.getpid()} {probe_s:.9f} {endpoint_s:.9f}".encode()]
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"not found\n"]
