@@ -347,3 +347,20 @@ def test_help_lists_the_exit_codes(run: Run) -> None:
     assert "exit codes: 0 ok, 2 usage, 3 source unreachable or failed, 4 no data" in out
     for command in ("report", "compare", "snapshot"):
         assert command in out
+
+
+@pytest.mark.parametrize("at", ["build_parser", "join_option_values"])
+def test_ctrl_c_while_parsing_is_one_line_and_exit_130(
+    run: Run, monkeypatch: pytest.MonkeyPatch, at: str
+) -> None:
+    # A loaded machine can still be importing or parsing when the user gives up.
+    import hypoprobe._cli._common
+    import hypoprobe.cli
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    owner = hypoprobe.cli if at == "build_parser" else hypoprobe._cli._common
+    monkeypatch.setattr(owner, at, interrupted)
+    code, out, err = run("report", "--snapshot", "x.json")
+    assert (code, out, err) == (130, "", "hypoprobe: interrupted\n")

@@ -144,15 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hypoprobe.cli import main
         code = main(["report", "--snapshot", "snapshot.json", "--format", "json"])
     """
-    parser = build_parser()
     try:
         from ._cli._common import join_option_values
 
+        # Parsing inside the same guard: a loaded machine can still be importing or
+        # parsing when Ctrl-C comes.
+        parser = build_parser()
         args = parser.parse_args(join_option_values(sys.argv[1:] if argv is None else argv))
+        code: int = args._run(args)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    try:
-        code: int = args._run(args)
     except HypoprobeError as exc:
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

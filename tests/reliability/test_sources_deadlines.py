@@ -116,7 +116,15 @@ def test_ctrl_c_with_several_targets_stops_at_once(source: str) -> None:
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline() == "started\n"
-            time.sleep(1.0)  # the requests are in flight (the silent servers hold them)
+            # Interrupt once the requests are in flight (the silent servers hold them); an
+            # interrupt while a loaded machine is still importing is another test's.
+            queried = [a] if source == "prometheus" else [a, b, c]
+            deadline = time.monotonic() + 30
+            while not all(server.connections for server in queried):
+                assert time.monotonic() < deadline, "the requests never reached the servers"
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.02)
+            time.sleep(0.2)  # the request written, the client waiting for the answer
             proc.send_signal(signal.SIGINT)
             start = time.monotonic()
             _, err = proc.communicate(timeout=60)
