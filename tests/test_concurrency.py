@@ -312,3 +312,49 @@ def test_collecting_while_threads_record_sees_counts_only_grow(
     for (calls_a, requests_a), (calls_b, requests_b) in pairwise([*seen, final]):
         assert calls_a <= calls_b
         assert requests_a <= requests_b
+
+
+def test_a_thread_that_exits_never_steps_a_float_total_back(
+    registered_hypothesis: Callable[..., tuple[str, str]], fake_clock: FakeClock
+) -> None:
+    # Sums of squares (the variance of the share) are float totals over every thread's
+    # shard. An exiting thread's shard is folded into the retired sum, which regroups the
+    # additions: with these three requests, (a + b) + c is an ulp above (c + a) + b.
+    # Prometheus would take that ulp down for a counter reset.
+    hid, ep = registered_hypothesis()
+    durations = [574 * MS, 249 * MS, 206 * MS]
+    a, b, c = ((ns / 1e9) ** 2 for ns in durations)
+    assert (c + a) + b < (a + b) + c
+
+    @hypoprobe.probe(hid, name="q")
+    def query() -> None:
+        fake_clock.advance(MS)
+
+    def worker(ns: int, recorded: threading.Event, leave: threading.Event) -> None:
+        with hypoprobe.endpoint(ep):
+            query()
+            fake_clock.advance(ns - MS)
+        recorded.set()
+        leave.wait(30)
+
+    threads, leave = [], [threading.Event() for _ in durations]
+    for ns, go in zip(durations, leave, strict=True):  # one after the other: shards in order
+        recorded = threading.Event()
+        thread = threading.Thread(target=worker, args=(ns, recorded, go))
+        thread.start()
+        assert recorded.wait(30)
+        threads.append(thread)
+    try:
+        before = hypoprobe.snapshot().moments_for(hid, ep).endpoint_seconds_squared
+        leave[2].set()
+        threads[2].join()  # its shard is retired as its thread state is cleared
+        gc.collect()
+        after = hypoprobe.snapshot().moments_for(hid, ep).endpoint_seconds_squared
+    finally:
+        for go in leave:
+            go.set()
+        for thread in threads:
+            thread.join()
+    assert before == (a + b) + c
+    assert after >= before
+    assert hypoprobe.snapshot().moments_for(hid, ep).endpoint_seconds_squared >= before

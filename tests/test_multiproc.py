@@ -399,3 +399,48 @@ def test_scrapes_during_worker_churn_and_compaction_never_go_backwards(tmp_path:
     assert seen[-1] == out["count"] == 24 * 200
     assert "archive.hp" in out["files"]
     assert len([f for f in out["files"] if f.startswith("shard-")]) < 8
+
+
+def _float_total(directory: _multiproc.Directory, key: _multiproc.Key) -> float:
+    """The host's total of ``key``'s float, folded as every worker's collection folds it."""
+    totals = _multiproc.Totals()
+    for _, records, ints, floats in directory.sources(with_data=True):
+        totals.add(records, ints, floats)
+    return totals.floats[totals.index[key][3]]
+
+
+def test_compaction_never_steps_a_float_total_back(tmp_path: Path) -> None:
+    # Readers fold the archive, then the shard files in name order. Merging a dead file that
+    # sorts after two live ones into the archive regroups the additions: (a + b) + d is an
+    # ulp above (d + a) + b and (d + b) + a. Any worker may answer the next scrape, so the
+    # archive itself must not lose that ulp, or Prometheus sees a counter reset.
+    key: _multiproc.Key = ("hypoprobe_hypothesis_moments", ("H", "GET /", "false"))
+    ours = os.getpid()
+    files = []
+
+    def shard(pid: int, started: int, value: float) -> memoryview:
+        file = _multiproc.ShardFile(
+            str(tmp_path), pid=pid, started=started, int_cap=8, float_cap=8, table_cap=4096
+        )
+        file.append([_multiproc.encode_record(_multiproc.Record(key, None, 0, 2, 0, 1))])
+        ints, floats = file.views(2, 1)
+        ints[0], ints[1] = 1, 1
+        floats[0] = value
+        files.append(file)
+        return floats
+
+    a, b, d = 1.678, 2.421, 0.216
+    live = [shard(ours, _multiproc.start_time(ours), v) for v in (a, b)]
+    shard(999_999_999, 1, d)  # a dead pid, and its name sorts after ours
+    assert (d + a) + b < (a + b) + d
+    assert (d + b) + a < (a + b) + d
+    directory = _multiproc.Directory(str(tmp_path))
+    before = _float_total(directory, key)
+    assert before == (a + b) + d
+    assert directory.compact(force=True) == 1
+    assert "archive.hp" in os.listdir(tmp_path)
+    after = _float_total(directory, key)
+    assert before <= after <= before * (1 + 1e-15)
+    assert _float_total(_multiproc.Directory(str(tmp_path)), key) == after  # another worker
+    live[0][0] += 1.0  # and later counts add on top
+    assert _float_total(directory, key) >= after + 1.0 - 1e-12

@@ -53,7 +53,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from .._metrics import MOMENTS_SERIES
-from . import _faults, _state
+from . import _faults, _state, _steady
 
 try:
     import fcntl
@@ -496,6 +496,15 @@ class Totals:
         self.ints: list[int] = []
         self.floats: list[float] = []
 
+    def copy(self) -> Totals:
+        """An independent copy: the same keys, offsets and sums."""
+        out = Totals()
+        out.index = dict(self.index)
+        out.order = list(self.order)
+        out.ints = list(self.ints)
+        out.floats = list(self.floats)
+        return out
+
     def slot(self, key: Key, layout: str | None, iw: int, fw: int) -> tuple[int, int] | None:
         """Offsets of ``key`` in the sums, allocated on first sight; None on a width clash."""
         found = self.index.get(key)
@@ -777,10 +786,12 @@ class Directory:
             self.note_damaged(ARCHIVE_NAME, damaged)
         merged = []
         set_aside = []
+        read: dict[str, tuple[Parsed, bytes, bytes]] = {}
         for name in pending:
             got = self._read(name, True)
             if got is None:
                 continue
+            read[name] = got
             damaged = []
             if not totals.add(got[0].records, got[1], got[2], damaged):
                 _faults.record("multiproc_series_clash")
@@ -789,6 +800,8 @@ class Directory:
                 set_aside.append(name)
             merged.append(name)
         new_absorbed = sorted((absorbed & present) | set(merged))
+        if merged:
+            self._raise_for_regrouping(totals, archive, names, absorbed, read)
         if merged or archive is None:
             self._write_archive(totals, new_absorbed)
         for name in [*merged, *leftovers]:
@@ -803,6 +816,42 @@ class Directory:
         self._sideline_bad()
         self._remove_stale_temps()
         return len(merged)
+
+    def _raise_for_regrouping(
+        self,
+        totals: Totals,
+        archive: tuple[Parsed, bytes, bytes] | None,
+        names: list[str],
+        absorbed: frozenset[str],
+        merged: dict[str, tuple[Parsed, bytes, bytes]],
+    ) -> None:
+        """Raise the new archive's float sums by the ulps its regrouping loses (see _steady).
+
+        Readers fold the archive, then the shards in name order: merging files that sort
+        after live ones into the archive regroups those additions.
+        """
+        live: list[tuple[Parsed, bytes, bytes]] = []
+        before = Totals()
+        if archive is not None:
+            before.add(archive[0].records, archive[1], archive[2])
+        for name in names:
+            if name in absorbed:
+                continue
+            got = merged.get(name)
+            if got is None:
+                got = self._read(name, True)
+                if got is not None:
+                    live.append(got)  # read once: both folds see the same counts
+            if got is not None:
+                before.add(got[0].records, got[1], got[2])
+
+        def after_of(new_archive: Totals) -> Totals:
+            after = new_archive.copy()
+            for parsed, ints, floats in live:
+                after.add(parsed.records, ints, floats)
+            return after
+
+        _steady.raise_archive(totals, before, after_of)
 
     def _exists(self, name: str) -> bool:
         return os.path.exists(os.path.join(self.path, name))

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import _faults, _multiproc, _state
+from . import _faults, _multiproc, _state, _steady
 from ._buckets import LAYOUTS, BucketLayout
 
 __all__: list[str] = []
@@ -86,6 +86,8 @@ class Storage:
         self._merged = _multiproc.Totals()
         #: True while the lock's holder is inside shard(): only that thread reads it.
         self._busy = False
+        #: Float totals as last reported: a retired shard's regrouping never steps them back.
+        self._steady = _steady.SteadyFloats()
 
     # -- series table (slow path: decoration, scope plans, first call per endpoint) --------
 
@@ -303,7 +305,8 @@ class Storage:
         shard of this process), laid out as :meth:`all_series` says.
         """
         if self.directory is None:
-            return self._memory_totals()
+            own_ints, own_floats = self._memory_totals()
+            return own_ints, self._steady.hold(own_floats)
         with self._collect_lock:
             merged = self._merged
             merged.ints = [0] * len(merged.ints)
@@ -319,7 +322,7 @@ class Storage:
                 own = [_record_of(s) for s in self._series]
             mem_ints, mem_floats = self._memory_totals()
             merged.add(own, array("q", mem_ints).tobytes(), array("d", mem_floats).tobytes())
-            out = list(merged.ints), list(merged.floats)
+            out = list(merged.ints), self._steady.hold(merged.floats)
         self._maybe_compact()
         return out
 
@@ -346,6 +349,7 @@ class Storage:
                 return
             self.directory = _multiproc.Directory(path) if path is not None else None
             self._merged = _multiproc.Totals()
+            self._steady.forget()  # another layout: the old totals index other series
 
     def _memory_totals(self) -> tuple[list[int], list[float]]:
         with self._lock:
@@ -363,6 +367,7 @@ class Storage:
 
     def _drop_counts(self) -> None:
         self._generation += 1
+        self._steady.forget()
         self._live.clear()
         self._retired_ints = []
         self._retired_floats = []
@@ -376,6 +381,7 @@ class Storage:
         self._lock = threading.RLock()  # a lock held by another thread at fork is stuck
         self._collect_lock = threading.Lock()
         self._busy = False
+        self._steady = _steady.SteadyFloats()  # its lock too may be held by a lost thread
         self._pid = os.getpid()
         if self.directory is not None:
             self.directory = _multiproc.Directory(self.directory.path)
