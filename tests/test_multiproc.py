@@ -418,7 +418,7 @@ def test_compaction_never_steps_a_float_total_back(tmp_path: Path) -> None:
     ours = os.getpid()
     files = []
 
-    def shard(pid: int, started: int, value: float) -> memoryview:
+    def shard(pid: int, started: int, value: float) -> memoryview[float]:
         file = _multiproc.ShardFile(
             str(tmp_path), pid=pid, started=started, int_cap=8, float_cap=8, table_cap=4096
         )

@@ -824,7 +824,9 @@ class Snapshot:
         except SnapshotError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
-            raise SnapshotError(f"corrupt snapshot: {type(exc).__name__}: {exc}") from None
+            raise SnapshotError(
+                f"corrupt snapshot: {type(exc).__name__}: {_printable(str(exc))}"
+            ) from None
         except RecursionError:
             raise SnapshotError("corrupt snapshot: a value is nested too deeply") from None
 
@@ -957,9 +959,25 @@ def _text_field(value: Any) -> str:
     return _str(value, "owner, ticket and expires")
 
 
+def _printable(text: str, limit: int = 300) -> str:
+    """``text`` on one line: control characters escaped (a document's keys reach messages)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+
+
+def _record(cls: type[T], data: Any, what: str) -> T:
+    """``cls(**data)``, refusing what is not an object or has a field ``cls`` does not know."""
+    if not isinstance(data, Mapping):
+        raise SnapshotError(f"{what} must be an object, not {type(data).__name__}")
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in known:
+            raise SnapshotError(f"{what} has an unknown field {str(key)[:80]!r}")
+    return cls(**data)
+
+
 def _moments(data: Mapping[str, Any]) -> Moments:
     """Moments from a document, with every sum converted (so a string fails here, not later)."""
-    mo = Moments(**data)
+    mo = _record(Moments, data, "a moments entry")
     return Moments(
         _str(mo.hypothesis, "a hypothesis id"),
         _str(mo.endpoint, "an endpoint"),
@@ -978,7 +996,7 @@ def _moments(data: Mapping[str, Any]) -> Moments:
 
 
 def _slow_request(data: Mapping[str, Any]) -> SlowRequest:
-    r = SlowRequest(**data)
+    r = _record(SlowRequest, data, "a slow request")
     if r.kind not in ("share", "latency"):
         raise SnapshotError(f"a slow request's kind must be 'share' or 'latency', not {r.kind!r}")
     return SlowRequest(
@@ -995,7 +1013,7 @@ def _slow_request(data: Mapping[str, Any]) -> SlowRequest:
 
 
 def _target_state(data: Mapping[str, Any]) -> TargetState:
-    t = TargetState(**data)
+    t = _record(TargetState, data, "a target")
     return TargetState(
         _str(t.hypothesis, "a target's hypothesis"),
         _str(t.target, "a target"),

@@ -68,7 +68,7 @@ def _parse(text: str) -> Snapshot | SnapshotError:
     else:
         _every_view(snap)
         return snap
-    assert "\n" not in str(error)  # the CLI prints it as one line
+    assert str(error).isprintable(), str(error)  # the CLI prints it as one line
     return error
 
 
@@ -209,6 +209,23 @@ def test_values_of_the_wrong_type_are_snapshot_errors(path: tuple[Any, ...], val
         node = node[key]
     node[path[-1]] = value
     assert isinstance(_parse(json.dumps(doc)), SnapshotError)
+
+
+@pytest.mark.parametrize("where", ["slowest", "moments", "targets"])
+@pytest.mark.parametrize("key", ["\n", "x\r\ny", "\x1b[31mred"])
+def test_an_unknown_field_is_named_on_one_line(where: str, key: str) -> None:
+    # Found by the fuzz test below: the field name reached the message raw.
+    doc = recorded_document()
+    if where == "slowest":
+        _slow_request(doc)
+    if where == "targets":
+        doc["targets"] = [{"hypothesis": "REL-READ"}]
+    doc[where][0][key] = None
+    error = _parse(json.dumps(doc))
+    assert isinstance(error, SnapshotError)
+    assert "unknown field" in str(error)
+    assert str(error).isprintable()
+    assert repr(key) in str(error)
 
 
 def test_counts_up_to_the_64_bit_limit_are_accepted() -> None:
