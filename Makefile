@@ -29,8 +29,13 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# The suite runs in two processes (pytest-xdist; a file's tests stay together): it mostly
+# waits on servers and subprocesses, and every collection in a process walks every series
+# the earlier tests left there. PYTEST_WORKERS=0 runs it in this one process.
+PYTEST_WORKERS ?= 2
+
 unit: venv
-	bash scripts/run-pytest.sh $(BIN)/python tests
+	bash scripts/run-pytest.sh $(BIN)/python tests -n $(PYTEST_WORKERS) --dist loadfile
 	# every benchmark once, untimed, so the suite cannot rot (budgets: make bench)
 	# warnings shown, not errors, here: pytest-benchmark warns about fixtures an untimed run
 	# leaves unused, and the Starlette bench's bare app leaves an unraisable warning (to mend)

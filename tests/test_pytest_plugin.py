@@ -21,6 +21,15 @@ from hypoprobe._overhead import median_interval
 
 pytest_plugins = ["pytester"]
 
+
+@pytest.fixture(autouse=True)
+def _inner_sessions_are_not_xdist_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An inner session inherits the environment: under ``pytest -n``, the worker's
+    ``PYTEST_XDIST_*`` variables would make pytest-benchmark switch itself off there."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 MODULE = """
 import time
 
