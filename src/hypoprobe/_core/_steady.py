@@ -2,10 +2,12 @@
 
 A float total over shards is a left fold in a fixed order. Folding a retired thread's shard
 into the retired sum, or a dead worker's file into the archive, regroups those additions,
-and floating-point addition is not associative: the same seconds can then add up to a value
-an ulp or so *below* the one reported before. Prometheus and OpenTelemetry take any decrease
-of a counter for a reset and count its whole value again, so one ulp would become a spike in
-``rate()`` and in the aggregate share. Two guards keep every total steady:
+and floating-point addition is not associative: the same squared seconds (the float sums
+behind the share's confidence interval; counts and durations are integers) can then add up
+to a value an ulp or so *below* the one reported before. Prometheus and OpenTelemetry take
+any decrease of a counter for a reset and count its whole value again, so one ulp would
+become a spike in ``increase()`` of those sums, and a confidence interval far too wide.
+Two guards keep every total steady:
 
 * :class:`SteadyFloats`, per process: a collection never reports a float below what the
   previous one reported when the difference is a rounding (far smaller than any count);
