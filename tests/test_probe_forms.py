@@ -1,7 +1,8 @@
 """Every probe form records the same: the guard on the recording code's inlined copies.
 
 The sync decorator carries an inlined copy of ``_probe._record`` (a call costs as much as
-half the rest); the other forms call it. Each form here times the same work (5 ms per
+half the rest), made per signature (a plain function's own parameters, else ``*args,
+**kwargs``); the other forms call it. Each form here times the same work (5 ms per
 call, two calls per request, 2 ms of the request outside the probe) in a scope, outside
 one, and raising, and must leave exactly the same numbers behind.
 """
@@ -9,6 +10,7 @@ one, and raising, and must leave exactly the same numbers behind.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -47,13 +49,14 @@ def _form(kind: str, hid: str, clock: SharedClock, fail: bool) -> Callable[[], A
         if fail:
             raise ValueError("work failed")
 
-    if kind == "decorator":
+    if kind.startswith("decorator"):
 
-        @hypoprobe.probe(hid, name="p")
         def sync() -> None:
             work()
 
-        return sync
+        # A partial is not a plain function: its wrapper forwards *args, **kwargs.
+        target = sync if kind == "decorator" else functools.partial(sync)
+        return hypoprobe.probe(hid, name="p")(target)
     if kind == "coroutine":
 
         @hypoprobe.probe(hid, name="p")
@@ -97,7 +100,15 @@ def _form(kind: str, hid: str, clock: SharedClock, fail: bool) -> Callable[[], A
     return lambda: asyncio.run(async_with())
 
 
-FORMS = ["decorator", "coroutine", "generator", "async generator", "with", "async with"]
+FORMS = [
+    "decorator",
+    "decorator, *args",
+    "coroutine",
+    "generator",
+    "async generator",
+    "with",
+    "async with",
+]
 
 
 def _recorded(hid: str, ep: str) -> dict[str, Any]:

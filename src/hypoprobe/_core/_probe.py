@@ -14,12 +14,13 @@ import functools
 import inspect
 import sys
 import time
+import types
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from ..errors import ConfigurationError
-from . import _buckets, _faults, _plan
+from . import _buckets, _faults, _plan, _signature
 from . import _scope as _scope_module
 from ._hypothesis import validate_id
 from ._scope import keep_early, refresh
@@ -55,9 +56,9 @@ _MAX_EXCEPTION_CLASSES = 20
 def _record(site: _plan.Site, dt: int) -> None:
     """Record one call of ``dt`` ns. Raises, before changing anything, when a slow path is due.
 
-    ``_wrap_function`` carries an inlined copy of this body: a function call costs as much
-    as half of the rest. Keep the two in step (tests/test_probe_forms.py checks that every
-    probe form records the same).
+    The sync wrapper (``_FUNCTION_TEMPLATE``) carries an inlined copy of this body: a call
+    costs as much as half of the rest. Keep the two in step (tests/test_probe_forms.py
+    checks that every probe form records the same).
 
     "Before changing anything" holds because a shard grows by whole series (see
     ``Storage.shard``): a series' first slot in the shard means its sum slot is too; and an
@@ -143,29 +144,34 @@ def _count_exception(site: _plan.Site, exc: BaseException) -> None:
         _faults.record("probe_exception_count")
 
 
-def _wrap_function(fn: Callable[..., Any], site: _plan.Site) -> Callable[..., Any]:
-    # Every piece of bookkeeping sits in a ``try`` (free in CPython >= 3.11 until it raises),
-    # and every handler's own call in another: a raising clock, or the recursion limit
-    # reached inside the bookkeeping, never replaces the call's result or exception.
-    @functools.wraps(fn)
-    def probed(*args: Any, **kwargs: Any) -> Any:
+# The sync decorator's wrapper, as source: made per decorated function with that function's
+# own parameters (see _signature), so that a call builds no ``*args``/``**kwargs``. Compiled
+# with this file's name and the template's line numbers, so a traceback through it shows
+# these lines. Every piece of bookkeeping sits in a ``try`` (free in CPython >= 3.11 until
+# it raises), and every handler's own call in another: a raising clock, or the recursion
+# limit reached inside the bookkeeping, never replaces the call's result or exception.
+# (``suppress()`` is a call, which can fail at the recursion limit: hence the ``pass``es.)
+_TEMPLATE_LINE = sys._getframe().f_lineno + 2
+_FUNCTION_TEMPLATE = """\
+def make(fn, site):
+    def probed({params}):
         if site.off:
-            return fn(*args, **kwargs)
+            return fn({args})
         try:
             t0 = CLOCK()
         except Exception:
-            try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+            try:
                 _faults.record("clock")
             except Exception:
                 pass
-            return fn(*args, **kwargs)
+            return fn({args})
         try:
-            result = fn(*args, **kwargs)
+            result = fn({args})
         except BaseException as exc:
             try:
                 _record_exception(site, exc, t0)
             except Exception:
-                try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+                try:
                     _unrecorded()
                 except Exception:
                     pass
@@ -173,7 +179,7 @@ def _wrap_function(fn: Callable[..., Any], site: _plan.Site) -> Callable[..., An
         try:
             dt = CLOCK() - t0
         except Exception:
-            try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+            try:
                 _faults.record("clock")
             except Exception:
                 pass
@@ -187,22 +193,69 @@ def _wrap_function(fn: Callable[..., Any], site: _plan.Site) -> Callable[..., An
                 # ``not dt >> 16``: 0 <= dt < 2**16, in one operation.
                 ints[off + (_FAST_INDEX[dt] if not dt >> 16 else _bucket(dt))] += 1
                 ints[off + _SUM] += dt
-                scope.acc[pos] += dt + _ONE_CALL  # type: ignore[union-attr]
+                scope.acc[pos] += dt + _ONE_CALL
             else:
-                off = site.by_endpoint[0 if scope is None else scope.eidx]  # type: ignore[assignment]
+                off = site.by_endpoint[0 if scope is None else scope.eidx]
                 ints[off + (_FAST_INDEX[dt] if not dt >> 16 else _bucket(dt))] += 1
                 ints[off + _SUM] += dt
         except Exception:
             try:
                 _record_slow(site, dt)
             except Exception:
-                try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
+                try:
                     _unrecorded()
                 except Exception:
                     pass
         return result
 
     return probed
+"""
+
+#: ``make(fn, site)`` functions by (parameter list, call arguments); bounded, since every
+#: distinct signature compiles once (about 0.2 ms).
+_MAKERS: dict[_signature.Forwarding, Callable[[Any, _plan.Site], Callable[..., Any]]] = {}
+_MAX_MAKERS = 2048
+
+
+def _maker(forward: _signature.Forwarding) -> Callable[[Any, _plan.Site], Callable[..., Any]]:
+    found = _MAKERS.get(forward)
+    if found is None:
+        text = "\n" * (_TEMPLATE_LINE - 1) + _source(forward)
+        made: dict[str, Any] = {}
+        # This module's globals: ``configure(clock=...)`` rebinds CLOCK for every wrapper.
+        exec(compile(text, __file__, "exec"), globals(), made)
+        found = made["make"]
+        if len(_MAKERS) < _MAX_MAKERS:
+            _MAKERS[forward] = found
+    return found
+
+
+def _names_used(code: types.CodeType) -> set[str]:
+    names = {*code.co_names, *code.co_varnames, *code.co_freevars, *code.co_cellvars}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names_used(const)
+    return names
+
+
+def _source(forward: _signature.Forwarding) -> str:
+    params, args = forward
+    return _FUNCTION_TEMPLATE.format(params=params, args=args)
+
+
+#: Every name the wrapper's body uses (attribute names too, to be safe): a parameter named
+#: as one would shadow it, so such a function keeps ``*args, **kwargs``.
+_RESERVED = frozenset(
+    _names_used(compile(_source(_signature.GENERIC), "", "exec")) - {"args", "kwargs"}
+)
+
+
+def _wrap_function(fn: Callable[..., Any], site: _plan.Site) -> Callable[..., Any]:
+    forward = _signature.forwarding(fn, _RESERVED)
+    probed = _maker(forward or _signature.GENERIC)(fn, site)
+    if forward is not None:
+        _signature.share_defaults(probed, fn)  # type: ignore[arg-type]
+    return functools.wraps(fn)(probed)
 
 
 def _wrap_coroutine_function(fn: Callable[..., Awaitable[Any]], site: _plan.Site) -> Any:
