@@ -112,7 +112,10 @@ def test_hypoprobe_survey_reads_prometheus(tmp_path: Path) -> None:
                 _get(f"{base}/report")
                 _get(f"{base}/items/{80 + i % 10}")
             prom.wait_for_scrape_after(time.time() + 0.5, "app")
-            window = f"{time.time() - start + 1:.0f}s"
+            # The window ends now, not when the command has started (a second or more
+            # later on a busy machine, which would move its start past the first sample).
+            at = time.time()
+            window = f"{at - start + 1:.0f}s"
             done = subprocess.run(
                 [
                     sys.executable,
@@ -123,6 +126,8 @@ def test_hypoprobe_survey_reads_prometheus(tmp_path: Path) -> None:
                     prom.url,
                     "--window",
                     window,
+                    "--at",
+                    f"{at:.3f}",
                     "--format",
                     "json",
                 ],
