@@ -1,10 +1,11 @@
 """Every probe form records the same: the guard on the recording code's inlined copies.
 
-The sync decorator carries an inlined copy of ``_probe._record`` (a call costs as much as
-half the rest), made per signature (a plain function's own parameters, else ``*args,
-**kwargs``); the other forms call it. Each form here times the same work (5 ms per
-call, two calls per request, 2 ms of the request outside the probe) in a scope, outside
-one, and raising, and must leave exactly the same numbers behind.
+The decorator of functions and coroutine functions carries an inlined copy of
+``_probe._record`` (a call costs as much as half the rest), made per signature (a plain
+function's own parameters, else ``*args, **kwargs``); the other forms call it. Each form
+here times the same work (5 ms per call, two calls per request, 2 ms of the request
+outside the probe) in a scope, outside one, and raising, and must leave exactly the same
+numbers behind.
 """
 
 from __future__ import annotations

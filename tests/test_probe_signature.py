@@ -8,14 +8,16 @@ and each call the function ran is counted once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hypoprobe
@@ -90,6 +92,38 @@ def test_every_call_binds_as_the_plain_function_would(
     plain = FUNCTIONS[index]
     probed = hypoprobe.probe("SIGNATURE-1", name=f"signature.{plain.__name__}")(plain)
     assert _outcome(probed, args, kwargs) == _outcome(plain, args, kwargs)
+
+
+async def _async_everything(
+    a: Any, b: Any = 2, /, c: Any = 3, *rest: Any, d: Any, e: Any = 5, **kw: Any
+) -> Any:
+    return ("async_everything", a, b, c, rest, d, e, kw)
+
+
+async def _async_keyword_only(a: Any, *, k: Any, m: Any = "m") -> Any:
+    return ("async_keyword_only", a, k, m)
+
+
+def _awaited(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        awaitable = fn(*args, **kwargs)
+    except TypeError as exc:
+        return ("raised", str(exc))
+    return ("returned", asyncio.run(awaitable))
+
+
+@given(
+    coroutine=st.sampled_from([_async_everything, _async_keyword_only]),
+    args=st.lists(st.integers(), max_size=5).map(tuple),
+    kwargs=st.dictionaries(st.sampled_from(NAMES), st.integers(), max_size=4),
+)
+@settings(max_examples=50, deadline=None)  # an event loop per example
+def test_a_coroutine_function_binds_as_the_plain_one(
+    coroutine: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    probed = hypoprobe.probe("SIGNATURE-1", name=f"signature.{coroutine.__name__}")(coroutine)
+    assert inspect.iscoroutinefunction(probed)
+    assert _awaited(probed, args, kwargs) == _awaited(coroutine, args, kwargs)
 
 
 def test_each_call_the_function_ran_is_counted_once(unique_id: Callable[..., str]) -> None:

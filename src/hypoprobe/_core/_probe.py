@@ -15,7 +15,7 @@ import inspect
 import sys
 import time
 import types
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -56,7 +56,7 @@ _MAX_EXCEPTION_CLASSES = 20
 def _record(site: _plan.Site, dt: int) -> None:
     """Record one call of ``dt`` ns. Raises, before changing anything, when a slow path is due.
 
-    The sync wrapper (``_FUNCTION_TEMPLATE``) carries an inlined copy of this body: a call
+    The function wrapper (``_FUNCTION_TEMPLATE``) carries an inlined copy of this body: a call
     costs as much as half of the rest. Keep the two in step (tests/test_probe_forms.py
     checks that every probe form records the same).
 
@@ -144,8 +144,9 @@ def _count_exception(site: _plan.Site, exc: BaseException) -> None:
         _faults.record("probe_exception_count")
 
 
-# The sync decorator's wrapper, as source: made per decorated function with that function's
-# own parameters (see _signature), so that a call builds no ``*args``/``**kwargs``. Compiled
+# The decorator's wrapper of a function or a coroutine function (``async def``, ``await``),
+# as source: made per decorated function with that function's own parameters (see
+# _signature), so that a call builds no ``*args``/``**kwargs``. Compiled
 # with this file's name and the template's line numbers, so a traceback through it shows
 # these lines. Every piece of bookkeeping sits in a ``try`` (free in CPython >= 3.11 until
 # it raises), and every handler's own call in another: a raising clock, or the recursion
@@ -154,9 +155,9 @@ def _count_exception(site: _plan.Site, exc: BaseException) -> None:
 _TEMPLATE_LINE = sys._getframe().f_lineno + 2
 _FUNCTION_TEMPLATE = """\
 def make(fn, site):
-    def probed({params}):
+    {def_} probed({params}):
         if site.off:
-            return fn({args})
+            return {await_}fn({args})
         try:
             t0 = CLOCK()
         except Exception:
@@ -164,9 +165,9 @@ def make(fn, site):
                 _faults.record("clock")
             except Exception:
                 pass
-            return fn({args})
+            return {await_}fn({args})
         try:
-            result = fn({args})
+            result = {await_}fn({args})
         except BaseException as exc:
             try:
                 _record_exception(site, exc, t0)
@@ -211,22 +212,26 @@ def make(fn, site):
     return probed
 """
 
-#: ``make(fn, site)`` functions by (parameter list, call arguments); bounded, since every
-#: distinct signature compiles once (about 0.2 ms).
-_MAKERS: dict[_signature.Forwarding, Callable[[Any, _plan.Site], Callable[..., Any]]] = {}
+#: ``make(fn, site)`` functions by (parameter list, call arguments, coroutine); bounded,
+#: since every distinct signature compiles once (about 0.2 ms).
+_MAKERS: dict[
+    tuple[_signature.Forwarding, bool], Callable[[Any, _plan.Site], Callable[..., Any]]
+] = {}
 _MAX_MAKERS = 2048
 
 
-def _maker(forward: _signature.Forwarding) -> Callable[[Any, _plan.Site], Callable[..., Any]]:
-    found = _MAKERS.get(forward)
+def _maker(
+    forward: _signature.Forwarding, coroutine: bool
+) -> Callable[[Any, _plan.Site], Callable[..., Any]]:
+    found = _MAKERS.get((forward, coroutine))
     if found is None:
-        text = "\n" * (_TEMPLATE_LINE - 1) + _source(forward)
+        text = "\n" * (_TEMPLATE_LINE - 1) + _source(forward, coroutine)
         made: dict[str, Any] = {}
         # This module's globals: ``configure(clock=...)`` rebinds CLOCK for every wrapper.
         exec(compile(text, __file__, "exec"), globals(), made)
         found = made["make"]
         if len(_MAKERS) < _MAX_MAKERS:
-            _MAKERS[forward] = found
+            _MAKERS[forward, coroutine] = found
     return found
 
 
@@ -238,60 +243,33 @@ def _names_used(code: types.CodeType) -> set[str]:
     return names
 
 
-def _source(forward: _signature.Forwarding) -> str:
+def _source(forward: _signature.Forwarding, coroutine: bool) -> str:
     params, args = forward
-    return _FUNCTION_TEMPLATE.format(params=params, args=args)
+    return _FUNCTION_TEMPLATE.format(
+        def_="async def" if coroutine else "def",
+        await_="await " if coroutine else "",
+        params=params,
+        args=args,
+    )
 
 
 #: Every name the wrapper's body uses (attribute names too, to be safe): a parameter named
 #: as one would shadow it, so such a function keeps ``*args, **kwargs``.
 _RESERVED = frozenset(
-    _names_used(compile(_source(_signature.GENERIC), "", "exec")) - {"args", "kwargs"}
+    _names_used(compile(_source(_signature.GENERIC, coroutine=True), "", "exec"))
+    - {"args", "kwargs"}
 )
 
 
-def _wrap_function(fn: Callable[..., Any], site: _plan.Site) -> Callable[..., Any]:
+def _wrap_function(
+    fn: Callable[..., Any], site: _plan.Site, coroutine: bool = False
+) -> Callable[..., Any]:
+    """The probed ``fn``: a coroutine function (its awaited time measured) if ``coroutine``."""
     forward = _signature.forwarding(fn, _RESERVED)
-    probed = _maker(forward or _signature.GENERIC)(fn, site)
+    probed = _maker(forward or _signature.GENERIC, coroutine)(fn, site)
     if forward is not None:
         _signature.share_defaults(probed, fn)  # type: ignore[arg-type]
     return functools.wraps(fn)(probed)
-
-
-def _wrap_coroutine_function(fn: Callable[..., Awaitable[Any]], site: _plan.Site) -> Any:
-    @functools.wraps(fn)
-    async def probed(*args: Any, **kwargs: Any) -> Any:
-        if site.off:
-            return await fn(*args, **kwargs)
-        try:
-            t0 = CLOCK()
-        except Exception:
-            try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
-                _faults.record("clock")
-            except Exception:
-                pass
-            return await fn(*args, **kwargs)
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            try:
-                _record_exception(site, exc, t0)
-            except Exception:
-                try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
-                    _unrecorded()
-                except Exception:
-                    pass
-            raise
-        try:
-            _record_call(site, CLOCK() - t0)
-        except Exception:
-            try:  # noqa: SIM105 -- suppress() is a call, which can fail at the recursion limit
-                _unrecorded()
-            except Exception:
-                pass
-        return result
-
-    return probed
 
 
 def _now() -> int:
@@ -525,7 +503,7 @@ class probe:
         if inspect.isasyncgenfunction(fn):
             return cast(F, _wrap_async_generator_function(fn, site))
         if inspect.iscoroutinefunction(fn):
-            return cast(F, _wrap_coroutine_function(fn, site))
+            return cast(F, _wrap_function(fn, site, coroutine=True))
         if inspect.isgeneratorfunction(fn):
             return cast(F, _wrap_generator_function(fn, site))
         return cast(F, _wrap_function(fn, site))

@@ -90,7 +90,8 @@ def share_defaults(wrapper: types.FunctionType, fn: types.FunctionType) -> None:
 
     The same objects, not copies: a mutable default is the one ``fn`` would use, and a
     keyword-only default changed in place is seen by both. (Assigning ``fn.__defaults__``
-    anew later is not seen by the wrapper: decorate again.)
+    or ``fn.__code__`` anew later, as a code reloader may, is not seen by the wrapper:
+    decorate again.)
     """
     wrapper.__defaults__ = fn.__defaults__
     wrapper.__kwdefaults__ = fn.__kwdefaults__
