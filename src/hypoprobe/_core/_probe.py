@@ -213,7 +213,7 @@ def make(fn, site):
 """
 
 #: ``make(fn, site)`` functions by (parameter list, call arguments, coroutine); bounded,
-#: since every distinct signature compiles once (about 0.2 ms).
+#: since every distinct signature compiles once (about 0.7 ms on the 2-core machine).
 _MAKERS: dict[
     tuple[_signature.Forwarding, bool], Callable[[Any, _plan.Site], Callable[..., Any]]
 ] = {}
@@ -444,10 +444,13 @@ class probe:
     """Time a code path as evidence for (or against) a hypothesis.
 
     As a decorator it is transparent: same return values, exception objects, signature,
-    ``__name__``, ``__doc__`` and ``__wrapped__``; an ``async def`` stays a coroutine
-    function and its *awaited* duration is measured; methods, classmethods and
-    staticmethods work. On a generator function it measures the time spent inside the
-    generator (all its resumptions, not the consumer's time between them), as one call.
+    ``__name__``, ``__doc__`` and ``__wrapped__``; a plain function's wrapper takes its own
+    parameters and defaults, so arguments bind as they would without the probe (a call
+    the function cannot take raises its ``TypeError`` before any timing); an ``async def``
+    stays a coroutine function and its *awaited* duration is measured; methods,
+    classmethods and staticmethods work. On a generator function it measures the time
+    spent inside the generator (all its resumptions, not the consumer's time between
+    them), as one call.
     ``name`` defaults to the function's ``__qualname__`` (for ``with``: the enclosing
     function's). The hypothesis may be registered later, or in another module.
 
