@@ -212,28 +212,6 @@ def make(fn, site):
     return probed
 """
 
-#: ``make(fn, site)`` functions by (parameter list, call arguments, coroutine); bounded,
-#: since every distinct signature compiles once (about 0.7 ms on the 2-core machine).
-_MAKERS: dict[
-    tuple[_signature.Forwarding, bool], Callable[[Any, _plan.Site], Callable[..., Any]]
-] = {}
-_MAX_MAKERS = 2048
-
-
-def _maker(
-    forward: _signature.Forwarding, coroutine: bool
-) -> Callable[[Any, _plan.Site], Callable[..., Any]]:
-    found = _MAKERS.get((forward, coroutine))
-    if found is None:
-        text = "\n" * (_TEMPLATE_LINE - 1) + _source(forward, coroutine)
-        made: dict[str, Any] = {}
-        # This module's globals: ``configure(clock=...)`` rebinds CLOCK for every wrapper.
-        exec(compile(text, __file__, "exec"), globals(), made)
-        found = made["make"]
-        if len(_MAKERS) < _MAX_MAKERS:
-            _MAKERS[forward, coroutine] = found
-    return found
-
 
 def _names_used(code: types.CodeType) -> set[str]:
     names = {*code.co_names, *code.co_varnames, *code.co_freevars, *code.co_cellvars}
@@ -259,6 +237,29 @@ _RESERVED = frozenset(
     _names_used(compile(_source(_signature.GENERIC, coroutine=True), "", "exec"))
     - {"args", "kwargs"}
 )
+
+
+#: ``make(fn, site)`` functions by (parameter list, call arguments, coroutine); bounded,
+#: since every distinct signature compiles once (about 0.7 ms on the 2-core machine).
+_MAKERS: dict[
+    tuple[_signature.Forwarding, bool], Callable[[Any, _plan.Site], Callable[..., Any]]
+] = {}
+_MAX_MAKERS = 2048
+
+
+def _maker(
+    forward: _signature.Forwarding, coroutine: bool
+) -> Callable[[Any, _plan.Site], Callable[..., Any]]:
+    found = _MAKERS.get((forward, coroutine))
+    if found is None:
+        text = "\n" * (_TEMPLATE_LINE - 1) + _source(forward, coroutine)
+        made: dict[str, Any] = {}
+        # This module's globals: ``configure(clock=...)`` rebinds CLOCK for every wrapper.
+        exec(compile(text, __file__, "exec"), globals(), made)
+        found = made["make"]
+        if len(_MAKERS) < _MAX_MAKERS:
+            _MAKERS[forward, coroutine] = found
+    return found
 
 
 def _wrap_function(
