@@ -173,6 +173,36 @@ def test_view_exceptions_reach_the_caller_unchanged_and_the_scope_ends(
     assert _count(f"GET /{tok}/fail") == 2
 
 
+class BreakResolverMatch:
+    """A later middleware leaving a resolver match that has no route: a faulty naming."""
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        response = self.get_response(request)
+        request.resolver_match = object()
+        return response
+
+
+def test_a_faulty_route_is_counted_and_the_request_named_unmatched(
+    unique_id: Callable[..., str],
+) -> None:
+    tok = unique_id("app")
+
+    def ok(request: Any) -> HttpResponse:
+        return HttpResponse("ok")
+
+    faults = hypoprobe.snapshot().internal_errors.get("integration_name", 0)
+    unmatched = _count("GET <unmatched>")
+    middleware = [*MIDDLEWARE, "test_integration_django.BreakResolverMatch"]
+    with override_settings(ROOT_URLCONF=_urls(path(f"{tok}/x", ok)), MIDDLEWARE=middleware):
+        assert Client().get(f"/{tok}/x").content == b"ok"
+    assert hypoprobe.snapshot().internal_errors.get("integration_name", 0) == faults + 1
+    assert _count("GET <unmatched>") == unmatched + 1
+    assert _count(f"GET /{tok}/x") == 0
+
+
 def test_naming_from_settings_and_bad_settings_fail_at_startup(
     unique_id: Callable[..., str],
 ) -> None:

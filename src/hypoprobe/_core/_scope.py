@@ -122,6 +122,7 @@ CURRENT: ContextVar[Scope | None] = ContextVar("hypoprobe_scope", default=None)
 _PENDING_PLAN = _plan.PENDING_PLAN
 _new = object.__new__
 _KNOWN_ENDPOINTS = _plan.KNOWN_ENDPOINTS
+_PLANS = _plan.PLANS
 
 #: Status class by the status a framework gave (``200``, ``"404 Not Found"``), bounded.
 _STATUS_CLASS: dict[object, str] = {}
@@ -363,57 +364,68 @@ def settle(scope: Scope) -> None:
     bind(scope, name)
 
 
-def finish(scope: Scope, exc: BaseException | None = None) -> None:
+def finish(
+    scope: Scope,
+    exc: BaseException | None = None,
+    name: str | None = None,
+    and_detach: bool = False,
+) -> None:
     """Record the request as ended now, from any context; only the first call records.
 
     ``exc``: the exception that ended the request, counted by class. A scope still unnamed
-    is named by its resolver, else its fallback.
+    is named ``name`` if the caller knows the route now (the integration read the
+    framework's match itself), else by its resolver, else its fallback. ``and_detach``: then
+    unset the scope in this context, which began it (what :func:`end` does), in the same
+    call: a middleware's request ends here once per request.
+
+    Example (a middleware, after the framework routed and answered)::
+
+        _scope.finish(scope, None, "GET /campaigns/{id}", True)
     """
-    try:
-        state = scope.state
-        if state & FINISHED:  # before the clock: an ASGI request ends twice, say
-            return
-        end = CLOCK()
-        scope.state = state | FINISHED
-        pending = scope.pending
-        if pending is not None:  # most framework requests are named here
-            # settle(), inlined for a name seen before: the request is over, so its probe
-            # slots are never made (observers read an empty accumulator as "no probe").
-            _, resolve, arg = pending
-            name = None
-            if resolve is not None:
-                try:
-                    name = resolve(arg)
-                except Exception:
-                    _faults.record("integration_name")
-            eidx = _KNOWN_ENDPOINTS.get(name) if type(name) is str else None
-            if eidx and scope.early is None and _plan.SURVEY_RATE >= 1.0:
-                scope.plan = _plan.PLANS[eidx] or _plan.plan(eidx)
-                scope.eidx = eidx
-                scope.pending = None
-            else:  # unseen or no name, probe calls to replay, or the survey samples
-                bind(scope, name)
-        if exc is not None:
-            scope.exception = _plan.exception_name(type(exc))
-        (scope.plan.end or _finish)(scope, end - scope.start)
-    except Exception:
-        _faults.record("scope_exit")
+    state = scope.state
+    if not state & FINISHED:  # an ASGI request ends twice, say: the clock only once
+        try:
+            end = CLOCK()
+            scope.state = state | FINISHED
+            pending = scope.pending
+            if pending is not None:  # most framework requests are named here
+                # settle(), inlined for a name seen before: the request is over, so its
+                # probe slots are never made (observers read an empty accumulator as "no
+                # probe").
+                if name is None and pending[1] is not None:
+                    try:
+                        name = pending[1](pending[2])
+                    except Exception:
+                        _faults.record("integration_name")
+                eidx = _KNOWN_ENDPOINTS.get(name) if type(name) is str else None
+                if eidx and scope.early is None and _plan.SURVEY_RATE >= 1.0:
+                    scope.plan = _PLANS[eidx] or _plan.plan(eidx)
+                    scope.eidx = eidx
+                    scope.pending = None
+                else:  # unseen or no name, probe calls to replay, or the survey samples
+                    bind(scope, name)
+            if exc is not None:
+                scope.exception = _plan.exception_name(type(exc))
+            (scope.plan.end or _finish)(scope, end - scope.start)
+        except Exception:
+            _faults.record("scope_exit")
+    if and_detach:
+        token = scope.token
+        if token is not None:
+            try:  # detach(), inlined for the context that began
+                CURRENT.reset(token)
+                scope.token = None
+            except Exception:
+                detach(scope)
 
 
-def end(scope: Scope, exc: BaseException | None = None) -> None:
+def end(scope: Scope, exc: BaseException | None = None, name: str | None = None) -> None:
     """:func:`finish` unless done, then :func:`detach`: the request ended where it began.
 
-    ``exc``: the exception that ended the request, counted by class.
+    ``exc``: the exception that ended the request, counted by class; ``name``: as for
+    :func:`finish`.
     """
-    if not scope.state & FINISHED:
-        finish(scope, exc)
-    token = scope.token
-    if token is not None:
-        try:  # detach(), inlined for the context that began
-            CURRENT.reset(token)
-            scope.token = None
-        except Exception:
-            detach(scope)
+    finish(scope, exc, name, True)
 
 
 def detach(scope: Scope) -> bool:

@@ -27,12 +27,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .. import _customerconfig
+from .._core import _faults
 from .._core._scope import _STATUS_CLASS, Scope
 from .._observers import _customers
 from ..errors import ConfigurationError
 from ._request import (
+    FALLBACKS,
     HANDED_OFF,
     MIDDLEWARE,
+    OTHER_FALLBACK,
     Namer,
     RouteNames,
     Segmenter,
@@ -40,7 +43,6 @@ from ._request import (
     call_namer,
     detach,
     end,
-    fallback_for,
     finish,
     method_of,
     set_segment,
@@ -115,14 +117,19 @@ _NAMES = RouteNames(normalise_route)
 
 
 def _resolved_name(request: Any) -> str | None:
-    """``"METHOD /route"`` from the route Django resolved; None before routing or unmatched."""
-    match = getattr(request, "resolver_match", None)
-    if match is None:
+    """``"METHOD /route"`` from the route Django resolved; None before routing or unmatched.
+
+    Never raises (a fault counts and names it None): the middleware calls it directly.
+    """
+    try:
+        match = request.resolver_match
+        if match is None:
+            return None
+        route = match.route
+        return _NAMES[route, request.method] if route else None
+    except Exception:
+        _faults.record("integration_name")
         return None
-    route = match.route
-    if not route:
-        return None
-    return _NAMES[route, request.method]
 
 
 def _setting(name: str) -> Callable[[Any], str | None] | None:
@@ -171,7 +178,10 @@ class HypoprobeMiddleware:
         )
 
     def __call__(self, request: Any) -> Any:
-        fallback = fallback_for(getattr(request, "method", None))
+        try:  # fallback_for(), inlined: this runs on every request
+            fallback = FALLBACKS.get(request.method, OTHER_FALLBACK)
+        except Exception:  # no method, or an unhashable one
+            fallback = OTHER_FALLBACK
         if self.name is None:
             scope = begin(None, fallback, _resolved_name, request, MIDDLEWARE)
         else:
@@ -188,13 +198,20 @@ class HypoprobeMiddleware:
         except BaseException as exc:
             end(scope, exc)
             raise
-        status = getattr(response, "status_code", "")
+        try:
+            status = response.status_code
+            streaming = response.streaming
+        except AttributeError:  # not an HttpResponse: Django itself will say so
+            status, streaming = "", False
         try:  # a status seen before: one lookup
             scope.status = _STATUS_CLASS[status]
         except Exception:
             set_status(scope, status)
-        if not getattr(response, "streaming", False):
-            end(scope)
+        if not streaming:
+            # Named from the route Django resolved (unmatched: the fallback), read here
+            # rather than by the scope's resolver, and recorded and detached in one call.
+            named = (_resolved_name(request) or fallback) if scope.pending else None
+            finish(scope, None, named, True)
             return response
         try:
             content = response.streaming_content

@@ -26,6 +26,7 @@ from ._request import (
     call_namer,
     end,
     fallback_for,
+    finish,
     set_status,
     start,
 )
@@ -111,4 +112,4 @@ class ClosingBody:
             if close is not None:
                 close()
         finally:
-            end(self._scope)
+            finish(self._scope, None, None, True)  # end(), in one call: once per request
