@@ -63,6 +63,10 @@ def custom_name(request: Any) -> str:
     return f"{request.method} /custom-{request.path_info.strip('/').split('/')[0]}"
 
 
+def ok(request: Any, **kwargs: Any) -> HttpResponse:
+    return HttpResponse("ok")
+
+
 def test_routes_are_normalised_to_templates() -> None:
     assert normalise_route("campaigns/<int:id>/") == "/campaigns/{id}/"
     assert normalise_route("api/items/<slug:s>") == "/api/items/{s}"
@@ -101,10 +105,6 @@ def test_two_ids_of_one_route_are_one_endpoint_and_view_probes_count(
 
 def test_included_and_regex_routes_and_unmatched(unique_id: Callable[..., str]) -> None:
     tok = unique_id("app")
-
-    def ok(request: Any, **kwargs: Any) -> HttpResponse:
-        return HttpResponse("ok")
-
     urls = _urls(
         path(f"{tok}/api/", include([path("items/<slug:slug>", ok)])),
         re_path(rf"^{tok}/articles/(?P<year>[0-9]{{4}})/$", ok),
@@ -189,10 +189,6 @@ def test_a_faulty_route_is_counted_and_the_request_named_unmatched(
     unique_id: Callable[..., str],
 ) -> None:
     tok = unique_id("app")
-
-    def ok(request: Any) -> HttpResponse:
-        return HttpResponse("ok")
-
     faults = hypoprobe.snapshot().internal_errors.get("integration_name", 0)
     unmatched = _count("GET <unmatched>")
     middleware = [*MIDDLEWARE, "test_integration_django.BreakResolverMatch"]
@@ -207,10 +203,6 @@ def test_naming_from_settings_and_bad_settings_fail_at_startup(
     unique_id: Callable[..., str],
 ) -> None:
     tok = unique_id("app")
-
-    def ok(request: Any) -> HttpResponse:
-        return HttpResponse("ok")
-
     urls = _urls(path(f"{tok}/x", ok))
     with override_settings(
         ROOT_URLCONF=urls,

@@ -433,26 +433,25 @@ def test_scope_made_by_begin_has_every_slot(named: bool, unique_id: Callable[...
         _scope.end(made)
 
 
-@pytest.mark.parametrize("given", [True, False])
-def test_a_name_given_at_the_end_is_used_and_the_resolver_not_asked(
-    given: bool, unique_id: Callable[..., str]
+def test_finish_and_detach_names_by_the_resolver_and_unsets_in_one_call(
+    unique_id: Callable[..., str],
 ) -> None:
-    # A middleware that reads the framework's route itself passes the name to finish():
-    # the scope's resolver is then not asked; without one, the resolver names the request.
+    # A middleware ends its request with one finish(scope, None, True): the resolver is
+    # asked once, the request recorded under its name, and the scope unset here.
     from hypoprobe._core import _scope
 
-    ep, other = unique_id("ep"), unique_id("ep")
+    ep = unique_id("ep")
     asked: list[object] = []
 
     def resolve(arg: object) -> str:
         asked.append(arg)
-        return other
+        return ep
 
     made = _scope.begin(None, "GET <unmatched>", resolve, "the request", _scope.MIDDLEWARE)
     assert made is not None
-    _scope.finish(made, None, ep if given else None, True)
+    _scope.finish(made, None, True)
     assert _scope.CURRENT.get() is None  # detached in the same call
-    assert asked == ([] if given else ["the request"])
-    snap = hypoprobe.snapshot()
-    counts = {n: (d.duration.count if (d := snap.endpoint(n)) else 0) for n in (ep, other)}
-    assert counts == ({ep: 1, other: 0} if given else {ep: 0, other: 1})
+    assert asked == ["the request"]
+    found = hypoprobe.snapshot().endpoint(ep)
+    assert found is not None
+    assert found.duration.count == 1

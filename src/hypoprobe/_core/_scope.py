@@ -364,23 +364,17 @@ def settle(scope: Scope) -> None:
     bind(scope, name)
 
 
-def finish(
-    scope: Scope,
-    exc: BaseException | None = None,
-    name: str | None = None,
-    and_detach: bool = False,
-) -> None:
+def finish(scope: Scope, exc: BaseException | None = None, and_detach: bool = False) -> None:
     """Record the request as ended now, from any context; only the first call records.
 
     ``exc``: the exception that ended the request, counted by class. A scope still unnamed
-    is named ``name`` if the caller knows the route now (the integration read the
-    framework's match itself), else by its resolver, else its fallback. ``and_detach``: then
-    unset the scope in this context, which began it (what :func:`end` does), in the same
-    call: a middleware's request ends here once per request.
+    is named by its resolver, else its fallback. ``and_detach``: then unset the scope in
+    this context, which began it (what :func:`end` does), in the same call: a middleware's
+    request ends here once per request.
 
-    Example (a middleware, after the framework routed and answered)::
+    Example (a middleware, after the framework answered)::
 
-        _scope.finish(scope, None, "GET /campaigns/{id}", True)
+        _scope.finish(scope, None, True)
     """
     state = scope.state
     if not state & FINISHED:  # an ASGI request ends twice, say: the clock only once
@@ -392,9 +386,11 @@ def finish(
                 # settle(), inlined for a name seen before: the request is over, so its
                 # probe slots are never made (observers read an empty accumulator as "no
                 # probe").
-                if name is None and pending[1] is not None:
+                _, resolve, arg = pending
+                name = None
+                if resolve is not None:
                     try:
-                        name = pending[1](pending[2])
+                        name = resolve(arg)
                     except Exception:
                         _faults.record("integration_name")
                 eidx = _KNOWN_ENDPOINTS.get(name) if type(name) is str else None
@@ -419,13 +415,12 @@ def finish(
                 detach(scope)
 
 
-def end(scope: Scope, exc: BaseException | None = None, name: str | None = None) -> None:
+def end(scope: Scope, exc: BaseException | None = None) -> None:
     """:func:`finish` unless done, then :func:`detach`: the request ended where it began.
 
-    ``exc``: the exception that ended the request, counted by class; ``name``: as for
-    :func:`finish`.
+    ``exc``: the exception that ended the request, counted by class.
     """
-    finish(scope, exc, name, True)
+    finish(scope, exc, True)
 
 
 def detach(scope: Scope) -> bool:

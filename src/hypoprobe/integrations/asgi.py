@@ -114,4 +114,4 @@ class HypoprobeASGIMiddleware(Middleware[ASGIApp]):
         except BaseException as exc:
             end(req, exc)
             raise
-        finish(req, None, None, True)  # end(req), in one call: usually only the detach
+        finish(req, None, True)  # end(req), in one call: usually only the detach

@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .. import _customerconfig
-from .._core import _faults
 from .._core._scope import _STATUS_CLASS, Scope
 from .._observers import _customers
 from ..errors import ConfigurationError
@@ -117,19 +116,12 @@ _NAMES = RouteNames(normalise_route)
 
 
 def _resolved_name(request: Any) -> str | None:
-    """``"METHOD /route"`` from the route Django resolved; None before routing or unmatched.
-
-    Never raises (a fault counts and names it None): the middleware calls it directly.
-    """
-    try:
-        match = request.resolver_match
-        if match is None:
-            return None
-        route = match.route
-        return _NAMES[route, request.method] if route else None
-    except Exception:
-        _faults.record("integration_name")
+    """``"METHOD /route"`` from the route Django resolved; None before routing or unmatched."""
+    match = request.resolver_match  # HttpRequest sets it (None) before routing
+    if match is None:
         return None
+    route = match.route
+    return _NAMES[route, request.method] if route else None
 
 
 def _setting(name: str) -> Callable[[Any], str | None] | None:
@@ -208,10 +200,7 @@ class HypoprobeMiddleware:
         except Exception:
             set_status(scope, status)
         if not streaming:
-            # Named from the route Django resolved (unmatched: the fallback), read here
-            # rather than by the scope's resolver, and recorded and detached in one call.
-            named = (_resolved_name(request) or fallback) if scope.pending else None
-            finish(scope, None, named, True)
+            finish(scope, None, True)  # end(), in one call: named, recorded, detached
             return response
         try:
             content = response.streaming_content

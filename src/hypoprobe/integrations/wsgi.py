@@ -112,4 +112,4 @@ class ClosingBody:
             if close is not None:
                 close()
         finally:
-            finish(self._scope, None, None, True)  # end(), in one call: once per request
+            finish(self._scope, None, True)  # end(), in one call: once per request
