@@ -13,8 +13,8 @@ BUDGETS: list[tuple[str, str, float]] = [
     ("probe_disabled", "passthrough_wrapper", 1.5),
 ]
 
-#: Budgets judged on interleaved rounds (bench_budgets.py): the median over rounds of
-#: (case - bare) / (reference - bare) must be at most the ratio. By name: (case, reference,
+#: Budgets judged on interleaved rounds (bench_budgets.py): median(case - bare) /
+#: median(reference - bare), paired per round, must be at most the ratio. By name: (case, reference,
 #: ratio, what the ratio compares).
 INTERLEAVED: dict[str, tuple[str, str, float, str]] = {
     "flask": ("hypoprobe", "prometheus", 1.25, "Flask middleware vs a histogram middleware"),
