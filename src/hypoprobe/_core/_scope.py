@@ -40,15 +40,17 @@ CLOCK: Callable[[], int] = time.perf_counter_ns
 class Scope:
     """One request in flight: which endpoint, when it began, and what probes added.
 
-    What every request sets lives in slots; what few set (segment, exception, a pending
-    name, re-entry) is a class default until set (then in the instance ``__dict__``), so a
-    request pays for what it uses.
+    What every request sets or its end reads lives in slots; what few set and only they read
+    (segment, customer, re-entry) is a class default until set (then in the instance
+    ``__dict__``), so a request pays for what it uses.
     """
 
     __slots__ = (
         "__dict__",
         "acc",
+        "early",
         "eidx",
+        "exception",
         "opener",
         "pending",
         "plan",
@@ -63,10 +65,6 @@ class Scope:
     segment: str | None = None
     #: (account id, value) from hypoprobe.customer(); read once at the end, never kept.
     customer: tuple[str | int, float | None] | None = None
-    #: Class of the exception that ended the request; "" if none.
-    exception: str = ""
-    #: Probe calls made before the name was known: (site, ns), recorded at bind().
-    early: list[tuple[_plan.Site, int]] | None = None
     #: How often the endpoint object that opened this scope was entered again inside it
     #: (those exits are ignored).
     reentered: int = 0
@@ -87,6 +85,11 @@ class Scope:
         self.pending: _Pending | None = None
         #: Bits: FINISHED (recorded), MIDDLEWARE, HANDED_OFF, ITERATING (see below).
         self.state = state
+        #: Class of the exception that ended the request; "" if none. (Slots, though few
+        #: requests set them: every request's end reads them, and a slot reads fastest.)
+        self.exception = ""
+        #: Probe calls made before the name was known: (site, ns), recorded at bind().
+        self.early: list[tuple[_plan.Site, int]] | None = None
         #: Per relevant site: ``calls << CALLS_SHIFT | probe_ns`` (see _plan.CALLS_SHIFT).
         #: A plan without sites (a pending scope's, say) shares one empty list: nothing
         #: indexes it.
@@ -239,6 +242,8 @@ def begin(
         scope.status = ""
         scope.opener = None
         scope.state = state
+        scope.exception = ""
+        scope.early = None
         width = plan.width
         scope.acc = [0] * width if width else _NO_SITES
         scope.token = CURRENT.set(scope)
