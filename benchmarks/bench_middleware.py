@@ -254,6 +254,11 @@ def _django_handler(case: str) -> Any:
         "bare": [],
         "hypoprobe": ["hypoprobe.integrations.django.HypoprobeMiddleware"],
         "prometheus": [f"{__name__}.PrometheusDjangoMiddleware"],
+        # what Django users install: django-prometheus's pair, first and last
+        "django_prometheus": [
+            "django_prometheus.middleware.PrometheusBeforeMiddleware",
+            "django_prometheus.middleware.PrometheusAfterMiddleware",
+        ],
     }[case]
     with override_settings(ROOT_URLCONF=urls, MIDDLEWARE=middleware):
         handler = WSGIHandler()  # loads the middleware chain now, under these settings
@@ -386,6 +391,10 @@ def _starlette_app(case: str) -> Any:
                 await self.app(scope, receive, send)
 
         app.add_middleware(Prometheus)
+    elif case == "instrumentator":  # what FastAPI users install, its default metrics
+        from prometheus_fastapi_instrumentator import Instrumentator
+
+        Instrumentator(registry=prometheus_client.CollectorRegistry()).instrument(app)
     return app
 
 

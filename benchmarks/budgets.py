@@ -20,6 +20,19 @@ INTERLEAVED: dict[str, tuple[str, str, float, str]] = {
     "flask": ("hypoprobe", "prometheus", 1.25, "Flask middleware vs a histogram middleware"),
     "django": ("hypoprobe", "prometheus", 1.25, "Django middleware vs a histogram middleware"),
     "starlette": ("hypoprobe", "prometheus", 1.25, "Starlette middleware vs a histogram one"),
+    # The same rounds, against the packages users of these frameworks actually install.
+    "django_prometheus": (
+        "hypoprobe",
+        "django_prometheus",
+        1.0,
+        "Django middleware vs django-prometheus",
+    ),
+    "instrumentator": (
+        "hypoprobe",
+        "instrumentator",
+        1.0,
+        "Starlette middleware vs prometheus-fastapi-instrumentator",
+    ),
     "wsgi": ("hypoprobe", "prometheus", 1.5, "raw WSGI middleware vs a histogram middleware"),
     "asgi": ("hypoprobe", "prometheus", 1.5, "raw ASGI middleware vs a histogram middleware"),
     "scope_3_hypotheses": (
