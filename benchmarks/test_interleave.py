@@ -68,3 +68,20 @@ def test_a_reference_no_dearer_than_bare_is_an_error() -> None:
     times = {"bare": [10.0, 11.0, 10.5], "case": [12.0, 13.0, 12.5], "ref": [10.0, 11.0, 10.5]}
     with pytest.raises(RuntimeError, match="not measurably dearer"):
         ratio(times, "case", "ref", "bare", per=1)
+
+
+def test_a_known_excess_fails_only_above_its_ceiling() -> None:
+    from .bench_budgets import _verdict
+    from .budgets import Budget
+    from .interleave import Ratio
+
+    known = Budget("c", "r", 1.25, "known", known_over=(1.6, "why"))
+    plain = Budget("c", "r", 1.25, "plain")
+
+    def at(value: float) -> Ratio:
+        return Ratio(value, value, value, 10, 1.0, 1.0)
+
+    assert _verdict(known, at(1.2)).strip() == "ok"
+    assert _verdict(known, at(1.4)).strip() == "OVER"
+    assert _verdict(known, at(1.7)).strip() == "BROKEN"
+    assert _verdict(plain, at(1.4)).strip() == "BROKEN"
