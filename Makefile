@@ -36,10 +36,9 @@ PYTEST_WORKERS ?= 2
 
 unit: venv
 	bash scripts/run-pytest.sh $(BIN)/python tests -n $(PYTEST_WORKERS) --dist loadfile
-	# every benchmark once, untimed, so the suite cannot rot (budgets: make bench)
-	# warnings shown, not errors, here: pytest-benchmark warns about fixtures an untimed run
-	# leaves unused, and the Starlette bench's bare app leaves an unraisable warning (to mend)
-	bash scripts/run-pytest.sh $(BIN)/python benchmarks --benchmark-disable -q -W default
+	# every benchmark once, untimed, so the suite cannot rot (budgets: make bench); a
+	# warning is an error here too (pyproject's filterwarnings)
+	bash scripts/run-pytest.sh $(BIN)/python benchmarks --benchmark-disable -q
 
 # The shared acceptance contract: shared/ beside the checkout (a clone: ../shared; a git
 # worktree one level deeper: ../../shared), or CONTRACT=path. Under CI=true it must run.

@@ -18,6 +18,7 @@ import asyncio
 import io
 import time
 import types
+import weakref
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
@@ -346,6 +347,8 @@ def _serve_asgi(app: Any, path: str, requests: int) -> Callable[[], None]:
     def run() -> None:
         loop.run_until_complete(many())
 
+    # The driver serves many rounds on one loop; it closes with the driver.
+    weakref.finalize(run, loop.close)
     return run
 
 
