@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 
@@ -11,7 +12,10 @@ ENGINE = create_engine(f"sqlite:///{os.environ['RUNAPP_DB']}")
 
 
 def setup() -> None:
-    with ENGINE.begin() as conn:
+    # Every gunicorn worker calls this: one seeds at a time, or two booting at once both
+    # find the table empty and seed it twice.
+    with open(f"{os.environ['RUNAPP_DB']}.seed-lock", "w") as lock, ENGINE.begin() as conn:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         conn.execute(text("CREATE TABLE IF NOT EXISTS followers (account INTEGER, name TEXT)"))
         if conn.execute(text("SELECT count(*) FROM followers")).scalar() == 0:
             conn.execute(

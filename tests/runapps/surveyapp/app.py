@@ -3,6 +3,7 @@ survey to find (a heavy report query over sqlite3, an N+1 loop through SQLAlchem
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 
@@ -14,7 +15,10 @@ DB = os.environ["RUNAPP_DB"]
 ENGINE = create_engine(f"sqlite:///{DB}")
 app = Flask(__name__)
 
-with ENGINE.begin() as setup:
+# Every gunicorn worker imports this module: one seeds at a time, or two booting at once
+# both find the table empty and the second fails to boot on the first one's rows.
+with open(f"{DB}.seed-lock", "w") as lock, ENGINE.begin() as setup:
+    fcntl.flock(lock, fcntl.LOCK_EX)
     setup.execute(text("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)"))
     if setup.execute(text("SELECT count(*) FROM items")).scalar() == 0:
         setup.execute(
