@@ -83,11 +83,12 @@ def _report(request: pytest.FixtureRequest) -> Iterator[None]:
         budget = INTERLEAVED[name]
         verdict = _verdict(budget, r)
         lines.append(
-            f"  {verdict} {name:19s} {r.median:6.3f} ({r.low:.3f}-{r.high:.3f}, {r.rounds} rounds)"
+            f"  {verdict:6s} {name:19s} {r.median:6.3f}"
+            f" ({r.low:.3f}-{r.high:.3f}, {r.rounds} rounds)"
             f"  budget <= {budget.limit:<5.3g}"
             f" {1e6 * r.case_added:8.3f} / {1e6 * r.reference_added:8.3f}  {budget.what}"
         )
-        if budget.known_over is not None and verdict != "ok    ":
+        if budget.known_over is not None and verdict != "ok":
             ceiling, why = budget.known_over
             known.append(f"  {name}: known over its budget (fails above {ceiling}): {why}")
     lines.extend(known)
@@ -126,11 +127,11 @@ def _judge(
 
 
 def _verdict(budget: Budget, result: Ratio) -> str:
-    """ "ok", "OVER" (a known excess, under its ceiling) or "BROKEN", padded to one width."""
+    """ "ok", "OVER" (a known excess, under its ceiling) or "BROKEN"."""
     if result.median <= budget.limit:
-        return "ok    "
+        return "ok"
     if budget.known_over is not None and result.median <= budget.known_over[0]:
-        return "OVER  "
+        return "OVER"
     return "BROKEN"
 
 
